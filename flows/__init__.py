@@ -1,0 +1,1 @@
+"""Tracked Prefect flows (see the Prefect integration issue); empty until then."""

@@ -1,0 +1,1 @@
+"""Tracked Prefect tasks (see the Prefect integration issue); empty until then."""

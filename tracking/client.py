@@ -1,0 +1,287 @@
+"""TrackingClient: the explicit-id API (MLflow's MlflowClient) over one store and fsspec."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from tracking import config, system_tags
+from tracking.entities import (
+    Experiment,
+    FileInfo,
+    Metric,
+    Param,
+    Run,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from tracking.errors import InvalidParameterError
+from tracking.stores import get_store
+from tracking.stores.base import SEARCH_MAX_RESULTS_DEFAULT, PagedList, TrackingStore
+from tracking.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
+
+if TYPE_CHECKING:
+    from tracking.artifacts import ArtifactRepository
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class TrackingClient:
+    """Experiments, runs and artifacts addressed by id; `tracking_uri` defaults to the active one."""
+
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        self.tracking_uri = tracking_uri or config.get_tracking_uri()
+        self.store: TrackingStore = get_store(self.tracking_uri)
+        self._artifact_uris: dict[str, str] = {}
+
+    # --- experiments -------------------------------------------------------------------------
+    def create_experiment(
+        self,
+        name: str,
+        artifact_location: str | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> str:
+        """Create an experiment; returns its id."""
+        str_tags = {k: str(v) for k, v in (tags or {}).items()}
+        return self.store.create_experiment(name, artifact_location, str_tags)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return self.store.get_experiment(str(experiment_id))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        return self.store.get_experiment_by_name(name)
+
+    def search_experiments(
+        self,
+        view_type: ViewType | int | str = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+        filter_string: str | None = None,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Experiment]:
+        return self.store.search_experiments(
+            ViewType.parse(view_type), max_results, filter_string, order_by, page_token
+        )
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        self.store.delete_experiment(str(experiment_id))
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        self.store.restore_experiment(str(experiment_id))
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        self.store.rename_experiment(str(experiment_id), new_name)
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
+        self.store.set_experiment_tag(str(experiment_id), RunTag(key, str(value)))
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        self.store.delete_experiment_tag(str(experiment_id), key)
+
+    # --- runs --------------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment_id: str,
+        start_time: int | None = None,
+        tags: dict[str, Any] | None = None,
+        run_name: str | None = None,
+        run_id: str | None = None,
+    ) -> Run:
+        """Create a RUNNING run. Unlike the fluent API, adds no system tags but the run name."""
+        all_tags = {k: str(v) for k, v in (tags or {}).items()}
+        name = run_name or all_tags.get(system_tags.RUN_NAME) or system_tags.random_run_name()
+        return self.store.create_run(
+            experiment_id=str(experiment_id),
+            user_id=all_tags.get(system_tags.USER, system_tags.current_user()),
+            start_time=start_time if start_time is not None else _now_ms(),
+            tags=[RunTag(k, v) for k, v in all_tags.items()],
+            run_name=name,
+            run_id=run_id,
+        )
+
+    def get_run(self, run_id: str) -> Run:
+        return self.store.get_run(run_id)
+
+    def get_parent_run(self, run_id: str) -> Run | None:
+        parent = self.get_run(run_id).data.tags.get(system_tags.PARENT_RUN_ID)
+        return self.get_run(parent) if parent else None
+
+    def update_run(
+        self, run_id: str, status: str | None = None, name: str | None = None
+    ) -> RunInfo:
+        end_time = _now_ms() if status and RunStatus.is_terminated(status) else None
+        return self.store.update_run_info(run_id, status, end_time, name)
+
+    def set_terminated(
+        self, run_id: str, status: str = "FINISHED", end_time: int | None = None
+    ) -> RunInfo:
+        """End a run with FINISHED (default), FAILED or KILLED."""
+        RunStatus.parse(status)
+        return self.store.update_run_info(
+            run_id, status, end_time if end_time is not None else _now_ms()
+        )
+
+    def delete_run(self, run_id: str) -> None:
+        self.store.delete_run(run_id)
+
+    def restore_run(self, run_id: str) -> None:
+        self.store.restore_run(run_id)
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str] | str,
+        filter_string: str = "",
+        run_view_type: ViewType | int | str = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Run]:
+        ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
+        return self.store.search_runs(
+            [str(i) for i in ids],
+            filter_string,
+            ViewType.parse(run_view_type),
+            max_results,
+            order_by,
+            page_token,
+        )
+
+    # --- logging ------------------------------------------------------------------------------
+    def log_metric(
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        timestamp: int | None = None,
+        step: int | None = None,
+    ) -> None:
+        ts = timestamp if timestamp is not None else _now_ms()
+        self.store.log_metric(run_id, Metric(key, value, ts, step or 0))
+
+    def log_param(self, run_id: str, key: str, value: Any) -> Any:
+        self.store.log_param(run_id, Param(key, str(value)))
+        return value
+
+    def set_tag(self, run_id: str, key: str, value: Any) -> None:
+        self.store.set_tag(run_id, RunTag(key, str(value)))
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self.store.delete_tag(run_id, key)
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        """Log many values; split into chunks that fit MLflow's per-request limits."""
+        metrics, params, tags = list(metrics), list(params), list(tags)
+        params = [Param(p.key, str(p.value)) for p in params]
+        tags = [RunTag(t.key, str(t.value)) for t in tags]
+        while metrics or params or tags:
+            chunk_p, params = params[:MAX_PARAMS_TAGS_PER_BATCH], params[MAX_PARAMS_TAGS_PER_BATCH:]
+            chunk_t, tags = tags[:MAX_PARAMS_TAGS_PER_BATCH], tags[MAX_PARAMS_TAGS_PER_BATCH:]
+            room = MAX_METRICS_PER_BATCH - len(chunk_p) - len(chunk_t)
+            chunk_m, metrics = metrics[:room], metrics[room:]
+            self.store.log_batch(run_id, chunk_m, chunk_p, chunk_t)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every logged value of a metric, in logging order."""
+        return self.store.get_metric_history(run_id, key)
+
+    # --- artifacts ----------------------------------------------------------------------------
+    def get_artifact_uri(self, run_id: str) -> str:
+        uri = self._artifact_uris.get(run_id)
+        if uri is None:
+            uri = self._artifact_uris[run_id] = self.get_run(run_id).info.artifact_uri
+        return uri
+
+    def _artifact_repo(self, run_id: str) -> ArtifactRepository:
+        from tracking.artifacts import ArtifactRepository
+
+        return ArtifactRepository(self.get_artifact_uri(run_id))
+
+    def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
+        self._artifact_repo(run_id).log_artifact(local_path, artifact_path)
+
+    def log_artifacts(self, run_id: str, local_dir: str, artifact_path: str | None = None) -> None:
+        self._artifact_repo(run_id).log_artifacts(local_dir, artifact_path)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self._artifact_repo(run_id).write_bytes(artifact_file, text.encode("utf-8"))
+
+    def log_dict(self, run_id: str, dictionary: dict[str, Any], artifact_file: str) -> None:
+        """JSON, or YAML when `artifact_file` ends in .yaml/.yml."""
+        if artifact_file.endswith((".yaml", ".yml")):
+            import yaml
+
+            text = yaml.safe_dump(dictionary, default_flow_style=False, sort_keys=False)
+        else:
+            text = json.dumps(dictionary, indent=2)
+        self.log_text(run_id, text, artifact_file)
+
+    def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
+        """Save a matplotlib figure (format from the file extension)."""
+        if not hasattr(figure, "savefig"):
+            raise InvalidParameterError(
+                f"log_figure needs a matplotlib Figure, got {type(figure).__name__}"
+            )
+        buffer = io.BytesIO()
+        fmt = os.path.splitext(artifact_file)[1].lstrip(".") or "png"
+        figure.savefig(buffer, format=fmt)
+        self._artifact_repo(run_id).write_bytes(artifact_file, buffer.getvalue())
+
+    def log_image(self, run_id: str, image: Any, artifact_file: str) -> None:
+        """Save a numpy array (HxW, HxWx3, HxWx4; uint8 or floats in [0, 1]) or a PIL image."""
+        try:
+            from PIL import Image
+        except ImportError:
+            raise ImportError("log_image needs Pillow: pip install pillow") from None
+        if not isinstance(image, Image.Image):
+            image = Image.fromarray(_image_array(image))
+        buffer = io.BytesIO()
+        fmt = (os.path.splitext(artifact_file)[1].lstrip(".") or "png").upper()
+        image.save(buffer, format="JPEG" if fmt == "JPG" else fmt)
+        self._artifact_repo(run_id).write_bytes(artifact_file, buffer.getvalue())
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        return self._artifact_repo(run_id).list_artifacts(path)
+
+    def download_artifacts(self, run_id: str, path: str = "", dst_path: str | None = None) -> str:
+        """Copy an artifact file or folder to `dst_path` (a temp dir by default); returns it."""
+        return self._artifact_repo(run_id).download_artifacts(path, dst_path)
+
+
+def _image_array(image: Any) -> Any:
+    import numpy as np
+
+    array = np.asarray(image)
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+        raise InvalidParameterError(
+            f"log_image expects an array of shape HxW, HxWx1, HxWx3 or HxWx4, got {array.shape}"
+        )
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.dtype.kind == "f":
+        if np.nanmin(array) < 0 or np.nanmax(array) > 1:
+            raise InvalidParameterError("log_image float arrays must have values in [0, 1]")
+        array = (array * 255).round().astype(np.uint8)
+    elif array.dtype.kind in "iub":
+        if array.min() < 0 or array.max() > 255:
+            raise InvalidParameterError("log_image integer arrays must have values in 0..255")
+        array = array.astype(np.uint8)
+    else:
+        raise InvalidParameterError(f"log_image cannot store arrays of dtype {array.dtype}")
+    return array
+
+
+MlflowClient = TrackingClient

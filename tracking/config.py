@@ -1,0 +1,45 @@
+"""Where tracking data goes: the tracking URI and its environment variables."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+DEFAULT_TRACKING_URI = "./mlruns"
+
+_tracking_uri: str | None = None
+
+
+def _normalize(uri: str) -> str:
+    """Local paths become absolute file:// URIs, so a later chdir cannot move the store."""
+    scheme = urlparse(uri).scheme
+    if len(scheme) <= 1:
+        return "file://" + os.path.abspath(uri)
+    if scheme == "file":
+        return "file://" + os.path.abspath(urlparse(uri).path)
+    return uri
+
+
+def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
+    """Use `uri` for this process and, through MLFLOW_TRACKING_URI, for its subprocesses."""
+    global _tracking_uri
+    _tracking_uri = _normalize(os.fspath(uri))
+    os.environ[TRACKING_URI_ENV] = _tracking_uri
+
+
+def get_tracking_uri() -> str:
+    """set_tracking_uri's value, else $MLFLOW_TRACKING_URI, else ./mlruns (as a file:// URI)."""
+    if _tracking_uri is not None:
+        return _tracking_uri
+    return _normalize(os.environ.get(TRACKING_URI_ENV) or DEFAULT_TRACKING_URI)
+
+
+def is_tracking_uri_set() -> bool:
+    return _tracking_uri is not None or bool(os.environ.get(TRACKING_URI_ENV))
+
+
+def reset_tracking_uri() -> None:
+    """Forget set_tracking_uri (the environment variable is left alone)."""
+    global _tracking_uri
+    _tracking_uri = None

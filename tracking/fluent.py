@@ -1,0 +1,451 @@
+"""The module-level API (mlflow.* names); the active run lives in a ContextVar.
+
+A run started in one thread or asyncio task is the active run of that context only: code that
+copies the context (Prefect's task runners, `contextvars.copy_context().run`, asyncio tasks
+created inside it) sees it; unrelated threads and tasks do not.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import os
+import threading
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from tracking import config, system_tags
+from tracking.client import TrackingClient
+from tracking.entities import (
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from tracking.errors import InvalidParameterError, InvalidStateError, NotFoundError
+from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, PagedList
+
+EXPERIMENT_NAME_ENV = "MLFLOW_EXPERIMENT_NAME"
+EXPERIMENT_ID_ENV = "MLFLOW_EXPERIMENT_ID"
+RUN_ID_ENV = "MLFLOW_RUN_ID"
+DEFAULT_EXPERIMENT_ID = "0"
+
+_active_runs: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
+    "trackflow_active_runs", default=()
+)
+_last_run_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "trackflow_last_run_id", default=None
+)
+_active_experiment: tuple[str, str] | None = None  # (tracking uri, experiment id)
+_clients: dict[str, TrackingClient] = {}
+
+
+class ActiveRun(Run):
+    """A run started by start_run; as a context manager it ends the run on exit."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(run.info, run.data)
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            status = RunStatus.FINISHED
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = RunStatus.KILLED
+        else:
+            status = RunStatus.FAILED
+        stack = _active_runs.get()
+        if any(r.info.run_id == self.info.run_id for r in stack):
+            while _active_runs.get():
+                top = _active_runs.get()[-1]
+                end_run(status.name)
+                if top.info.run_id == self.info.run_id:
+                    break
+
+
+def _client() -> TrackingClient:
+    uri = config.get_tracking_uri()
+    client = _clients.get(uri)
+    if client is None:
+        client = _clients[uri] = TrackingClient(uri)
+    return client
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# --- experiments -----------------------------------------------------------------------------
+def create_experiment(
+    name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
+) -> str:
+    """Create an experiment and return its id."""
+    return _client().create_experiment(name, artifact_location, tags)
+
+
+def set_experiment(
+    experiment_name: str | None = None, experiment_id: str | None = None
+) -> Experiment:
+    """Make an experiment active for new runs, creating it by name if needed."""
+    global _active_experiment
+    if (experiment_name is None) == (experiment_id is None):
+        raise InvalidParameterError("set_experiment needs exactly one of experiment_name or id")
+    client = _client()
+    if experiment_id is not None:
+        experiment = client.get_experiment(str(experiment_id))
+    else:
+        experiment = client.store.get_or_create_experiment(str(experiment_name))
+    if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+        raise InvalidStateError(
+            f"Cannot set deleted experiment {experiment.name!r} (id {experiment.experiment_id}) "
+            "as the active experiment; restore it with restore_experiment first"
+        )
+    _active_experiment = (client.tracking_uri, experiment.experiment_id)
+    return experiment
+
+
+def get_experiment(experiment_id: str) -> Experiment:
+    return _client().get_experiment(experiment_id)
+
+
+def get_experiment_by_name(name: str) -> Experiment | None:
+    return _client().get_experiment_by_name(name)
+
+
+def search_experiments(
+    view_type: ViewType | int | str = ViewType.ACTIVE_ONLY,
+    max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+) -> list[Experiment]:
+    """All experiments matching the filter (MLflow's grammar on name, ids, times, tags)."""
+    return _collect(
+        lambda limit, token: _client().search_experiments(
+            view_type, limit, filter_string, order_by, token
+        ),
+        max_results,
+    )
+
+
+def delete_experiment(experiment_id: str) -> None:
+    _client().delete_experiment(experiment_id)
+
+
+def restore_experiment(experiment_id: str) -> None:
+    _client().restore_experiment(experiment_id)
+
+
+def set_experiment_tag(key: str, value: Any) -> None:
+    _client().set_experiment_tag(_resolve_experiment_id(), key, value)
+
+
+def _resolve_experiment_id() -> str:
+    client = _client()
+    if _active_experiment is not None and _active_experiment[0] == client.tracking_uri:
+        return _active_experiment[1]
+    if os.environ.get(EXPERIMENT_ID_ENV):
+        return client.get_experiment(os.environ[EXPERIMENT_ID_ENV]).experiment_id
+    if os.environ.get(EXPERIMENT_NAME_ENV):
+        return client.store.get_or_create_experiment(os.environ[EXPERIMENT_NAME_ENV]).experiment_id
+    return DEFAULT_EXPERIMENT_ID
+
+
+# --- runs ------------------------------------------------------------------------------------
+def start_run(
+    run_id: str | None = None,
+    experiment_id: str | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+    parent_run_id: str | None = None,
+    tags: dict[str, Any] | None = None,
+    description: str | None = None,
+) -> ActiveRun:
+    """Start (or resume, with run_id) a run and make it active in the current context.
+
+    nested=True parents the new run to the run active in this context; parent_run_id parents
+    it to any run, from any thread or process.
+    """
+    stack = _active_runs.get()
+    if stack and not nested and parent_run_id is None:
+        raise InvalidStateError(
+            f"Run with UUID {stack[-1].info.run_id} is already active. To start a nested run, "
+            "call start_run with nested=True"
+        )
+    client = _client()
+    run_id = run_id or os.environ.pop(RUN_ID_ENV, None)
+    if run_id:
+        run = _resume(client, run_id, experiment_id, tags, description)
+    else:
+        parent_id = parent_run_id or (stack[-1].info.run_id if nested and stack else None)
+        parent = client.get_run(parent_id) if parent_id else None
+        if experiment_id is None:
+            experiment_id = parent.info.experiment_id if parent else _resolve_experiment_id()
+        all_tags = system_tags.default_tags()
+        all_tags.update({k: str(v) for k, v in (tags or {}).items()})
+        if parent is not None:
+            all_tags[system_tags.PARENT_RUN_ID] = parent.info.run_id
+        if description is not None:
+            all_tags[system_tags.NOTE] = description
+        name = run_name or all_tags.get(system_tags.RUN_NAME) or system_tags.random_run_name()
+        all_tags[system_tags.RUN_NAME] = name
+        run = client.create_run(str(experiment_id), tags=all_tags, run_name=name)
+    active = ActiveRun(run)
+    _active_runs.set((*stack, active))
+    return active
+
+
+def _resume(
+    client: TrackingClient,
+    run_id: str,
+    experiment_id: str | None,
+    tags: dict[str, Any] | None,
+    description: str | None,
+) -> Run:
+    run = client.get_run(run_id)
+    if experiment_id is not None and str(experiment_id) != run.info.experiment_id:
+        raise InvalidParameterError(
+            f"Run {run_id!r} belongs to experiment {run.info.experiment_id}, "
+            f"not to the requested experiment {experiment_id}"
+        )
+    if run.info.lifecycle_stage != LifecycleStage.ACTIVE:
+        raise InvalidStateError(f"Cannot resume deleted run {run_id!r}; restore it first")
+    extra = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+    if description is not None:
+        extra.append(RunTag(system_tags.NOTE, description))
+    if extra:
+        client.log_batch(run_id, tags=extra)
+    client.update_run(run_id, RunStatus.RUNNING.name)
+    return client.get_run(run_id)
+
+
+def end_run(status: str = "FINISHED") -> None:
+    """End the active run of this context (if any) with FINISHED, FAILED or KILLED."""
+    stack = _active_runs.get()
+    if not stack:
+        return
+    run = stack[-1]
+    _active_runs.set(stack[:-1])
+    _last_run_id.set(run.info.run_id)
+    _client().set_terminated(run.info.run_id, RunStatus.parse(status).name)
+
+
+def active_run() -> ActiveRun | None:
+    """The run active in the current thread / asyncio task, or None."""
+    stack = _active_runs.get()
+    return stack[-1] if stack else None
+
+
+def last_active_run() -> Run | None:
+    """The active run, else the run most recently ended in this context (fresh from the store)."""
+    current = active_run()
+    run_id = current.info.run_id if current else _last_run_id.get()
+    return _client().get_run(run_id) if run_id else None
+
+
+def _run_id() -> str:
+    """The active run's id; in the main thread a run is started when none is active (MLflow)."""
+    stack = _active_runs.get()
+    if stack:
+        return stack[-1].info.run_id
+    if threading.current_thread() is not threading.main_thread():
+        raise InvalidStateError(
+            "No active run in this thread or task. Start one here with "
+            "start_run(parent_run_id=...), pass run_id= explicitly, or run this code in a "
+            "copy of the context that started the run (contextvars.copy_context().run)"
+        )
+    return start_run().info.run_id
+
+
+def get_run(run_id: str) -> Run:
+    return _client().get_run(run_id)
+
+
+def get_parent_run(run_id: str) -> Run | None:
+    return _client().get_parent_run(run_id)
+
+
+def delete_run(run_id: str) -> None:
+    _client().delete_run(run_id)
+
+
+def restore_run(run_id: str) -> None:
+    _client().restore_run(run_id)
+
+
+def search_runs(
+    experiment_ids: Sequence[str] | None = None,
+    filter_string: str = "",
+    run_view_type: ViewType | int | str = ViewType.ACTIVE_ONLY,
+    max_results: int = 100000,
+    order_by: list[str] | None = None,
+    output_format: str = "list",
+    search_all_experiments: bool = False,
+    experiment_names: Sequence[str] | None = None,
+) -> Any:
+    """Runs matching the filter: a list of Run objects, or a DataFrame with output_format="pandas"."""
+    client = _client()
+    if experiment_names:
+        found = [client.get_experiment_by_name(name) for name in experiment_names]
+        experiment_ids = [e.experiment_id for e in found if e is not None]
+    elif experiment_ids is None:
+        if search_all_experiments:
+            experiment_ids = [e.experiment_id for e in search_experiments(ViewType.ALL)]
+        else:
+            experiment_ids = [_resolve_experiment_id()]
+    ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
+    runs = _collect(
+        lambda limit, token: client.search_runs(
+            ids, filter_string, run_view_type, limit, order_by, token
+        ),
+        max_results,
+    )
+    if output_format == "list":
+        return runs
+    if output_format == "pandas":
+        return _runs_to_frame(runs)
+    raise InvalidParameterError(
+        f"Unsupported output_format {output_format!r}; use 'list' or 'pandas'"
+    )
+
+
+def _collect(fetch: Any, max_results: int | None) -> list[Any]:
+    """Follow page tokens until max_results items (or all) are collected."""
+    items: list[Any] = []
+    token = None
+    while True:
+        limit = SEARCH_MAX_RESULTS_THRESHOLD
+        if max_results is not None:
+            limit = min(limit, max_results - len(items))
+        page: PagedList[Any] = fetch(limit, token)
+        items.extend(page)
+        token = page.token
+        if not token or (max_results is not None and len(items) >= max_results):
+            return items
+
+
+def _runs_to_frame(runs: list[Run]) -> Any:
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("output_format='pandas' needs pandas: pip install pandas") from None
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {
+            "run_id": run.info.run_id,
+            "experiment_id": run.info.experiment_id,
+            "status": run.info.status,
+            "artifact_uri": run.info.artifact_uri,
+            "start_time": pd.to_datetime(run.info.start_time, unit="ms", utc=True),
+            "end_time": pd.to_datetime(run.info.end_time, unit="ms", utc=True),
+        }
+        row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+        row.update({f"params.{k}": v for k, v in run.data.params.items()})
+        row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --- logging ---------------------------------------------------------------------------------
+def log_param(key: str, value: Any) -> Any:
+    """Log an immutable param on the active run; returns the value."""
+    return _client().log_param(_run_id(), key, value)
+
+
+def log_params(params: dict[str, Any], run_id: str | None = None) -> None:
+    _client().log_batch(run_id or _run_id(), params=[Param(k, str(v)) for k, v in params.items()])
+
+
+def log_metric(
+    key: str,
+    value: float,
+    step: int | None = None,
+    timestamp: int | None = None,
+    run_id: str | None = None,
+) -> None:
+    """Append a value to a metric's history (timestamp in ms, step defaults to 0)."""
+    ts = _now_ms() if timestamp is None else timestamp
+    _client().store.log_metric(run_id or _run_id(), Metric(key, value, ts, step or 0))
+
+
+def log_metrics(
+    metrics: dict[str, float],
+    step: int | None = None,
+    timestamp: int | None = None,
+    run_id: str | None = None,
+) -> None:
+    ts = _now_ms() if timestamp is None else timestamp
+    batch = [Metric(k, v, ts, step or 0) for k, v in metrics.items()]
+    _client().log_batch(run_id or _run_id(), metrics=batch)
+
+
+def set_tag(key: str, value: Any) -> None:
+    _client().set_tag(_run_id(), key, value)
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    _client().log_batch(_run_id(), tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def delete_tag(key: str) -> None:
+    _client().delete_tag(_run_id(), key)
+
+
+# --- artifacts -------------------------------------------------------------------------------
+def log_artifact(
+    local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
+) -> None:
+    """Copy a local file into the run's artifacts (under artifact_path if given)."""
+    _client().log_artifact(run_id or _run_id(), os.fspath(local_path), artifact_path)
+
+
+def log_artifacts(
+    local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
+) -> None:
+    """Copy a local folder's files into the run's artifacts, uploading concurrently."""
+    _client().log_artifacts(run_id or _run_id(), os.fspath(local_dir), artifact_path)
+
+
+def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:
+    _client().log_text(run_id or _run_id(), text, artifact_file)
+
+
+def log_dict(dictionary: dict[str, Any], artifact_file: str, run_id: str | None = None) -> None:
+    _client().log_dict(run_id or _run_id(), dictionary, artifact_file)
+
+
+def log_figure(figure: Any, artifact_file: str, run_id: str | None = None) -> None:
+    _client().log_figure(run_id or _run_id(), figure, artifact_file)
+
+
+def log_image(image: Any, artifact_file: str, run_id: str | None = None) -> None:
+    _client().log_image(run_id or _run_id(), image, artifact_file)
+
+
+def get_artifact_uri(artifact_path: str | None = None) -> str:
+    """URI of the active run's artifact root, or of a path inside it."""
+    uri = _client().get_artifact_uri(_run_id())
+    return f"{uri}/{artifact_path.lstrip('/')}" if artifact_path else uri
+
+
+def _end_runs_at_exit() -> None:
+    try:
+        while _active_runs.get():
+            end_run()
+    except NotFoundError:
+        pass
+
+
+atexit.register(_end_runs_at_exit)

@@ -1,0 +1,67 @@
+"""Tracking stores chosen by the tracking URI's scheme; implementations import lazily."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from urllib.parse import urlparse
+
+from tracking.errors import InvalidParameterError
+from tracking.stores.base import TrackingStore
+
+ARTIFACT_ROOT_ENV = "MLFLOW_ARTIFACT_ROOT"
+
+#: scheme -> (module, class, what to install when the import fails)
+STORE_REGISTRY: dict[str, tuple[str, str, str | None]] = {
+    "": ("tracking.stores.file", "FileStore", None),
+    "file": ("tracking.stores.file", "FileStore", None),
+}
+
+_stores: dict[tuple[str, str | None], TrackingStore] = {}
+_lock = threading.Lock()
+
+
+def local_path(uri: str) -> str:
+    """Absolute folder of a path or file:// URI."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return os.path.abspath(parsed.path)
+    return os.path.abspath(uri)
+
+
+def _scheme(uri: str) -> str:
+    scheme = urlparse(uri).scheme
+    # "C:\\x" style paths and bare relative paths both count as local files.
+    return "" if len(scheme) <= 1 else scheme
+
+
+def _create(uri: str, artifact_root: str | None) -> TrackingStore:
+    scheme = _scheme(uri)
+    try:
+        module_name, class_name, extra = STORE_REGISTRY[scheme]
+    except KeyError:
+        known = ", ".join(sorted(s + "://" for s in STORE_REGISTRY if s))
+        raise InvalidParameterError(
+            f"Unsupported tracking URI {uri!r}: scheme {scheme!r} is not known. "
+            f"Use a local path or one of: {known}"
+        ) from None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        hint = f"; install {extra}" if extra else ""
+        raise ImportError(f"Tracking URI {uri!r} needs {e.name}{hint}") from e
+    cls = getattr(module, class_name)
+    return cls(local_path(uri) if not scheme or scheme == "file" else uri, artifact_root)
+
+
+def get_store(uri: str) -> TrackingStore:
+    """The (cached) store for a tracking URI; MLFLOW_ARTIFACT_ROOT sets new artifact roots."""
+    key = (uri, os.environ.get(ARTIFACT_ROOT_ENV) or None)
+    store = _stores.get(key)
+    if store is None:
+        with _lock:
+            store = _stores.get(key)
+            if store is None:
+                store = _stores[key] = _create(uri, key[1])
+    return store

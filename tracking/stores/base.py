@@ -1,0 +1,180 @@
+"""The interface every tracking store (file, sql, rest) implements."""
+
+from __future__ import annotations
+
+import base64
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from typing import Generic, TypeVar
+
+from tracking.entities import Experiment, Metric, Param, Run, RunInfo, RunTag, ViewType
+from tracking.errors import InvalidParameterError
+
+T = TypeVar("T")
+
+SEARCH_MAX_RESULTS_DEFAULT = 1000
+SEARCH_MAX_RESULTS_THRESHOLD = 50000
+
+
+class PagedList(list, Generic[T]):  # type: ignore[type-arg]
+    """A page of results; `token` fetches the next page (None on the last one)."""
+
+    def __init__(self, items: Iterable[T], token: str | None) -> None:
+        super().__init__(items)
+        self.token = token
+
+
+def encode_page_token(offset: int) -> str:
+    return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def decode_page_token(token: str | None) -> int:
+    """Offset carried by a page token; raise a clear error on a malformed one."""
+    if not token:
+        return 0
+    try:
+        offset = json.loads(base64.b64decode(token.encode(), validate=True))["offset"]
+    except Exception:
+        raise InvalidParameterError(f"Invalid page token {token!r}") from None
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidParameterError(f"Invalid page token {token!r}: bad offset")
+    return offset
+
+
+def check_max_results(max_results: int) -> int:
+    if not isinstance(max_results, int) or not 0 < max_results <= SEARCH_MAX_RESULTS_THRESHOLD:
+        raise InvalidParameterError(
+            f"max_results must be an integer in 1..{SEARCH_MAX_RESULTS_THRESHOLD}, "
+            f"got {max_results!r}"
+        )
+    return max_results
+
+
+def paginate(items: Sequence[T], max_results: int, page_token: str | None) -> PagedList[T]:
+    """Cut one page out of an already filtered and ordered sequence."""
+    start = decode_page_token(page_token)
+    end = start + check_max_results(max_results)
+    return PagedList(items[start:end], encode_page_token(end) if end < len(items) else None)
+
+
+class TrackingStore(ABC):
+    """Experiments, runs, params, metrics and tags; artifacts live elsewhere (artifacts.py)."""
+
+    #: Base URI under which new experiments get their artifact location.
+    artifact_root: str
+
+    # --- experiments -------------------------------------------------------------------------
+    @abstractmethod
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None, tags: dict[str, str] | None = None
+    ) -> str:
+        """Create an experiment and return its id; raise AlreadyExistsError if the name exists."""
+
+    @abstractmethod
+    def get_experiment(self, experiment_id: str) -> Experiment: ...
+
+    @abstractmethod
+    def get_experiment_by_name(self, name: str) -> Experiment | None: ...
+
+    @abstractmethod
+    def search_experiments(
+        self,
+        view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+        filter_string: str | None = None,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Experiment]: ...
+
+    @abstractmethod
+    def delete_experiment(self, experiment_id: str) -> None: ...
+
+    @abstractmethod
+    def restore_experiment(self, experiment_id: str) -> None: ...
+
+    @abstractmethod
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None: ...
+
+    @abstractmethod
+    def set_experiment_tag(self, experiment_id: str, tag: RunTag) -> None: ...
+
+    @abstractmethod
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None: ...
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        """The experiment called `name`, created if missing; safe when many callers race."""
+        from tracking.errors import AlreadyExistsError
+
+        experiment = self.get_experiment_by_name(name)
+        if experiment is None:
+            try:
+                self.create_experiment(name)
+            except AlreadyExistsError:
+                pass
+            experiment = self.get_experiment_by_name(name)
+            assert experiment is not None
+        return experiment
+
+    # --- runs --------------------------------------------------------------------------------
+    @abstractmethod
+    def create_run(
+        self,
+        experiment_id: str,
+        user_id: str,
+        start_time: int,
+        tags: list[RunTag],
+        run_name: str,
+        run_id: str | None = None,
+    ) -> Run:
+        """Create a RUNNING run; `run_id` lets callers (Prefect) choose the id."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> Run: ...
+
+    @abstractmethod
+    def update_run_info(
+        self,
+        run_id: str,
+        run_status: str | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+    ) -> RunInfo: ...
+
+    @abstractmethod
+    def delete_run(self, run_id: str) -> None: ...
+
+    @abstractmethod
+    def restore_run(self, run_id: str) -> None: ...
+
+    @abstractmethod
+    def log_batch(
+        self, run_id: str, metrics: list[Metric], params: list[Param], tags: list[RunTag]
+    ) -> None:
+        """Write many values at once; validated as a whole before anything is written."""
+
+    def log_metric(self, run_id: str, metric: Metric) -> None:
+        self.log_batch(run_id, [metric], [], [])
+
+    def log_param(self, run_id: str, param: Param) -> None:
+        self.log_batch(run_id, [], [param], [])
+
+    def set_tag(self, run_id: str, tag: RunTag) -> None:
+        self.log_batch(run_id, [], [], [tag])
+
+    @abstractmethod
+    def delete_tag(self, run_id: str, key: str) -> None: ...
+
+    @abstractmethod
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
+
+    @abstractmethod
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None = None,
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Run]: ...

@@ -1,0 +1,158 @@
+"""Small file-system helpers for the file store: atomic writes, cached parsing, locking."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class DamagedFileError(Exception):
+    """A file exists but cannot be parsed."""
+
+
+def atomic_write(path: str, data: str | bytes) -> None:
+    """Write `path` through a temp file in the same folder and an atomic rename."""
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def create_exclusive(path: str, data: str) -> bool:
+    """Create `path` with `data` only if it does not exist; complete content or nothing.
+
+    Returns False when the file already existed. Uses link(2), which fails atomically.
+    """
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    """YAML exactly as MLflow writes it: sorted keys, block style, unicode allowed."""
+    return yaml.dump(data, Dumper=_Dumper, default_flow_style=False, allow_unicode=True)
+
+
+def write_yaml(path: str, data: dict[str, Any]) -> None:
+    atomic_write(path, dump_yaml(data))
+
+
+def parse_yaml(path: str, text: bytes) -> dict[str, Any]:
+    try:
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        raise DamagedFileError(f"{path}: invalid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise DamagedFileError(f"{path}: expected a mapping, found {type(data).__name__}")
+    return data
+
+
+def read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def append_line(path: str, line: str) -> None:
+    """Append with O_APPEND in one write(2), so concurrent writers never interleave lines."""
+    data = line.encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def walk_files(directory: str, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(key, path) of every file below `directory`; keys use '/' for sub-folders."""
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if entry.name.startswith(".tmp-"):
+            continue
+        key = prefix + entry.name
+        if entry.is_dir():
+            yield from walk_files(entry.path, key + "/")
+        else:
+            yield key, entry.path
+
+
+def warn_damaged(message: str) -> None:
+    warnings.warn(f"Skipping damaged entry: {message}", stacklevel=3)
+
+
+class StatCache:
+    """Parse results of files, reused while the file's (mtime, size, inode) is unchanged."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple[int, int, int], Any]] = {}
+
+    def get(self, path: str, parse: Callable[[str, bytes], T]) -> T:
+        """Parsed content of `path`; FileNotFoundError if missing, DamagedFileError if garbage."""
+        st = os.stat(path)
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        hit = self._entries.get(path)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]  # type: ignore[no-any-return]
+        with open(path, "rb") as f:
+            text = f.read()
+        if not text and parse is parse_yaml:
+            raise DamagedFileError(f"{path}: empty file")
+        value = parse(path, text)
+        self._entries[path] = (stamp, value)
+        return value
+
+    def forget(self, path: str) -> None:
+        self._entries.pop(path, None)
+
+
+class FileLock:
+    """An inter-process lock (flock) that is also safe between threads of one process."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._thread_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._thread_lock:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
