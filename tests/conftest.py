@@ -11,6 +11,8 @@ import pytest
 import tracking
 from tracking import config, fluent
 
+pytest_plugins = ["s3_servers"]
+
 MLFLOW_ENV = (
     "MLFLOW_TRACKING_URI",
     "MLFLOW_EXPERIMENT_NAME",

@@ -14,9 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="trackflow",
         description="Experiment tracking for Prefect pipelines (MLflow-compatible).",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"trackflow {tracking.__version__}"
-    )
+    parser.add_argument("--version", action="version", version=f"trackflow {tracking.__version__}")
     parser.add_subparsers(dest="command", metavar="COMMAND")
     return parser
 

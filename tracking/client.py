@@ -35,7 +35,7 @@ def _now_ms() -> int:
 
 
 class TrackingClient:
-    """Experiments, runs and artifacts addressed by id; `tracking_uri` defaults to the active one."""
+    """Experiments, runs and artifacts by id; `tracking_uri` defaults to the active one."""
 
     def __init__(self, tracking_uri: str | None = None) -> None:
         self.tracking_uri = tracking_uri or config.get_tracking_uri()

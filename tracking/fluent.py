@@ -295,7 +295,7 @@ def search_runs(
     search_all_experiments: bool = False,
     experiment_names: Sequence[str] | None = None,
 ) -> Any:
-    """Runs matching the filter: a list of Run objects, or a DataFrame with output_format="pandas"."""
+    """Runs matching the filter: a list of Runs, or a DataFrame with output_format="pandas"."""
     client = _client()
     if experiment_names:
         found = [client.get_experiment_by_name(name) for name in experiment_names]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -108,10 +109,8 @@ class TrackingStore(ABC):
 
         experiment = self.get_experiment_by_name(name)
         if experiment is None:
-            try:
+            with contextlib.suppress(AlreadyExistsError):
                 self.create_experiment(name)
-            except AlreadyExistsError:
-                pass
             experiment = self.get_experiment_by_name(name)
             assert experiment is not None
         return experiment

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -238,9 +237,9 @@ class FileStore(TrackingStore):
         ]
         return paginate(search.sort_experiments(found, ordering), max_results, page_token)
 
-    def _update_experiment_meta(self, path: str, **changes: object) -> None:
+    def _update_experiment_meta(self, path: str, now: int | None = None, **changes: object) -> None:
         meta = dict(self._read_meta(path))
-        meta.update(changes, last_update_time=_now_ms())
+        meta.update(changes, last_update_time=now or _now_ms())
         write_yaml(self._meta_path(path), meta)
 
     def delete_experiment(self, experiment_id: str) -> None:
@@ -253,7 +252,7 @@ class FileStore(TrackingStore):
         now = _now_ms()
         for run_dir in self._run_dirs(path):
             self._set_run_lifecycle(run_dir, LifecycleStage.DELETED, now, only_active=True)
-        self._update_experiment_meta(path, lifecycle_stage=LifecycleStage.DELETED)
+        self._update_experiment_meta(path, now, lifecycle_stage=LifecycleStage.DELETED)
         os.replace(path, os.path.join(self._trash, experiment_id))
         self._run_experiment.clear()
 
@@ -264,7 +263,7 @@ class FileStore(TrackingStore):
             raise InvalidStateError(f"Experiment {experiment_id!r} is not deleted")
         target = os.path.join(self.root, experiment_id)
         if os.path.exists(target):
-            raise AlreadyExistsError(f"Cannot restore experiment {experiment_id!r}: {target} exists")
+            raise AlreadyExistsError(f"Cannot restore {experiment_id!r}: {target} exists")
         deleted_at = self._read_meta(path).get("last_update_time")
         for run_dir in self._run_dirs(path):
             meta = self._run_meta(run_dir)
@@ -296,9 +295,7 @@ class FileStore(TrackingStore):
         try:
             os.unlink(path)
         except FileNotFoundError:
-            raise NotFoundError(
-                f"No tag {key!r} on experiment {experiment_id!r}"
-            ) from None
+            raise NotFoundError(f"No tag {key!r} on experiment {experiment_id!r}") from None
 
     # --- run lookup ---------------------------------------------------------------------------
     def _run_dir(self, run_id: str) -> str:
@@ -365,9 +362,7 @@ class FileStore(TrackingStore):
     def _active_run_dir(self, run_id: str) -> str:
         run_dir, meta = self._locate_run(run_id)
         if meta.get("lifecycle_stage") != LifecycleStage.ACTIVE:
-            raise InvalidStateError(
-                f"Run {run_id!r} is deleted; restore it before logging to it"
-            )
+            raise InvalidStateError(f"Run {run_id!r} is deleted; restore it before logging to it")
         return run_dir
 
     # --- runs ---------------------------------------------------------------------------------

@@ -1,0 +1,278 @@
+"""The store contract, written once and run against every store implementation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from tracking.entities import LifecycleStage, Metric, Param, RunStatus, RunTag, ViewType
+from tracking.errors import (
+    AlreadyExistsError,
+    InvalidParameterError,
+    InvalidStateError,
+    NotFoundError,
+)
+from tracking.stores.base import TrackingStore
+from tracking.stores.file import FileStore
+
+
+@pytest.fixture(params=["file"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> TrackingStore:
+    return FileStore(str(tmp_path / "store"))
+
+
+def new_run(store: TrackingStore, experiment_id: str = "0", name: str = "r", **kw):
+    return store.create_run(experiment_id, "alice", 1000, [RunTag("t", "v")], name, **kw)
+
+
+def test_default_experiment_exists(store: TrackingStore) -> None:
+    default = store.get_experiment("0")
+    assert default.name == "Default"
+    assert default.lifecycle_stage == LifecycleStage.ACTIVE
+
+
+def test_create_and_get_experiment(store: TrackingStore) -> None:
+    exp_id = store.create_experiment("exp", tags={"team": "ds"})
+    exp = store.get_experiment(exp_id)
+    assert (exp.name, exp.tags) == ("exp", {"team": "ds"})
+    assert exp.artifact_location.endswith(f"/{exp_id}")
+    assert store.get_experiment_by_name("exp").experiment_id == exp_id
+    assert store.get_experiment_by_name("missing") is None
+
+
+def test_duplicate_experiment_name_rejected(store: TrackingStore) -> None:
+    store.create_experiment("exp")
+    with pytest.raises(AlreadyExistsError, match="'exp' already exists"):
+        store.create_experiment("exp")
+
+
+@pytest.mark.parametrize("name", ["", "   ", None, "x" * 501])
+def test_bad_experiment_names(store: TrackingStore, name: object) -> None:
+    with pytest.raises(InvalidParameterError, match="xperiment name"):
+        store.create_experiment(name)  # type: ignore[arg-type]
+
+
+def test_missing_experiment(store: TrackingStore) -> None:
+    with pytest.raises(NotFoundError, match="12345"):
+        store.get_experiment("12345")
+    with pytest.raises(InvalidParameterError):
+        store.get_experiment("../etc")
+
+
+def test_delete_and_restore_experiment(store: TrackingStore) -> None:
+    exp_id = store.create_experiment("exp")
+    run = new_run(store, exp_id)
+    store.delete_experiment(exp_id)
+    assert store.get_experiment(exp_id).lifecycle_stage == LifecycleStage.DELETED
+    assert store.get_run(run.info.run_id).info.lifecycle_stage == LifecycleStage.DELETED
+    active = {e.name for e in store.search_experiments()}
+    deleted = {e.name for e in store.search_experiments(ViewType.DELETED_ONLY)}
+    assert "exp" not in active and "exp" in deleted
+    with pytest.raises(AlreadyExistsError, match="deleted state"):
+        store.create_experiment("exp")
+    store.restore_experiment(exp_id)
+    assert store.get_experiment(exp_id).lifecycle_stage == LifecycleStage.ACTIVE
+    assert store.get_run(run.info.run_id).info.lifecycle_stage == LifecycleStage.ACTIVE
+
+
+def test_default_experiment_cannot_be_deleted(store: TrackingStore) -> None:
+    with pytest.raises(InvalidParameterError, match="Default"):
+        store.delete_experiment("0")
+
+
+def test_rename_experiment(store: TrackingStore) -> None:
+    exp_id = store.create_experiment("old")
+    store.create_experiment("taken")
+    with pytest.raises(AlreadyExistsError):
+        store.rename_experiment(exp_id, "taken")
+    store.rename_experiment(exp_id, "new")
+    assert store.get_experiment_by_name("new").experiment_id == exp_id
+    assert store.get_experiment_by_name("old") is None
+
+
+def test_experiment_tags(store: TrackingStore) -> None:
+    exp_id = store.create_experiment("exp")
+    store.set_experiment_tag(exp_id, RunTag("k", "v1"))
+    store.set_experiment_tag(exp_id, RunTag("k", "v2"))
+    assert store.get_experiment(exp_id).tags == {"k": "v2"}
+    store.delete_experiment_tag(exp_id, "k")
+    assert store.get_experiment(exp_id).tags == {}
+
+
+def test_run_lifecycle(store: TrackingStore) -> None:
+    run = new_run(store, name="first")
+    info = run.info
+    assert (info.status, info.run_name, info.user_id) == ("RUNNING", "first", "alice")
+    assert info.artifact_uri.endswith(f"/0/{info.run_id}/artifacts")
+    assert run.data.tags["mlflow.runName"] == "first"
+    store.update_run_info(info.run_id, "FINISHED", 2000)
+    got = store.get_run(info.run_id).info
+    assert (got.status, got.start_time, got.end_time) == ("FINISHED", 1000, 2000)
+    store.delete_run(info.run_id)
+    assert store.get_run(info.run_id).info.lifecycle_stage == LifecycleStage.DELETED
+    with pytest.raises(InvalidStateError, match="deleted"):
+        store.log_metric(info.run_id, Metric("m", 1.0, 1, 0))
+    store.restore_run(info.run_id)
+    store.log_metric(info.run_id, Metric("m", 1.0, 1, 0))
+
+
+def test_chosen_run_id(store: TrackingStore) -> None:
+    run = new_run(store, run_id="a" * 32)
+    assert store.get_run("a" * 32).info.run_id == run.info.run_id
+    with pytest.raises(AlreadyExistsError):
+        new_run(store, run_id="a" * 32)
+
+
+def test_missing_run(store: TrackingStore) -> None:
+    with pytest.raises(NotFoundError, match="f" * 32):
+        store.get_run("f" * 32)
+    with pytest.raises(InvalidParameterError):
+        store.get_run("../../etc")
+
+
+def test_params_are_immutable(store: TrackingStore) -> None:
+    run_id = new_run(store).info.run_id
+    store.log_param(run_id, Param("lr", "0.1"))
+    store.log_param(run_id, Param("lr", "0.1"))
+    with pytest.raises(InvalidParameterError) as err:
+        store.log_param(run_id, Param("lr", "0.2"))
+    assert "'lr'" in str(err.value) and "'0.1'" in str(err.value) and "'0.2'" in str(err.value)
+    assert store.get_run(run_id).data.params == {"lr": "0.1"}
+
+
+def test_metric_history_keeps_everything(store: TrackingStore) -> None:
+    run_id = new_run(store).info.run_id
+    values = [(0.5, 10, 0), (0.7, 11, 1), (float("nan"), 12, 2), (float("inf"), 13, 3)]
+    values += [(-math.inf, 14, 4), (0.1, 15, 1)]
+    for value, ts, step in values:
+        store.log_metric(run_id, Metric("loss", value, ts, step))
+    history = store.get_metric_history(run_id, "loss")
+    got = [(m.value, m.timestamp, m.step) for m in history]
+    assert len(got) == len(values)
+    for (v1, t1, s1), (v2, t2, s2) in zip(got, values, strict=True):
+        assert (t1, s1) == (t2, s2)
+        assert (math.isnan(v1) and math.isnan(v2)) or v1 == v2
+    # latest = highest step, then latest timestamp
+    assert store.get_run(run_id).data.metrics["loss"] == -math.inf
+
+
+@pytest.mark.parametrize("value", ["0.5", None, True, [1], object()])
+def test_non_numeric_metric_rejected(store: TrackingStore, value: object) -> None:
+    run_id = new_run(store).info.run_id
+    with pytest.raises(InvalidParameterError, match="'m'"):
+        store.log_metric(run_id, Metric("m", value, 1, 0))  # type: ignore[arg-type]
+    assert store.get_metric_history(run_id, "m") == []
+
+
+@pytest.mark.parametrize(
+    "key", ["", "../x", "/abs", "a/../../b", "a//b", "a/", "bad*char", "x" * 251, "a\\b"]
+)
+def test_bad_keys_rejected(store: TrackingStore, key: str) -> None:
+    run_id = new_run(store).info.run_id
+    for call in (
+        lambda: store.log_metric(run_id, Metric(key, 1.0, 1, 0)),
+        lambda: store.log_param(run_id, Param(key, "v")),
+        lambda: store.set_tag(run_id, RunTag(key, "v")),
+    ):
+        with pytest.raises(InvalidParameterError, match="key"):
+            call()
+
+
+def test_keys_with_slashes_spaces_and_colons(store: TrackingStore) -> None:
+    run_id = new_run(store).info.run_id
+    store.log_metric(run_id, Metric("train/loss", 1.0, 1, 0))
+    store.log_param(run_id, Param("model: depth", "3"))
+    store.set_tag(run_id, RunTag("a.b-c_d", "x"))
+    data = store.get_run(run_id).data
+    assert data.metrics["train/loss"] == 1.0
+    assert data.params["model: depth"] == "3"
+    assert data.tags["a.b-c_d"] == "x"
+
+
+def test_value_length_limits(store: TrackingStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_id = new_run(store).info.run_id
+    with pytest.raises(InvalidParameterError, match=r"'p'.*6001.*6000"):
+        store.log_param(run_id, Param("p", "x" * 6001))
+    with pytest.raises(InvalidParameterError, match=r"'t'.*8001.*8000"):
+        store.set_tag(run_id, RunTag("t", "x" * 8001))
+    store.log_param(run_id, Param("ok", "x" * 6000))
+    monkeypatch.setenv("MLFLOW_TRUNCATE_LONG_VALUES", "true")
+    with pytest.warns(UserWarning, match="truncated"):
+        store.log_param(run_id, Param("p", "x" * 7000))
+    assert store.get_run(run_id).data.params["p"] == "x" * 6000
+
+
+def test_log_batch_is_validated_before_writing(store: TrackingStore) -> None:
+    run_id = new_run(store).info.run_id
+    store.log_param(run_id, Param("fixed", "1"))
+    with pytest.raises(InvalidParameterError, match="fixed"):
+        store.log_batch(
+            run_id, [Metric("m", 1.0, 1, 0)], [Param("new", "x"), Param("fixed", "2")], []
+        )
+    data = store.get_run(run_id).data
+    assert data.metrics == {} and data.params == {"fixed": "1"}
+    with pytest.raises(InvalidParameterError, match="1001 metrics"):
+        store.log_batch(run_id, [Metric("m", 1.0, 1, i) for i in range(1001)], [], [])
+
+
+def test_tags_overwrite_and_delete(store: TrackingStore) -> None:
+    run_id = new_run(store).info.run_id
+    store.set_tag(run_id, RunTag("k", "1"))
+    store.set_tag(run_id, RunTag("k", "2"))
+    assert store.get_run(run_id).data.tags["k"] == "2"
+    store.delete_tag(run_id, "k")
+    assert "k" not in store.get_run(run_id).data.tags
+    with pytest.raises(NotFoundError, match="'k'"):
+        store.delete_tag(run_id, "k")
+
+
+def test_search_runs(store: TrackingStore) -> None:
+    exp_id = store.create_experiment("search")
+    ids = []
+    for i in range(6):
+        run_id = new_run(store, exp_id, name=f"run-{i}").info.run_id
+        store.log_batch(
+            run_id,
+            [Metric("acc", i / 10, 1, 0)],
+            [Param("lr", "0.1" if i % 2 else "0.01")],
+            [RunTag("parity", "odd" if i % 2 else "even")],
+        )
+        ids.append(run_id)
+    store.delete_run(ids[5])
+    found = store.search_runs([exp_id], "metrics.acc >= 0.2 and params.lr = '0.1'")
+    assert {r.info.run_id for r in found} == {ids[3]}
+    ordered = store.search_runs([exp_id], order_by=["metrics.acc DESC"])
+    assert [r.info.run_id for r in ordered] == ids[4::-1]
+    assert ordered[0].data.params == {"lr": "0.01"}
+    deleted = store.search_runs([exp_id], run_view_type=ViewType.DELETED_ONLY)
+    assert [r.info.run_id for r in deleted] == [ids[5]]
+    page1 = store.search_runs([exp_id], order_by=["attributes.run_name"], max_results=2)
+    page2 = store.search_runs(
+        [exp_id], order_by=["attributes.run_name"], max_results=2, page_token=page1.token
+    )
+    page3 = store.search_runs(
+        [exp_id], order_by=["attributes.run_name"], max_results=2, page_token=page2.token
+    )
+    names = [r.info.run_name for r in [*page1, *page2, *page3]]
+    assert names == [f"run-{i}" for i in range(5)]
+    assert page3.token is None
+    like = store.search_runs([exp_id], "tags.parity LIKE 'ev%'")
+    assert len(like) == 3
+
+
+def test_search_runs_bad_filter(store: TrackingStore) -> None:
+    with pytest.raises(InvalidParameterError, match="position"):
+        store.search_runs(["0"], "metrics.acc >")
+    with pytest.raises(InvalidParameterError, match="page token"):
+        store.search_runs(["0"], page_token="garbage!")
+
+
+def test_run_status_values(store: TrackingStore) -> None:
+    run_id = new_run(store).info.run_id
+    for status in RunStatus:
+        store.update_run_info(run_id, status.name)
+        assert store.get_run(run_id).info.status == status.name
+    with pytest.raises(ValueError, match="allowed"):
+        store.update_run_info(run_id, "DONE")
