@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from urllib.parse import urlparse
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
@@ -11,20 +12,26 @@ DEFAULT_TRACKING_URI = "./mlruns"
 _tracking_uri: str | None = None
 
 
-def _normalize(uri: str) -> str:
+@lru_cache(maxsize=64)
+def _normalize(uri: str, cwd: str) -> str:
     """Local paths become absolute file:// URIs, so a later chdir cannot move the store."""
     scheme = urlparse(uri).scheme
     if len(scheme) <= 1:
-        return "file://" + os.path.abspath(uri)
+        return "file://" + os.path.normpath(os.path.join(cwd, uri))
     if scheme == "file":
-        return "file://" + os.path.abspath(urlparse(uri).path)
+        return "file://" + os.path.normpath(os.path.join(cwd, urlparse(uri).path))
     return uri
+
+
+def _resolve(uri: str) -> str:
+    relative = not uri.startswith("/") and "://" not in uri and not uri.startswith("file:")
+    return _normalize(uri, os.getcwd() if relative or uri.startswith("file:") else "")
 
 
 def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
     """Use `uri` for this process and, through MLFLOW_TRACKING_URI, for its subprocesses."""
     global _tracking_uri
-    _tracking_uri = _normalize(os.fspath(uri))
+    _tracking_uri = _resolve(os.fspath(uri))
     os.environ[TRACKING_URI_ENV] = _tracking_uri
 
 
@@ -32,7 +39,7 @@ def get_tracking_uri() -> str:
     """set_tracking_uri's value, else $MLFLOW_TRACKING_URI, else ./mlruns (as a file:// URI)."""
     if _tracking_uri is not None:
         return _tracking_uri
-    return _normalize(os.environ.get(TRACKING_URI_ENV) or DEFAULT_TRACKING_URI)
+    return _resolve(os.environ.get(TRACKING_URI_ENV) or DEFAULT_TRACKING_URI)
 
 
 def is_tracking_uri_set() -> bool:

@@ -62,7 +62,11 @@ class SearchSyntaxError(InvalidParameterError):
 
 @dataclass(frozen=True)
 class Comparison:
-    """One `entity.key op value` clause; `value` is None for IS [NOT] NULL."""
+    """One `entity.key op value` clause.
+
+    `value` is a float for metrics, an int for time attributes, a str for params, tags and string
+    attributes, a tuple of str for IN / NOT IN, and None for IS [NOT] NULL.
+    """
 
     entity: str
     key: str
@@ -72,6 +76,8 @@ class Comparison:
 
 @dataclass(frozen=True)
 class OrderBy:
+    """One order_by entry; None and NaN values sort last whatever the direction."""
+
     entity: str
     key: str
     ascending: bool
@@ -498,14 +504,12 @@ def _compare(c: Comparison, actual: Any) -> bool:
         return actual is not None
     if _missing(actual):
         return actual is not None and c.op == "!="  # NaN != x; a missing value matches nothing
-    if isinstance(c.value, (str, tuple)):
-        actual = actual if isinstance(actual, str) else str(actual)
+    if isinstance(c.value, tuple):  # IN / NOT IN
+        return (str(actual) in c.value) == (c.op == "IN")
+    if isinstance(c.value, str):
+        actual = str(actual)
         if c.op in ("LIKE", "ILIKE"):
             return _like_regex(c.value, c.op == "ILIKE").fullmatch(actual) is not None
-        if c.op == "IN":
-            return actual in c.value
-        if c.op == "NOT IN":
-            return actual not in c.value
     elif isinstance(actual, str):
         try:
             actual = float(actual)

@@ -90,6 +90,10 @@ def experiment_tag_value(key: str, value: object) -> str:
 def metric_value(key: str, value: object) -> float:
     """Validate a metric key/value; NaN and +-inf are allowed, bools and non-numbers are not."""
     validate_key(key, "Metric key")
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Number):
         if hasattr(value, "item") and not isinstance(value, bool):  # numpy scalar / 0-d array
             try:
@@ -109,12 +113,16 @@ def metric_value(key: str, value: object) -> float:
 
 
 def metric_step(key: str, step: object) -> int:
+    if type(step) is int:
+        return step
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
         raise InvalidParameterError(f"Metric {key!r} step must be an integer, got {step!r}")
     return int(step)
 
 
 def metric_timestamp(key: str, timestamp: object) -> int:
+    if type(timestamp) is int and timestamp >= 0:
+        return timestamp
     if (
         isinstance(timestamp, bool)
         or not isinstance(timestamp, numbers.Integral)

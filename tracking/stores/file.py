@@ -107,7 +107,7 @@ class FileStore(TrackingStore):
     # --- paths and cached reads ---------------------------------------------------------------
     @staticmethod
     def _meta_path(*parts: str) -> str:
-        return os.path.join(*parts, "meta.yaml")
+        return "/".join(parts) + "/meta.yaml"
 
     def _experiment_dir(self, experiment_id: str) -> str:
         validation.experiment_id(experiment_id)
@@ -306,7 +306,7 @@ class FileStore(TrackingStore):
         """(folder, meta) of a run; the hot path costs one stat of its meta.yaml."""
         experiment_path = self._run_experiment.get(run_id)
         if experiment_path is not None:
-            run_dir = os.path.join(experiment_path, run_id)
+            run_dir = f"{experiment_path}/{run_id}"
             try:
                 return run_dir, self._read_meta(run_dir)
             except FileNotFoundError:
@@ -499,7 +499,7 @@ class FileStore(TrackingStore):
         step = validation.metric_step(metric.key, metric.step)
         timestamp = validation.metric_timestamp(metric.key, metric.timestamp)
         run_dir = self._active_run_dir(run_id)
-        append_line(os.path.join(run_dir, "metrics", metric.key), f"{timestamp} {value} {step}\n")
+        append_line(f"{run_dir}/metrics/{metric.key}", f"{timestamp} {value} {step}\n")
 
     def log_param(self, run_id: str, param: Param) -> None:
         self.log_batch(run_id, [], [param], [])
