@@ -1,1 +1,184 @@
-"""Tracked Prefect flows (see the Prefect integration issue); empty until then."""
+"""`flow`: prefect.flow that tracks every flow run as a run in the flow's experiment.
+
+    from flows import flow
+
+    @flow(log_prints=True)            # experiment = the flow's name
+    def training(lr: float = 0.1): ...
+
+    training.serve(name="nightly", cron="0 3 * * *")   # every scheduled run is tracked
+
+Returns a real `prefect.Flow`; serve, deploy, with_options and validation keep working.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from typing import Any
+
+from tasks import wrap as _wrap
+from tasks.runs import CaptureOptions, TrackedRun, open_run, run_exists
+from tracking import fluent, system_tags
+from tracking.entities import RunStatus, RunTag
+
+__all__ = ["flow"]
+
+STATE_TAG = "prefect.state"
+
+
+def flow(
+    __fn: Callable[..., Any] | None = None,
+    *,
+    experiment: str | None = None,
+    log_params: bool | list[str] = True,
+    exclude_params: list[str] | tuple[str, ...] = (),
+    log_metrics: bool = True,
+    log_result: bool = False,
+    run_tags: dict[str, Any] | None = None,
+    on_tracking_error: str | None = None,
+    **prefect_options: Any,
+) -> Any:
+    """Drop-in for `prefect.flow`: bare (`@flow`), with arguments, or `flow(fn, name=...)`.
+
+    Tracking options as on `tasks.task`, plus `experiment` (default: the flow's name; a
+    subflow logs into the experiment of the run that called it).
+    """
+    options = CaptureOptions.build(
+        log_params, exclude_params, log_metrics, log_result, run_tags, on_tracking_error
+    )
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        import prefect
+
+        hooks = {
+            name: [*(prefect_options.pop(name, None) or []), _mark_killed]
+            for name in ("on_crashed", "on_cancellation")
+        }
+        source = _source_file(fn)
+        wrapper = _wrap.wrap(fn, lambda: _start(options, experiment, source))
+        return prefect.flow(wrapper, **hooks, **prefect_options)
+
+    return decorate(__fn) if __fn is not None else decorate
+
+
+def _source_file(fn: Callable[..., Any]) -> str | None:
+    try:
+        return inspect.getsourcefile(fn)
+    except TypeError:
+        return None
+
+
+def _start(
+    options: CaptureOptions, experiment: str | None, source: str | None
+) -> TrackedRun | None:
+    """Open the run of the flow run the engine is running now (None outside Prefect)."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None:
+        return None
+    flow_run = ctx.flow_run
+    client = fluent.current_client()
+    parent = fluent.active_run() or _parent_from_prefect(client, flow_run)
+
+    def experiment_id() -> str:
+        if experiment is None and parent is not None:
+            return parent.info.experiment_id
+        name = experiment or ctx.flow.name
+        return client.store.get_or_create_experiment(name).experiment_id
+
+    tracked = open_run(
+        label=f"flow run {flow_run.name!r}",
+        options=options,
+        run_id=flow_run.id.hex,
+        run_name=flow_run.name,
+        experiment_id=experiment_id,
+        parent_run_id=parent.info.run_id if parent is not None else None,
+        tags={**system_tags.default_tags(source), **_flow_run_tags(ctx.flow, flow_run)},
+        attempt=flow_run.run_count or 1,
+        metric_name=ctx.flow.name,
+    )
+    if tracked is not None:
+        tracked.log_params(ctx.parameters)
+    return tracked
+
+
+def _flow_run_tags(flow_obj: Any, flow_run: Any) -> dict[str, str]:
+    tags = {
+        "prefect.flow_name": flow_obj.name,
+        "prefect.flow_run_id": str(flow_run.id),
+        "prefect.flow_run_name": flow_run.name,
+        "prefect.tags": json.dumps(sorted(flow_run.tags or [])),
+    }
+    if flow_run.deployment_id is not None:
+        tags["prefect.deployment_id"] = str(flow_run.deployment_id)
+        name = _deployment_name()
+        if name:
+            tags["prefect.deployment_name"] = name
+    if flow_run.deployment_id is not None or flow_run.auto_scheduled:
+        if flow_run.expected_start_time is not None:
+            tags["prefect.scheduled_start_time"] = flow_run.expected_start_time.isoformat()
+        tags["prefect.auto_scheduled"] = str(bool(flow_run.auto_scheduled)).lower()
+    ui = _ui_url()
+    if ui:
+        tags["prefect.ui_url"] = f"{ui}/runs/flow-run/{flow_run.id}"
+    return tags
+
+
+def _deployment_name() -> str | None:
+    try:
+        from prefect.runtime import deployment
+
+        return deployment.name
+    except Exception:
+        return None
+
+
+def _ui_url() -> str | None:
+    from prefect.settings import PREFECT_UI_URL
+
+    url = PREFECT_UI_URL.value()
+    return str(url).rstrip("/") if url else None
+
+
+def _parent_from_prefect(client: Any, flow_run: Any) -> Any:
+    """A subflow whose caller's context did not travel: find the caller through the API."""
+    if flow_run.parent_task_run_id is None:
+        return None
+    direct = run_exists(client, flow_run.parent_task_run_id.hex)
+    if direct is not None:
+        return direct
+    try:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as api:
+            parent_task = api.read_task_run(flow_run.parent_task_run_id)
+        for caller in (parent_task.task_inputs or {}).get("__parents__", []):
+            run = run_exists(client, caller.id.hex)
+            if run is not None:
+                return run
+        if parent_task.flow_run_id is not None:
+            return run_exists(client, parent_task.flow_run_id.hex)
+    except Exception:
+        return None
+    return None
+
+
+def _mark_killed(flow_obj: Any, flow_run: Any, state: Any) -> None:
+    """on_crashed / on_cancellation hook: the flow's run, and its unfinished children, KILLED."""
+    client = fluent.current_client()
+    run_ids = [flow_run.id.hex]
+    run = run_exists(client, flow_run.id.hex)
+    if run is None:
+        return
+    children = client.search_runs(
+        [run.info.experiment_id],
+        f"tags.`prefect.flow_run_id` = '{flow_run.id}' and attributes.status = 'RUNNING'",
+    )
+    run_ids += [child.info.run_id for child in children]
+    for run_id in run_ids:
+        current = client.get_run(run_id)
+        if current.info.status == RunStatus.RUNNING.name:
+            client.log_batch(run_id, tags=[RunTag(STATE_TAG, state.name)])
+            client.set_terminated(run_id, RunStatus.KILLED.name)

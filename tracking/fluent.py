@@ -8,11 +8,12 @@ created inside it) sees it; unrelated threads and tasks do not.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import contextvars
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -76,12 +77,27 @@ class ActiveRun(Run):
                     break
 
 
-def _client() -> TrackingClient:
+def current_client() -> TrackingClient:
+    """The client of the current tracking URI (cached per URI)."""
     uri = config.get_tracking_uri()
     client = _clients.get(uri)
     if client is None:
         client = _clients[uri] = TrackingClient(uri)
     return client
+
+
+@contextlib.contextmanager
+def use_run(run: Run) -> Iterator[ActiveRun]:
+    """Make an existing run the active run of this context inside the block; never ends it."""
+    active = ActiveRun(run)
+    token = _active_runs.set((*_active_runs.get(), active))
+    try:
+        yield active
+    finally:
+        try:
+            _active_runs.reset(token)
+        except ValueError:  # resumed in another context (generators): drop it by identity
+            _active_runs.set(tuple(r for r in _active_runs.get() if r is not active))
 
 
 def _now_ms() -> int:
@@ -93,7 +109,7 @@ def create_experiment(
     name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
 ) -> str:
     """Create an experiment and return its id."""
-    return _client().create_experiment(name, artifact_location, tags)
+    return current_client().create_experiment(name, artifact_location, tags)
 
 
 def set_experiment(
@@ -103,7 +119,7 @@ def set_experiment(
     global _active_experiment
     if (experiment_name is None) == (experiment_id is None):
         raise InvalidParameterError("set_experiment needs exactly one of experiment_name or id")
-    client = _client()
+    client = current_client()
     if experiment_id is not None:
         experiment = client.get_experiment(str(experiment_id))
     else:
@@ -118,11 +134,11 @@ def set_experiment(
 
 
 def get_experiment(experiment_id: str) -> Experiment:
-    return _client().get_experiment(experiment_id)
+    return current_client().get_experiment(experiment_id)
 
 
 def get_experiment_by_name(name: str) -> Experiment | None:
-    return _client().get_experiment_by_name(name)
+    return current_client().get_experiment_by_name(name)
 
 
 def search_experiments(
@@ -133,7 +149,7 @@ def search_experiments(
 ) -> list[Experiment]:
     """All experiments matching the filter (MLflow's grammar on name, ids, times, tags)."""
     return _collect(
-        lambda limit, token: _client().search_experiments(
+        lambda limit, token: current_client().search_experiments(
             view_type, limit, filter_string, order_by, token
         ),
         max_results,
@@ -141,19 +157,20 @@ def search_experiments(
 
 
 def delete_experiment(experiment_id: str) -> None:
-    _client().delete_experiment(experiment_id)
+    current_client().delete_experiment(experiment_id)
 
 
 def restore_experiment(experiment_id: str) -> None:
-    _client().restore_experiment(experiment_id)
+    current_client().restore_experiment(experiment_id)
 
 
 def set_experiment_tag(key: str, value: Any) -> None:
-    _client().set_experiment_tag(_resolve_experiment_id(), key, value)
+    current_client().set_experiment_tag(resolve_experiment_id(), key, value)
 
 
-def _resolve_experiment_id() -> str:
-    client = _client()
+def resolve_experiment_id() -> str:
+    """set_experiment's choice, else $MLFLOW_EXPERIMENT_ID / $MLFLOW_EXPERIMENT_NAME, else "0"."""
+    client = current_client()
     if _active_experiment is not None and _active_experiment[0] == client.tracking_uri:
         return _active_experiment[1]
     if os.environ.get(EXPERIMENT_ID_ENV):
@@ -184,7 +201,7 @@ def start_run(
             f"Run with UUID {stack[-1].info.run_id} is already active. To start a nested run, "
             "call start_run with nested=True"
         )
-    client = _client()
+    client = current_client()
     run_id = run_id or os.environ.pop(RUN_ID_ENV, None)
     if run_id:
         run = _resume(client, run_id, experiment_id, tags, description)
@@ -192,7 +209,7 @@ def start_run(
         parent_id = parent_run_id or (stack[-1].info.run_id if nested and stack else None)
         parent = client.get_run(parent_id) if parent_id else None
         if experiment_id is None:
-            experiment_id = parent.info.experiment_id if parent else _resolve_experiment_id()
+            experiment_id = parent.info.experiment_id if parent else resolve_experiment_id()
         all_tags = system_tags.default_tags()
         all_tags.update({k: str(v) for k, v in (tags or {}).items()})
         if parent is not None:
@@ -239,7 +256,7 @@ def end_run(status: str = "FINISHED") -> None:
     run = stack[-1]
     _active_runs.set(stack[:-1])
     _last_run_id.set(run.info.run_id)
-    _client().set_terminated(run.info.run_id, RunStatus.parse(status).name)
+    current_client().set_terminated(run.info.run_id, RunStatus.parse(status).name)
 
 
 def active_run() -> ActiveRun | None:
@@ -252,7 +269,7 @@ def last_active_run() -> Run | None:
     """The active run, else the run most recently ended in this context (fresh from the store)."""
     current = active_run()
     run_id = current.info.run_id if current else _last_run_id.get()
-    return _client().get_run(run_id) if run_id else None
+    return current_client().get_run(run_id) if run_id else None
 
 
 def _run_id() -> str:
@@ -270,19 +287,19 @@ def _run_id() -> str:
 
 
 def get_run(run_id: str) -> Run:
-    return _client().get_run(run_id)
+    return current_client().get_run(run_id)
 
 
 def get_parent_run(run_id: str) -> Run | None:
-    return _client().get_parent_run(run_id)
+    return current_client().get_parent_run(run_id)
 
 
 def delete_run(run_id: str) -> None:
-    _client().delete_run(run_id)
+    current_client().delete_run(run_id)
 
 
 def restore_run(run_id: str) -> None:
-    _client().restore_run(run_id)
+    current_client().restore_run(run_id)
 
 
 def search_runs(
@@ -296,7 +313,7 @@ def search_runs(
     experiment_names: Sequence[str] | None = None,
 ) -> Any:
     """Runs matching the filter: a list of Runs, or a DataFrame with output_format="pandas"."""
-    client = _client()
+    client = current_client()
     if experiment_names:
         found = [client.get_experiment_by_name(name) for name in experiment_names]
         experiment_ids = [e.experiment_id for e in found if e is not None]
@@ -304,7 +321,7 @@ def search_runs(
         if search_all_experiments:
             experiment_ids = [e.experiment_id for e in search_experiments(ViewType.ALL)]
         else:
-            experiment_ids = [_resolve_experiment_id()]
+            experiment_ids = [resolve_experiment_id()]
     ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
     runs = _collect(
         lambda limit, token: client.search_runs(
@@ -361,11 +378,11 @@ def _runs_to_frame(runs: list[Run]) -> Any:
 # --- logging ---------------------------------------------------------------------------------
 def log_param(key: str, value: Any) -> Any:
     """Log an immutable param on the active run; returns the value."""
-    return _client().log_param(_run_id(), key, value)
+    return current_client().log_param(_run_id(), key, value)
 
 
 def log_params(params: dict[str, Any], run_id: str | None = None) -> None:
-    _client().log_batch(run_id or _run_id(), params=[Param(k, str(v)) for k, v in params.items()])
+    current_client().log_batch(run_id or _run_id(), params=[Param(k, str(v)) for k, v in params.items()])
 
 
 def log_metric(
@@ -377,7 +394,7 @@ def log_metric(
 ) -> None:
     """Append a value to a metric's history (timestamp in ms, step defaults to 0)."""
     ts = _now_ms() if timestamp is None else timestamp
-    _client().store.log_metric(run_id or _run_id(), Metric(key, value, ts, step or 0))
+    current_client().store.log_metric(run_id or _run_id(), Metric(key, value, ts, step or 0))
 
 
 def log_metrics(
@@ -388,19 +405,19 @@ def log_metrics(
 ) -> None:
     ts = _now_ms() if timestamp is None else timestamp
     batch = [Metric(k, v, ts, step or 0) for k, v in metrics.items()]
-    _client().log_batch(run_id or _run_id(), metrics=batch)
+    current_client().log_batch(run_id or _run_id(), metrics=batch)
 
 
 def set_tag(key: str, value: Any) -> None:
-    _client().set_tag(_run_id(), key, value)
+    current_client().set_tag(_run_id(), key, value)
 
 
 def set_tags(tags: dict[str, Any]) -> None:
-    _client().log_batch(_run_id(), tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    current_client().log_batch(_run_id(), tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
 def delete_tag(key: str) -> None:
-    _client().delete_tag(_run_id(), key)
+    current_client().delete_tag(_run_id(), key)
 
 
 # --- artifacts -------------------------------------------------------------------------------
@@ -408,35 +425,35 @@ def log_artifact(
     local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
 ) -> None:
     """Copy a local file into the run's artifacts (under artifact_path if given)."""
-    _client().log_artifact(run_id or _run_id(), os.fspath(local_path), artifact_path)
+    current_client().log_artifact(run_id or _run_id(), os.fspath(local_path), artifact_path)
 
 
 def log_artifacts(
     local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
 ) -> None:
     """Copy a local folder's files into the run's artifacts, uploading concurrently."""
-    _client().log_artifacts(run_id or _run_id(), os.fspath(local_dir), artifact_path)
+    current_client().log_artifacts(run_id or _run_id(), os.fspath(local_dir), artifact_path)
 
 
 def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:
-    _client().log_text(run_id or _run_id(), text, artifact_file)
+    current_client().log_text(run_id or _run_id(), text, artifact_file)
 
 
 def log_dict(dictionary: dict[str, Any], artifact_file: str, run_id: str | None = None) -> None:
-    _client().log_dict(run_id or _run_id(), dictionary, artifact_file)
+    current_client().log_dict(run_id or _run_id(), dictionary, artifact_file)
 
 
 def log_figure(figure: Any, artifact_file: str, run_id: str | None = None) -> None:
-    _client().log_figure(run_id or _run_id(), figure, artifact_file)
+    current_client().log_figure(run_id or _run_id(), figure, artifact_file)
 
 
 def log_image(image: Any, artifact_file: str, run_id: str | None = None) -> None:
-    _client().log_image(run_id or _run_id(), image, artifact_file)
+    current_client().log_image(run_id or _run_id(), image, artifact_file)
 
 
 def get_artifact_uri(artifact_path: str | None = None) -> str:
     """URI of the active run's artifact root, or of a path inside it."""
-    uri = _client().get_artifact_uri(_run_id())
+    uri = current_client().get_artifact_uri(_run_id())
     return f"{uri}/{artifact_path.lstrip('/')}" if artifact_path else uri
 
 

@@ -1,0 +1,274 @@
+"""One tracking run per Prefect execution: open, make active, close; shared by @task and @flow."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from tracking import config, fluent, system_tags
+from tracking.client import TrackingClient
+from tracking.entities import Metric, Param, Run, RunStatus, RunTag
+from tracking.errors import (
+    AlreadyExistsError,
+    InvalidParameterError,
+    NotFoundError,
+    TrackingError,
+)
+
+from tasks.capture import metrics_from_result, params_from_arguments
+
+ON_ERROR_ENV = "TRACKFLOW_ON_ERROR"
+DURATION_METRIC = "trackflow.duration_seconds"
+ERROR_TYPE_TAG = "trackflow.error.type"
+ERROR_MESSAGE_TAG = "trackflow.error.message"
+ATTEMPTS_TAG = "prefect.attempts"
+
+OnError = Literal["raise", "warn"]
+T = TypeVar("T")
+
+
+class TrackingFailedError(TrackingError):
+    """The tracking store failed while a task or flow was being tracked."""
+
+
+def on_error_mode(option: str | None) -> OnError:
+    """The decorator option, else $TRACKFLOW_ON_ERROR, else "raise"."""
+    mode = (option or os.environ.get(ON_ERROR_ENV) or "raise").strip().lower()
+    if mode not in ("raise", "warn"):
+        raise ValueError(
+            f"on_tracking_error / {ON_ERROR_ENV} must be 'raise' or 'warn', got {mode!r}"
+        )
+    return mode  # type: ignore[return-value]
+
+
+@dataclass
+class CaptureOptions:
+    """What a decorator records besides the run itself."""
+
+    log_params: bool | list[str] = True
+    exclude_params: tuple[str, ...] = ()
+    log_metrics: bool = True
+    log_result: bool = False
+    run_tags: dict[str, str] = field(default_factory=dict)
+    on_error: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        log_params: bool | list[str] | tuple[str, ...] = True,
+        exclude_params: list[str] | tuple[str, ...] = (),
+        log_metrics: bool = True,
+        log_result: bool = False,
+        run_tags: Mapping[str, Any] | None = None,
+        on_tracking_error: str | None = None,
+    ) -> CaptureOptions:
+        if on_tracking_error is not None:
+            on_error_mode(on_tracking_error)
+        keep = list(log_params) if isinstance(log_params, (list, tuple)) else bool(log_params)
+        return cls(
+            log_params=keep,
+            exclude_params=tuple(exclude_params),
+            log_metrics=log_metrics,
+            log_result=log_result,
+            run_tags={str(k): str(v) for k, v in (run_tags or {}).items()},
+            on_error=on_tracking_error,
+        )
+
+
+class TrackedRun:
+    """A run opened for one execution; every store call goes through `guard`."""
+
+    def __init__(
+        self,
+        client: TrackingClient,
+        run: Run,
+        options: CaptureOptions,
+        label: str,
+        metric_name: str,
+        owns_run: bool = True,
+    ) -> None:
+        self.client = client
+        self.run = run
+        self.options = options
+        self.label = label
+        self.metric_name = metric_name
+        self.owns_run = owns_run
+        self.mode = on_error_mode(options.on_error)
+        self.disabled = False
+        self.started = time.time()
+
+    @property
+    def run_id(self) -> str:
+        return self.run.info.run_id
+
+    def guard(self, what: str, action: Callable[[], T]) -> T | None:
+        """Run a store call; on failure raise a clear error or warn, as configured."""
+        if self.disabled:
+            return None
+        try:
+            return action()
+        except Exception as e:
+            return self._failed(what, e)
+
+    def _failed(self, what: str, error: Exception) -> None:
+        if isinstance(error, InvalidParameterError) and not self.owns_run:
+            raise error
+        self.disabled = True
+        if self.owns_run:
+            _close_quietly(self.client, self.run_id)
+        report(self.mode, self.label, what, error)
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Make this run the fluent API's active run inside the block."""
+        with fluent.use_run(self.run):
+            yield
+
+    def log_params(self, arguments: Mapping[str, Any]) -> None:
+        params = params_from_arguments(
+            arguments, self.options.log_params, self.options.exclude_params
+        )
+        if not params:
+            return
+        if not self.owns_run:  # logging into the enclosing run: keep tasks apart by name
+            params = {f"{self.metric_name}.{k}": v for k, v in params.items()}
+        batch = [Param(k, v) for k, v in params.items()]
+        try:
+            self.guard("logging params", lambda: self.client.log_batch(self.run_id, params=batch))
+        except InvalidParameterError as e:  # only reachable for a shared (enclosing) run
+            warnings.warn(f"{self.label}: params not logged: {e}", stacklevel=2)
+
+    def finish(self, result: Any) -> None:
+        """Record metrics from the return value (and the result artifact); end FINISHED."""
+        now = int(time.time() * 1000)
+        metrics = []
+        if self.owns_run:
+            metrics.append(Metric(DURATION_METRIC, time.time() - self.started, now, 0))
+        if self.options.log_metrics:
+            captured = metrics_from_result(self.metric_name, result)
+            metrics += [Metric(k, v, now, 0) for k, v in captured.items()]
+        if metrics:
+            self.guard("logging metrics", lambda: self.client.log_batch(self.run_id, metrics))
+        if self.options.log_result:
+            self.guard("storing the result", lambda: _log_result(self.client, self.run_id, result))
+        self.end(RunStatus.FINISHED)
+
+    def fail(self, error: BaseException) -> None:
+        """Record the error in tags and end FAILED (KILLED for interrupts)."""
+        if not self.owns_run:
+            return
+        status = RunStatus.FAILED
+        if isinstance(error, (KeyboardInterrupt, SystemExit)):
+            status = RunStatus.KILLED
+        message = str(error) or repr(error)
+        tags = [
+            RunTag(ERROR_TYPE_TAG, type(error).__name__),
+            RunTag(ERROR_MESSAGE_TAG, message[:8000]),
+        ]
+        now = int(time.time() * 1000)
+        metric = Metric(DURATION_METRIC, time.time() - self.started, now, 0)
+        self.guard(
+            "recording the failure",
+            lambda: self.client.log_batch(self.run_id, [metric], tags=tags),
+        )
+        self.end(status)
+
+    def end(self, status: RunStatus) -> None:
+        if not self.owns_run:
+            return
+        self.guard("ending the run", lambda: self.client.set_terminated(self.run_id, status.name))
+
+
+def report(mode: OnError, label: str, what: str, error: Exception) -> None:
+    message = (
+        f"Tracking {label} failed while {what}: {type(error).__name__}: {error}. "
+        f"Tracking URI: {config.get_tracking_uri()}. Set {ON_ERROR_ENV}=warn (or "
+        "on_tracking_error='warn') to let the pipeline run on without tracking."
+    )
+    if mode == "warn":
+        warnings.warn(message, stacklevel=4)
+        return
+    raise TrackingFailedError(message) from error
+
+
+def _close_quietly(client: TrackingClient, run_id: str) -> None:
+    """Leave no run RUNNING after a failure, when the store still answers."""
+    try:
+        if client.get_run(run_id).info.status == RunStatus.RUNNING.name:
+            client.set_terminated(run_id, RunStatus.FAILED.name)
+    except Exception:
+        pass
+
+
+def _log_result(client: TrackingClient, run_id: str, result: Any) -> None:
+    try:
+        client.log_text(run_id, json.dumps(result, indent=2), "result.json")
+    except (TypeError, ValueError):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "result.pkl")
+            with open(path, "wb") as f:
+                pickle.dump(result, f)
+            client.log_artifact(run_id, path)
+
+
+def open_run(
+    *,
+    label: str,
+    options: CaptureOptions,
+    run_id: str,
+    run_name: str,
+    experiment_id: Callable[[], str],
+    parent_run_id: str | None,
+    tags: dict[str, str],
+    attempt: int,
+    metric_name: str,
+) -> TrackedRun | None:
+    """Create the run with Prefect's id, or resume it on a retry; None if tracking is off."""
+    mode = on_error_mode(options.on_error)
+    try:
+        client = fluent.current_client()
+    except Exception as e:
+        report(mode, label, "opening the tracking store", e)
+        return None
+    all_tags = {**tags, **options.run_tags, ATTEMPTS_TAG: str(attempt)}
+    if parent_run_id:
+        all_tags[system_tags.PARENT_RUN_ID] = parent_run_id
+    try:
+        run = _create_or_resume(client, run_id, run_name, experiment_id, all_tags, attempt)
+    except Exception as e:
+        _close_quietly(client, run_id)
+        report(mode, label, "creating its run", e)
+        return None
+    return TrackedRun(client, run, options, label, metric_name)
+
+
+def _create_or_resume(
+    client: TrackingClient,
+    run_id: str,
+    run_name: str,
+    experiment_id: Callable[[], str],
+    tags: dict[str, str],
+    attempt: int,
+) -> Run:
+    tags[system_tags.RUN_NAME] = run_name
+    try:
+        return client.create_run(experiment_id(), tags=tags, run_name=run_name, run_id=run_id)
+    except AlreadyExistsError:  # a retry of the same Prefect run: resume its tracking run
+        client.log_batch(run_id, tags=[RunTag(ATTEMPTS_TAG, str(attempt))])
+        client.update_run(run_id, RunStatus.RUNNING.name)
+        return client.get_run(run_id)
+
+
+def run_exists(client: TrackingClient, run_id: str) -> Run | None:
+    try:
+        return client.get_run(run_id)
+    except (NotFoundError, TrackingError):
+        return None
