@@ -14,11 +14,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from tracking import fluent, system_tags
-from tracking.entities import RunStatus
-
 from tasks import wrap as _wrap
 from tasks.runs import CaptureOptions, TrackedRun, open_run, run_exists
+from tracking import fluent, system_tags
+from tracking.entities import RunStatus
 
 __all__ = ["task"]
 
@@ -149,7 +148,8 @@ def _record_cache_hit(options: CaptureOptions) -> Callable[..., None]:
         ctx = TaskRunContext.get()
         if ctx is None:
             return
-        key = getattr(getattr(state.data, "metadata", None), "storage_key", None)
+        storage_key = getattr(getattr(state.data, "metadata", None), "storage_key", None)
+        key = str(storage_key).rstrip("/").rsplit("/", 1)[-1] if storage_key else None
         extra = {CACHED_TAG: "true"}
         client = fluent.current_client()
         tracked = _open_task_run(

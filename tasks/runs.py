@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from tasks.capture import metrics_from_result, params_from_arguments
 from tracking import config, fluent, system_tags
 from tracking.client import TrackingClient
 from tracking.entities import Metric, Param, Run, RunStatus, RunTag
@@ -22,8 +23,6 @@ from tracking.errors import (
     NotFoundError,
     TrackingError,
 )
-
-from tasks.capture import metrics_from_result, params_from_arguments
 
 ON_ERROR_ENV = "TRACKFLOW_ON_ERROR"
 DURATION_METRIC = "trackflow.duration_seconds"

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+# Prefect reads its settings at import: point it at a throwaway home before anything imports it.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="trackflow-prefect-home-")
+os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", os.path.join(_PREFECT_HOME, "results"))
 
-import tracking
-from tracking import config, fluent
+import pytest  # noqa: E402
+
+import tracking  # noqa: E402
+from tracking import config, fluent  # noqa: E402
 
 pytest_plugins = ["s3_servers"]
 
@@ -37,3 +46,17 @@ def tracking_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     config.reset_tracking_uri()
     fluent._active_experiment = None
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """A real Prefect API (temporary server + SQLite), started once per test session."""
+    import prefect.settings as ps
+    from prefect.settings import temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with (
+        prefect_test_harness(server_startup_timeout=90),
+        temporary_settings(updates={ps.PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
+        yield
