@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tasks import wrap as _wrap
-from tasks.runs import CaptureOptions, TrackedRun, open_run, run_exists
+from tasks.runs import CaptureOptions, TrackedRun, on_error_mode, open_run, report, run_exists
 from tracking import fluent, system_tags
 from tracking.entities import RunStatus, RunTag
 
@@ -79,8 +79,13 @@ def _start(
     if ctx is None or ctx.flow_run is None:
         return None
     flow_run = ctx.flow_run
-    client = fluent.current_client()
-    parent = fluent.active_run() or _parent_from_prefect(client, flow_run)
+    label = f"flow run {flow_run.name!r}"
+    try:
+        client = fluent.current_client()
+        parent = fluent.active_run() or _parent_from_prefect(client, flow_run)
+    except Exception as e:
+        report(on_error_mode(options.on_error), label, "opening the tracking store", e)
+        return None
 
     def experiment_id() -> str:
         if experiment is None and parent is not None:
@@ -89,7 +94,7 @@ def _start(
         return client.store.get_or_create_experiment(name).experiment_id
 
     tracked = open_run(
-        label=f"flow run {flow_run.name!r}",
+        label=label,
         options=options,
         run_id=flow_run.id.hex,
         run_name=flow_run.name,
@@ -120,9 +125,9 @@ def _flow_run_tags(flow_obj: Any, flow_run: Any) -> dict[str, str]:
         if flow_run.expected_start_time is not None:
             tags["prefect.scheduled_start_time"] = flow_run.expected_start_time.isoformat()
         tags["prefect.auto_scheduled"] = str(bool(flow_run.auto_scheduled)).lower()
-    ui = _ui_url()
-    if ui:
-        tags["prefect.ui_url"] = f"{ui}/runs/flow-run/{flow_run.id}"
+    ui_url = _ui_url(flow_run)
+    if ui_url:
+        tags["prefect.ui_url"] = ui_url
     return tags
 
 
@@ -135,11 +140,14 @@ def _deployment_name() -> str | None:
         return None
 
 
-def _ui_url() -> str | None:
-    from prefect.settings import PREFECT_UI_URL
+def _ui_url(flow_run: Any) -> str | None:
+    """The flow run's page in the Prefect UI, when the API serves one."""
+    from prefect.utilities.urls import url_for
 
-    url = PREFECT_UI_URL.value()
-    return str(url).rstrip("/") if url else None
+    try:
+        return url_for(flow_run)
+    except Exception:
+        return None
 
 
 def _parent_from_prefect(client: Any, flow_run: Any) -> Any:

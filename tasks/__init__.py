@@ -11,11 +11,12 @@ Returns a real `prefect.Task`; every Prefect argument passes through unchanged.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from tasks import wrap as _wrap
-from tasks.runs import CaptureOptions, TrackedRun, open_run, run_exists
+from tasks.runs import CaptureOptions, TrackedRun, on_error_mode, open_run, report, run_exists
 from tracking import fluent, system_tags
 from tracking.entities import RunStatus
 
@@ -24,6 +25,7 @@ __all__ = ["task"]
 CACHED_TAG = "trackflow.cached"
 CACHED_FROM_TAG = "trackflow.cached_from"
 CACHE_KEY_TAG = "prefect.cache_key"
+CACHE_HIT_HOOK = "trackflow_record_cache_hit"
 
 
 def task(
@@ -54,6 +56,7 @@ def task(
 
         hooks = list(prefect_options.pop("on_completion", None) or [])
         hooks.append(_record_cache_hit(options))
+        _quiet_hook_logs()
         wrapper = _wrap.wrap(fn, lambda: _start(options, nested))
         return prefect.task(wrapper, on_completion=hooks, **prefect_options)
 
@@ -89,8 +92,12 @@ def _open_task_run(
     extra: dict[str, str] | None = None,
 ) -> TrackedRun | None:
     task_run = ctx.task_run
-    client = fluent.current_client()
-    parent = enclosing if enclosing is not None else _parent_from_prefect(client, task_run)
+    try:
+        client = fluent.current_client()
+        parent = enclosing if enclosing is not None else _parent_from_prefect(client, task_run)
+    except Exception as e:
+        report(on_error_mode(options.on_error), label, "opening the tracking store", e)
+        return None
     tags = {
         "prefect.task_name": ctx.task.name,
         "prefect.task_run_id": str(task_run.id),
@@ -137,10 +144,23 @@ def _cache_key() -> str | None:
     return str(key) if key else None
 
 
+class _HookLogFilter(logging.Filter):
+    """Drop Prefect's two INFO lines per task run about our (internal) cache-hit hook."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return CACHE_HIT_HOOK not in str(record.msg)
+
+
+def _quiet_hook_logs() -> None:
+    logger = logging.getLogger("prefect.task_runs")
+    if not any(isinstance(f, _HookLogFilter) for f in logger.filters):
+        logger.addFilter(_HookLogFilter())
+
+
 def _record_cache_hit(options: CaptureOptions) -> Callable[..., None]:
     """An on_completion hook: a cache hit never runs the body, so record its run here."""
 
-    def trackflow_record_cache_hit(task: Any, task_run: Any, state: Any) -> None:
+    def hook(task: Any, task_run: Any, state: Any) -> None:
         if state.name != "Cached":
             return
         from prefect.context import TaskRunContext
@@ -166,7 +186,8 @@ def _record_cache_hit(options: CaptureOptions) -> Callable[..., None]:
         tracked.log_params(ctx.parameters)
         tracked.end(RunStatus.FINISHED)
 
-    return trackflow_record_cache_hit
+    hook.__name__ = hook.__qualname__ = CACHE_HIT_HOOK
+    return hook
 
 
 def _original_run(client: Any, experiment_id: str, cache_key: str) -> str | None:

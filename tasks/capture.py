@@ -59,6 +59,17 @@ def _scalar_text(value: object) -> str:
     return str(value)
 
 
+def _as_scalar(value: object) -> object:
+    """The Python scalar of a numpy scalar (np.int64(3) -> 3); anything else unchanged."""
+    if isinstance(value, _SCALARS) or getattr(value, "shape", None) != ():
+        return value
+    try:
+        item = value.item()  # type: ignore[attr-defined]
+    except Exception:
+        return value
+    return item if isinstance(item, _SCALARS) else value
+
+
 def _is_pydantic(value: object) -> bool:
     return hasattr(value, "model_dump") and hasattr(type(value), "model_fields")
 
@@ -77,6 +88,7 @@ def _fields(value: object) -> Mapping[str, Any] | None:
 def _flatten(prefix: str, value: object, out: dict[str, str], depth: int) -> None:
     if len(out) >= MAX_FLAT_ITEMS:
         return
+    value = _as_scalar(value)
     if isinstance(value, _SCALARS):
         out[prefix] = _scalar_text(value)
         return
@@ -87,8 +99,9 @@ def _flatten(prefix: str, value: object, out: dict[str, str], depth: int) -> Non
         for key, item in fields.items():
             _flatten(f"{prefix}.{clean_key(str(key))}", item, out, depth + 1)
         return
-    if isinstance(value, (list, tuple)) and all(isinstance(v, _SCALARS) for v in value):
-        text = str([_scalar_text(v) if isinstance(v, enum.Enum) else v for v in value])
+    items = [_as_scalar(v) for v in value] if isinstance(value, (list, tuple)) else None
+    if items is not None and all(isinstance(v, _SCALARS) for v in items):
+        text = str([_scalar_text(v) if isinstance(v, enum.Enum) else v for v in items])
         out[prefix] = text if len(text) <= MAX_SEQUENCE_TEXT else summarize(value)
         return
     if hasattr(value, "get_params") and callable(value.get_params):  # an estimator
@@ -117,6 +130,13 @@ def params_from_arguments(
         except Exception:
             flat = {clean_key(name): _type_name(value)}
         for key, text in flat.items():
+            if len(key) > MAX_ENTITY_KEY_LENGTH:
+                warnings.warn(
+                    f"Param key {key[:40]!r}... is {len(key)} characters long; "
+                    f"truncated to {MAX_ENTITY_KEY_LENGTH}",
+                    stacklevel=2,
+                )
+                key = key[:MAX_ENTITY_KEY_LENGTH].rstrip("/.") or "_"
             if len(text) > MAX_PARAM_VAL_LENGTH:
                 warnings.warn(
                     f"Param {key!r} is {len(text)} characters long; "

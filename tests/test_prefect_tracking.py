@@ -65,6 +65,7 @@ def test_flow_run_and_task_runs_are_tracked() -> None:
     assert tags["prefect.flow_run_name"] == flow_run.info.run_name
     assert tags["mlflow.runName"] == flow_run.info.run_name
     assert tags["prefect.tags"] == "[]"
+    assert tags["prefect.ui_url"].endswith(f"/runs/flow-run/{flow_run_id}")
     assert tags["mlflow.user"] and tags["mlflow.source.name"].endswith("test_prefect_tracking.py")
     assert "mlflow.parentRunId" not in tags
     assert flow_run.data.params == {"n": "2"}

@@ -382,7 +382,9 @@ def log_param(key: str, value: Any) -> Any:
 
 
 def log_params(params: dict[str, Any], run_id: str | None = None) -> None:
-    current_client().log_batch(run_id or _run_id(), params=[Param(k, str(v)) for k, v in params.items()])
+    current_client().log_batch(
+        run_id or _run_id(), params=[Param(k, str(v)) for k, v in params.items()]
+    )
 
 
 def log_metric(
