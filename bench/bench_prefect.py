@@ -21,14 +21,14 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 
-import prefect  # noqa: E402
-import prefect.settings as ps  # noqa: E402
-from prefect.settings import temporary_settings  # noqa: E402
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+import prefect
+import prefect.settings as ps
+from prefect.settings import temporary_settings
+from prefect.testing.utilities import prefect_test_harness
 
-import tracking  # noqa: E402
-from flows import flow  # noqa: E402
-from tasks import task  # noqa: E402
+import tracking
+from flows import flow
+from tasks import task
 
 
 def plain_step(i: int) -> int:
@@ -76,9 +76,7 @@ def main() -> None:
         for _ in range(args.repeats):
             results["plain"].append(measure(plain_flow, args.tasks))
             results["tracked"].append(measure(tracked_flow, args.tasks))
-    med = {
-        k: [statistics.median(r[i] for r in v) for i in range(3)] for k, v in results.items()
-    }
+    med = {k: [statistics.median(r[i] for r in v) for i in range(3)] for k, v in results.items()}
     best_wall = {k: min(r[2] for r in v) for k, v in results.items()}
     print(f"{'':10}{'thread CPU s':>14}{'process CPU s':>15}{'best wall s':>13}")
     for k in ("plain", "tracked"):
@@ -86,10 +84,14 @@ def main() -> None:
     thread_ratio = med["tracked"][0] / med["plain"][0]
     process_ratio = med["tracked"][1] / med["plain"][1]
     per_task_ms = (med["tracked"][1] - med["plain"][1]) / args.tasks * 1000
-    print(f"thread CPU ratio  {thread_ratio:.3f}  (target <= 1.15) "
-          f"{'PASS' if thread_ratio <= 1.15 else 'FAIL'}")
-    print(f"process CPU ratio {process_ratio:.3f}  (target <= 1.30) "
-          f"{'PASS' if process_ratio <= 1.30 else 'FAIL'}")
+    print(
+        f"thread CPU ratio  {thread_ratio:.3f}  (target <= 1.15) "
+        f"{'PASS' if thread_ratio <= 1.15 else 'FAIL'}"
+    )
+    print(
+        f"process CPU ratio {process_ratio:.3f}  (target <= 1.30) "
+        f"{'PASS' if process_ratio <= 1.30 else 'FAIL'}"
+    )
     print(f"tracking cost per task: {per_task_ms:.3f} ms of process CPU")
     print(f"best wall: plain {best_wall['plain']:.3f} s, tracked {best_wall['tracked']:.3f} s")
 
