@@ -17,7 +17,7 @@ from typing import Any
 
 from tasks import wrap as _wrap
 from tasks.runs import CaptureOptions, TrackedRun, on_error_mode, open_run, report, run_exists
-from tracking import fluent, system_tags
+from tracking import fluent
 from tracking.entities import RunStatus
 
 __all__ = ["task"]
@@ -102,12 +102,11 @@ def _open_task_run(
         "prefect.task_name": ctx.task.name,
         "prefect.task_run_id": str(task_run.id),
         "prefect.flow_run_id": str(task_run.flow_run_id or ""),
-        system_tags.USER: system_tags.current_user(),
         **(extra or {}),
     }
     if task_run.tags:
         tags["prefect.tags"] = json.dumps(sorted(task_run.tags))
-    cache_key = _cache_key()
+    cache_key = _cache_key() if ctx.persist_result else None  # no stored result: no cache hit
     if cache_key:
         tags[CACHE_KEY_TAG] = cache_key
     return open_run(

@@ -237,7 +237,9 @@ def open_run(
     except Exception as e:
         report(mode, label, "opening the tracking store", e)
         return None
-    all_tags = {**tags, **options.run_tags, ATTEMPTS_TAG: str(attempt)}
+    all_tags = {**tags, **options.run_tags}
+    if attempt > 1:
+        all_tags[ATTEMPTS_TAG] = str(attempt)
     if parent_run_id:
         all_tags[system_tags.PARENT_RUN_ID] = parent_run_id
     try:

@@ -40,6 +40,7 @@ from tracking.stores.files import (
     read_text,
     walk_files,
     warn_damaged,
+    write_new,
     write_yaml,
 )
 
@@ -126,6 +127,11 @@ class FileStore(TrackingStore):
 
     def _read_meta(self, path: str) -> dict:
         return self._cache.get(self._meta_path(path), parse_yaml)
+
+    def _write_meta(self, path: str, meta: dict) -> None:
+        meta_path = self._meta_path(path)
+        write_yaml(meta_path, meta)
+        self._cache.put(meta_path, meta)
 
     def _experiment_from_dir(self, path: str) -> Experiment:
         meta = self._read_meta(path)
@@ -240,7 +246,7 @@ class FileStore(TrackingStore):
     def _update_experiment_meta(self, path: str, now: int | None = None, **changes: object) -> None:
         meta = dict(self._read_meta(path))
         meta.update(changes, last_update_time=now or _now_ms())
-        write_yaml(self._meta_path(path), meta)
+        self._write_meta(path, meta)
 
     def delete_experiment(self, experiment_id: str) -> None:
         experiment_id = str(experiment_id)
@@ -375,8 +381,9 @@ class FileStore(TrackingStore):
         run_name: str,
         run_id: str | None = None,
     ) -> Run:
-        experiment = self.get_experiment(str(experiment_id))
-        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+        experiment_path = self._experiment_dir(str(experiment_id))
+        experiment = self._read_meta(experiment_path)
+        if experiment.get("lifecycle_stage") != LifecycleStage.ACTIVE:
             raise InvalidStateError(
                 f"Cannot create a run in deleted experiment {experiment_id!r}; restore it first"
             )
@@ -384,27 +391,26 @@ class FileStore(TrackingStore):
         checked = [RunTag(t.key, validation.tag_value(t.key, t.value)) for t in tags]
         if run_name and not any(t.key == "mlflow.runName" for t in checked):
             checked.append(RunTag("mlflow.runName", run_name))
-        experiment_path = os.path.join(self.root, experiment.experiment_id)
-        run_dir = os.path.join(experiment_path, run_id)
+        run_dir = f"{experiment_path}/{run_id}"
         try:
             os.mkdir(run_dir)
         except FileExistsError:
             raise AlreadyExistsError(f"Run {run_id!r} already exists") from None
         for sub in ("metrics", "params", "tags", "artifacts"):
-            os.mkdir(os.path.join(run_dir, sub))
-        for tag in checked:
-            self._write_tag_file(os.path.join(run_dir, "tags"), tag.key, tag.value)
+            os.mkdir(f"{run_dir}/{sub}")
+        for tag in checked:  # readers skip the folder until its meta.yaml exists
+            write_new(f"{run_dir}/tags/{tag.key}", tag.value)
         info = RunInfo(
             run_id=run_id,
-            experiment_id=experiment.experiment_id,
+            experiment_id=str(experiment["experiment_id"]),
             run_name=run_name,
             user_id=user_id,
             status=RunStatus.RUNNING.name,
             start_time=start_time,
             end_time=None,
-            artifact_uri=f"{experiment.artifact_location}/{run_id}/artifacts",
+            artifact_uri=f"{experiment['artifact_location']}/{run_id}/artifacts",
         )
-        write_yaml(self._meta_path(run_dir), self._meta_dict(info))
+        self._write_meta(run_dir, self._meta_dict(info))
         self._run_experiment[run_id] = experiment_path
         return Run(info, RunData(tags={t.key: t.value for t in checked}))
 
@@ -466,7 +472,7 @@ class FileStore(TrackingStore):
         if run_name:
             info.run_name = run_name
             self._write_tag_file(os.path.join(run_dir, "tags"), "mlflow.runName", run_name)
-        write_yaml(self._meta_path(run_dir), self._meta_dict(info))
+        self._write_meta(run_dir, self._meta_dict(info))
         return info
 
     def _set_run_lifecycle(
@@ -476,7 +482,7 @@ class FileStore(TrackingStore):
         if only_active and info.lifecycle_stage != LifecycleStage.ACTIVE:
             return
         info.lifecycle_stage = stage
-        write_yaml(self._meta_path(run_dir), self._meta_dict(info, deleted_time))
+        self._write_meta(run_dir, self._meta_dict(info, deleted_time))
 
     def delete_run(self, run_id: str) -> None:
         self._set_run_lifecycle(self._run_dir(run_id), LifecycleStage.DELETED, _now_ms())
@@ -546,12 +552,9 @@ class FileStore(TrackingStore):
             if old is not None and old != value:
                 raise self._param_conflict(run_id, key, old, value)
         for key, value in new_params.items():
-            path = os.path.join(run_dir, "params", key)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            if not create_exclusive(path, value):
-                old = read_text(path)
-                if old != value:
-                    raise self._param_conflict(run_id, key, old, value)
+            old = create_exclusive(f"{run_dir}/params/{key}", value)
+            if old is not None and old != value:
+                raise self._param_conflict(run_id, key, old, value)
         for key, value in checked_tags:
             self._write_tag_file(os.path.join(run_dir, "tags"), key, value)
         for key, key_lines in lines.items():

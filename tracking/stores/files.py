@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import re
-import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -23,13 +24,18 @@ class DamagedFileError(Exception):
     """A file exists but cannot be parsed."""
 
 
+_tmp_names = itertools.count()
+
+
 def atomic_write(path: str, data: str | bytes) -> None:
     """Write `path` through a temp file in the same folder and an atomic rename."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    tmp = f"{os.path.dirname(path)}/.tmp-{os.getpid()}-{threading.get_ident()}-{next(_tmp_names)}"
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            os.write(fd, data.encode() if isinstance(data, str) else data)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -37,24 +43,43 @@ def atomic_write(path: str, data: str | bytes) -> None:
         raise
 
 
-def create_exclusive(path: str, data: str) -> bool:
-    """Create `path` with `data` only if it does not exist; complete content or nothing.
-
-    Returns False when the file already existed. Uses link(2), which fails atomically.
-    """
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+def _open_creating_dirs(path: str, flags: int) -> int:
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        return True
+        return os.open(path, flags, 0o666)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, flags, 0o666)
+
+
+def write_new(path: str, data: str) -> None:
+    """Write a file nobody reads yet (inside a run folder whose meta.yaml is not written)."""
+    fd = _open_creating_dirs(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        os.write(fd, data.encode())
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        os.close(fd)
+
+
+def create_exclusive(path: str, data: str) -> str | None:
+    """Create `path` with `data` unless it exists; then return the existing content instead.
+
+    O_EXCL makes the creation atomic; a reader that races the writer of the same file retries
+    until the content is there (it is written in one call right after creation).
+    """
+    try:
+        fd = _open_creating_dirs(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        for delay in (0, 0.001, 0.01, 0.05, 0.1):
+            time.sleep(delay)
+            existing = read_text(path)
+            if existing or not data:
+                return existing
+        return existing
+    try:
+        os.write(fd, data.encode())
+    finally:
+        os.close(fd)
+    return None
 
 
 # Strings that PyYAML writes plain, or single-quoted when they would read back as another type.
@@ -115,14 +140,9 @@ def read_text(path: str) -> str:
 
 def append_line(path: str, line: str) -> None:
     """Append with O_APPEND in one write(2), so concurrent writers never interleave lines."""
-    data = line.encode()
+    fd = _open_creating_dirs(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-    try:
-        os.write(fd, data)
+        os.write(fd, line.encode())
     finally:
         os.close(fd)
 
@@ -168,8 +188,10 @@ class StatCache:
         self._entries[path] = (stamp, value)
         return value
 
-    def forget(self, path: str) -> None:
-        self._entries.pop(path, None)
+    def put(self, path: str, value: Any) -> None:
+        """Remember what was just written to `path` (saves re-reading and re-parsing it)."""
+        st = os.stat(path)
+        self._entries[path] = ((st.st_mtime_ns, st.st_size, st.st_ino), value)
 
 
 class FileLock:
