@@ -522,3 +522,45 @@ def test_we_read_metric_lines_with_a_dataset(mlflow_store: dict):
     assert [(m.value, m.timestamp, m.step) for m in history] == [(0.6, int(fields[0]), 1)]
     theirs = mlflow_store["client"].get_metric_history(run_id, "acc")
     assert [(m.value, m.timestamp) for m in theirs] == [(0.6, int(fields[0]))]
+
+
+TRICKY_NAMES = ["it's", "a: b", "null", "123", "0x1f", "1e5", "yes", "- dash", "#hash", "é ü", "x'"]
+
+
+def test_tricky_names_survive_both_ways(mlflow_mod: Any, tracking_dir: Path, tmp_path: Path):
+    """Names that YAML would read as another type, or that need quoting, in meta.yaml."""
+    ours = tracking.TrackingClient()
+    theirs = mlflow_mod.tracking.MlflowClient(tracking_uri=_uri(tracking_dir))
+    written = {}
+    for name in TRICKY_NAMES:
+        experiment_id = ours.create_experiment(name)
+        run = ours.create_run(experiment_id, run_name=name)
+        written[experiment_id] = run.info.run_id
+    for experiment_id, run_id in written.items():
+        assert theirs.get_experiment(experiment_id).name == ours.get_experiment(experiment_id).name
+        assert theirs.get_run(run_id).info.run_name == ours.get_run(run_id).info.run_name
+
+    mlflow_root = tmp_path / "by-mlflow"
+    theirs = mlflow_mod.tracking.MlflowClient(tracking_uri=_uri(mlflow_root))
+    ours = tracking.TrackingClient(tracking_uri=_uri(mlflow_root))
+    for name in TRICKY_NAMES:
+        if "'" in name:
+            continue  # MLflow's FileStore cannot create these (it puts the name in a filter)
+        experiment_id = theirs.create_experiment(name)
+        run_id = theirs.create_run(experiment_id, run_name=name).info.run_id
+        assert ours.get_experiment(experiment_id).name == name
+        assert ours.get_experiment_by_name(name).experiment_id == experiment_id
+        assert ours.get_run(run_id).info.run_name == name
+
+
+def test_metric_key_containing_a_metrics_folder(mlflow_mod: Any, tracking_dir: Path):
+    ours = tracking.TrackingClient()
+    run_id = ours.create_run("0").info.run_id
+    ours.log_metric(run_id, "train/metrics/acc", 0.5, step=1)
+    theirs = mlflow_mod.tracking.MlflowClient(tracking_uri=_uri(tracking_dir))
+    assert [m.key for m in theirs.get_metric_history(run_id, "train/metrics/acc")] == [
+        "train/metrics/acc"
+    ]
+    assert [m.key for m in ours.get_metric_history(run_id, "train/metrics/acc")] == [
+        "train/metrics/acc"
+    ]

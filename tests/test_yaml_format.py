@@ -6,7 +6,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracking.stores.files import dump_yaml
+from tracking.stores.files import dump_yaml, parse_yaml
 
 TRICKY = [
     "", "0", "true", "null", "~", "1.5", "0x1f", "1:20", "2024-01-01", "file:///a/b", "a:",
@@ -28,3 +28,21 @@ values = st.one_of(
 def test_dump_matches_pyyaml(data: dict) -> None:
     expected = yaml.dump(data, Dumper=yaml.SafeDumper, default_flow_style=False, allow_unicode=True)
     assert dump_yaml(data) == expected
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.dictionaries(st.text(alphabet="abcdefgh_", min_size=1, max_size=8), values, min_size=1))
+def test_parse_matches_pyyaml(data: dict) -> None:
+    text = yaml.safe_dump(data, default_flow_style=False, allow_unicode=True)
+    assert parse_yaml("meta.yaml", text.encode()) == yaml.safe_load(text)
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=1000, deadline=None)
+def test_parse_never_disagrees_with_pyyaml_on_any_text(text: str) -> None:
+    try:
+        expected = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return
+    if isinstance(expected, dict):
+        assert parse_yaml("meta.yaml", text.encode()) == expected

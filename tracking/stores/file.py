@@ -60,9 +60,11 @@ def _new_experiment_id() -> str:
     return str(random.randrange(10**17, 10**18))
 
 
-def _parse_metric_lines(path: str, text: bytes) -> list[Metric]:
-    key = path.rsplit(os.sep + "metrics" + os.sep, 1)[-1].replace(os.sep, "/")
-    metrics = []
+MetricPoint = tuple[int, float, int]  # (timestamp, value, step)
+
+
+def _parse_metric_lines(path: str, text: bytes) -> list[MetricPoint]:
+    points = []
     for number, line in enumerate(text.decode("utf-8", "replace").splitlines(), 1):
         parts = line.split()
         if not parts:
@@ -71,17 +73,21 @@ def _parse_metric_lines(path: str, text: bytes) -> list[Metric]:
             if len(parts) < 2:
                 raise ValueError("too few fields")
             step = int(parts[2]) if len(parts) > 2 else 0
-            metrics.append(Metric(key, float(parts[1]), int(parts[0]), step))
+            points.append((int(parts[0]), float(parts[1]), step))
         except ValueError:
             warn_damaged(f"{path} line {number}: expected '<timestamp> <value> <step>'")
-    return metrics
+    return points
 
 
-def _latest(metrics: list[Metric]) -> Metric | None:
-    def order(m: Metric) -> tuple[int, int, float]:
-        return (m.step, m.timestamp, -math.inf if math.isnan(m.value) else m.value)
+def _latest_value(points: list[MetricPoint]) -> float | None:
+    """The value with the highest (step, timestamp, value), MLflow's notion of latest."""
+    if not points:
+        return None
 
-    return max(metrics, key=order) if metrics else None
+    def order(p: MetricPoint) -> tuple[int, int, float]:
+        return (p[2], p[0], -math.inf if math.isnan(p[1]) else p[1])
+
+    return max(points, key=order)[1]
 
 
 def _parse_text(path: str, text: bytes) -> str:
@@ -445,14 +451,14 @@ class FileStore(TrackingStore):
         for key, path in walk_files(os.path.join(run_dir, "metrics")):
             latest = self._latest_metric(path)
             if latest is not None:
-                metrics[key] = latest.value
+                metrics[key] = latest
         params = {k: self._cache.get(p, _parse_text) for k, p in walk_files(f"{run_dir}/params")}
         tags = {k: self._cache.get(p, _parse_text) for k, p in walk_files(f"{run_dir}/tags")}
         return RunData(metrics=metrics, params=params, tags=tags)
 
-    def _latest_metric(self, path: str) -> Metric | None:
+    def _latest_metric(self, path: str) -> float | None:
         try:
-            return _latest(self._cache.get(path, _parse_metric_lines))
+            return _latest_value(self._cache.get(path, _parse_metric_lines))
         except FileNotFoundError:
             return None
 
@@ -572,9 +578,10 @@ class FileStore(TrackingStore):
         validation.validate_key(key, "Metric key")
         path = os.path.join(self._run_dir(run_id), "metrics", key)
         try:
-            return list(self._cache.get(path, _parse_metric_lines))
+            points = self._cache.get(path, _parse_metric_lines)
         except FileNotFoundError:
             return []
+        return [Metric(key, value, timestamp, step) for timestamp, value, step in points]
 
     # --- search -------------------------------------------------------------------------------
     def search_runs(
@@ -597,13 +604,13 @@ class FileStore(TrackingStore):
                 continue
             for run_dir in self._run_dirs(experiment_path):
                 view = _RunView(self, run_dir)
-                try:
-                    stage = view.attribute("lifecycle_stage")
+                try:  # the filter first: it may rule a run out without reading its meta.yaml
+                    if search.run_matches(comparisons, view) and view_type.matches(
+                        str(view.attribute("lifecycle_stage"))
+                    ):
+                        views.append(view)
                 except (NotFoundError, KeyError, ValueError) as e:
                     warn_damaged(f"run {run_dir}: {e}")
-                    continue
-                if view_type.matches(str(stage)) and search.run_matches(comparisons, view):
-                    views.append(view)
         page = paginate(search.sort_runs(views, ordering), max_results, page_token)
         return PagedList((self.get_run(os.path.basename(v.run_dir)) for v in page), page.token)
 
@@ -625,8 +632,7 @@ class _RunView:
         return value if value is None or isinstance(value, int) else str(value)
 
     def metric(self, key: str) -> float | None:
-        latest = self.store._latest_metric(os.path.join(self.run_dir, "metrics", key))
-        return None if latest is None else latest.value
+        return self.store._latest_metric(os.path.join(self.run_dir, "metrics", key))
 
     def _text(self, folder: str, key: str) -> str | None:
         try:

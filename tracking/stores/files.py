@@ -123,7 +123,54 @@ def write_yaml(path: str, data: dict[str, Any]) -> None:
     atomic_write(path, dump_yaml(data))
 
 
+_FLAT_LINE = re.compile(r"^([A-Za-z_][\w.]*): (\S(?:.*\S)?)$")
+_DECIMAL = re.compile(r"^-?(?:0|[1-9][0-9]*)$")
+_INT_TAG = "tag:yaml.org,2002:int"
+
+
+def _flat_scalar(raw: str) -> tuple[bool, Any]:
+    """(understood, value) of one scalar as PyYAML's safe loader reads it."""
+    if raw == "null":
+        return True, None
+    if raw == "[]":
+        return True, []
+    if raw.startswith("'"):
+        inner = raw[1:-1]
+        if len(raw) < 2 or not raw.endswith("'") or "'" in inner.replace("''", ""):
+            return False, None
+        return True, inner.replace("''", "'")
+    if raw[0] in "\"{[&*!|>%@`#" or " #" in raw or ": " in raw or raw.endswith(":"):
+        return False, None
+    tag = _resolver.resolve(yaml.ScalarNode, raw, (True, False))
+    if tag == _STR_TAG:
+        return True, raw
+    if tag == _INT_TAG and _DECIMAL.match(raw):
+        return True, int(raw)
+    return False, None
+
+
+def _parse_flat_yaml(text: str) -> dict[str, Any] | None:
+    """The flat `key: scalar` files MLflow and we write, 10x faster than PyYAML; None if the
+    text uses any other YAML feature (the caller then asks PyYAML)."""
+    data: dict[str, Any] = {}
+    for line in text.splitlines():
+        match = _FLAT_LINE.match(line)
+        if match is None:
+            return None
+        understood, value = _flat_scalar(match.group(2))
+        if not understood:
+            return None
+        data[match.group(1)] = value
+    return data or None
+
+
 def parse_yaml(path: str, text: bytes) -> dict[str, Any]:
+    try:
+        flat = _parse_flat_yaml(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        flat = None
+    if flat is not None:
+        return flat
     try:
         data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
