@@ -210,9 +210,7 @@ def test_non_local_artifact_store(model: LogisticRegression, iris: Any) -> None:
         np.testing.assert_array_equal(loaded.predict(iris[1]), model.predict(iris[1]))
 
 
-def test_s3_artifact_store(
-    s3_env: Any, moto_s3: Any, model: LogisticRegression, iris: Any
-) -> None:
+def test_s3_artifact_store(s3_env: Any, moto_s3: Any, model: LogisticRegression, iris: Any) -> None:
     """Round trip through a real S3 API (moto's server mode)."""
     server = s3_env(moto_s3)
     location = f"s3://{server.create_bucket('models')}/exp"

@@ -111,8 +111,11 @@ def runs_describe(args: argparse.Namespace) -> int:
         ],
     )
     _table("Params", ["key", "value"], [[k, v] for k, v in sorted(run.data.params.items())])
-    _table("Metrics (latest)", ["key", "value"],
-           [[k, _fmt(v)] for k, v in sorted(run.data.metrics.items())])
+    _table(
+        "Metrics (latest)",
+        ["key", "value"],
+        [[k, _fmt(v)] for k, v in sorted(run.data.metrics.items())],
+    )
     _table("Tags", ["key", "value"], [[k, v] for k, v in sorted(run.data.tags.items())])
     return 0
 
@@ -122,9 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="trackflow",
         description="Experiment tracking for Prefect pipelines (MLflow-compatible).",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"trackflow {tracking.__version__}"
-    )
+    parser.add_argument("--version", action="version", version=f"trackflow {tracking.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(group: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
@@ -144,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_commands = runs.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
     listing = command(run_commands, "list", runs_list, "List runs with params and metrics.")
     listing.add_argument("--experiment", "-e", help="experiment name or id (default: all)")
-    listing.add_argument("--filter", help="e.g. \"metrics.accuracy > 0.9\"")
+    listing.add_argument("--filter", help='e.g. "metrics.accuracy > 0.9"')
     listing.add_argument("--order-by", action="append", help="e.g. 'metrics.accuracy DESC'")
     listing.add_argument("--max-results", type=int, default=100)
     listing.add_argument("--max-columns", type=int, default=6, help="params/metrics shown")

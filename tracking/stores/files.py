@@ -139,7 +139,7 @@ def _flat_scalar(raw: str) -> tuple[bool, Any]:
         if len(raw) < 2 or not raw.endswith("'") or "'" in inner.replace("''", ""):
             return False, None
         return True, inner.replace("''", "'")
-    if raw[0] in "\"{[&*!|>%@`#" or " #" in raw or ": " in raw or raw.endswith(":"):
+    if raw[0] in '"{[&*!|>%@`#' or " #" in raw or ": " in raw or raw.endswith(":"):
         return False, None
     tag = _resolver.resolve(yaml.ScalarNode, raw, (True, False))
     if tag == _STR_TAG:

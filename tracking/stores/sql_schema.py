@@ -69,8 +69,9 @@ runs = Table(
 params = Table(
     "params",
     metadata,
-    Column("run_uuid", String(256), ForeignKey("runs.run_uuid", ondelete="CASCADE"),
-           primary_key=True),
+    Column(
+        "run_uuid", String(256), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    ),
     Column("key", String(250), primary_key=True),
     Column("value", String(6000), nullable=False),
     Index("params_key", "key", "run_uuid"),
@@ -79,8 +80,9 @@ params = Table(
 tags = Table(
     "tags",
     metadata,
-    Column("run_uuid", String(256), ForeignKey("runs.run_uuid", ondelete="CASCADE"),
-           primary_key=True),
+    Column(
+        "run_uuid", String(256), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    ),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
     Index("tags_key", "key", "run_uuid"),
@@ -91,8 +93,9 @@ metrics = Table(
     "metrics",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_uuid", String(256), ForeignKey("runs.run_uuid", ondelete="CASCADE"),
-           nullable=False),
+    Column(
+        "run_uuid", String(256), ForeignKey("runs.run_uuid", ondelete="CASCADE"), nullable=False
+    ),
     Column("key", String(250), nullable=False),
     Column("value", Float(precision=53), nullable=False),
     Column("is_nan", Boolean, nullable=False),
@@ -105,8 +108,9 @@ metrics = Table(
 latest_metrics = Table(
     "latest_metrics",
     metadata,
-    Column("run_uuid", String(256), ForeignKey("runs.run_uuid", ondelete="CASCADE"),
-           primary_key=True),
+    Column(
+        "run_uuid", String(256), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    ),
     Column("key", String(250), primary_key=True),
     Column("value", Float(precision=53), nullable=False),
     Column("is_nan", Boolean, nullable=False),
