@@ -20,7 +20,7 @@ import pytest  # noqa: E402
 import tracking  # noqa: E402
 from tracking import config, fluent  # noqa: E402
 
-pytest_plugins = ["s3_servers"]
+pytest_plugins = ["s3_servers", "pg_server"]
 
 MLFLOW_ENV = (
     "MLFLOW_TRACKING_URI",

@@ -16,10 +16,17 @@ from tracking.errors import (
 )
 from tracking.stores.base import TrackingStore
 from tracking.stores.file import FileStore
+from tracking.stores.sql import SqlStore
 
 
-@pytest.fixture(params=["file"])
+@pytest.fixture(params=["file", "sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> TrackingStore:
+    """The same contract for every store: the embedded file store, SQLite, PostgreSQL."""
+    artifacts = f"file://{tmp_path}/artifacts"
+    if request.param == "sqlite":
+        return SqlStore(f"sqlite:///{tmp_path / 'store.db'}", artifacts)
+    if request.param == "postgresql":
+        return SqlStore(request.getfixturevalue("postgres_uri")(), artifacts)
     return FileStore(str(tmp_path / "store"))
 
 

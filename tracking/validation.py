@@ -165,6 +165,14 @@ def experiment_name(name: object) -> str:
     return name
 
 
+def param_conflict(run_id: str, key: str, old: str, new: str) -> InvalidParameterError:
+    """The error for re-logging a param with another value (params are immutable)."""
+    return InvalidParameterError(
+        f"Changing param values is not allowed. Param with key={key!r} was already logged "
+        f"with value={old!r} for run ID={run_id!r}. Attempted logging new value {new!r}"
+    )
+
+
 def batch_sizes(n_metrics: int, n_params: int, n_tags: int) -> None:
     """Raise if a log_batch call exceeds MLflow's per-request limits."""
     if n_metrics > MAX_METRICS_PER_BATCH:

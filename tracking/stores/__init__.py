@@ -16,6 +16,10 @@ ARTIFACT_ROOT_ENV = "MLFLOW_ARTIFACT_ROOT"
 STORE_REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "": ("tracking.stores.file", "FileStore", None),
     "file": ("tracking.stores.file", "FileStore", None),
+    "sqlite": ("tracking.stores.sql", "SqlStore", None),
+    "postgresql": ("tracking.stores.sql", "SqlStore", "psycopg[binary] (pip install trackflow)"),
+    "postgresql+psycopg": ("tracking.stores.sql", "SqlStore", "psycopg[binary]"),
+    "postgres": ("tracking.stores.sql", "SqlStore", "psycopg[binary]"),
 }
 
 _stores: dict[tuple[str, str | None], TrackingStore] = {}

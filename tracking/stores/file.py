@@ -529,13 +529,6 @@ class FileStore(TrackingStore):
         except (FileNotFoundError, NotADirectoryError):
             return None
 
-    @staticmethod
-    def _param_conflict(run_id: str, key: str, old: str, new: str) -> InvalidParameterError:
-        return InvalidParameterError(
-            f"Changing param values is not allowed. Param with key={key!r} was already logged "
-            f"with value={old!r} for run ID={run_id!r}. Attempted logging new value {new!r}"
-        )
-
     def log_batch(
         self, run_id: str, metrics: list[Metric], params: list[Param], tags: list[RunTag]
     ) -> None:
@@ -550,17 +543,17 @@ class FileStore(TrackingStore):
         for p in params:
             value = validation.param_value(p.key, p.value)
             if new_params.setdefault(p.key, value) != value:
-                raise self._param_conflict(run_id, p.key, new_params[p.key], value)
+                raise validation.param_conflict(run_id, p.key, new_params[p.key], value)
         checked_tags = [(t.key, validation.tag_value(t.key, t.value)) for t in tags]
         run_dir = self._active_run_dir(run_id)
         for key, value in new_params.items():
             old = self._existing_param(run_dir, key)
             if old is not None and old != value:
-                raise self._param_conflict(run_id, key, old, value)
+                raise validation.param_conflict(run_id, key, old, value)
         for key, value in new_params.items():
             old = create_exclusive(f"{run_dir}/params/{key}", value)
             if old is not None and old != value:
-                raise self._param_conflict(run_id, key, old, value)
+                raise validation.param_conflict(run_id, key, old, value)
         for key, value in checked_tags:
             self._write_tag_file(os.path.join(run_dir, "tags"), key, value)
         for key, key_lines in lines.items():

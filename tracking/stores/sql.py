@@ -1,0 +1,693 @@
+"""The SQL store: SQLite and PostgreSQL through SQLAlchemy 2, versioned with Alembic.
+
+Behaves exactly like the file store (one test suite runs against both). Search filters and
+orderings are compiled to SQL; SQLite runs in WAL mode with a busy timeout and takes the write
+lock at the start of each writing transaction, so writers queue instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from tracking import search, validation
+from tracking.entities import (
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from tracking.errors import (
+    AlreadyExistsError,
+    InvalidParameterError,
+    InvalidStateError,
+    NotFoundError,
+    StorageError,
+)
+from tracking.stores import sql_schema as schema
+from tracking.stores.base import (
+    SEARCH_MAX_RESULTS_DEFAULT,
+    PagedList,
+    TrackingStore,
+    check_max_results,
+    decode_page_token,
+    encode_page_token,
+    paginate,
+)
+from tracking.stores.sql_search import condition, order_terms
+
+T = TypeVar("T")
+DEFAULT_EXPERIMENT_ID = "0"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def engine_url(uri: str) -> str:
+    """SQLAlchemy URL for a tracking URI; plain postgresql:// uses the psycopg (3) driver."""
+    if uri.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + uri.split("://", 1)[1]
+    return uri
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "busy_timeout=60000",
+            "foreign_keys=ON",
+            "case_sensitive_like=ON",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        writing = connection.get_execution_options().get("trackflow_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+class SqlStore(TrackingStore):
+    """Experiments and runs in a relational database (sqlite:///..., postgresql://...)."""
+
+    def __init__(self, uri: str, artifact_root: str | None = None) -> None:
+        self.uri = uri
+        self.artifact_root = (artifact_root or "file://" + os.path.abspath("mlruns")).rstrip("/")
+        url = engine_url(uri)
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split(":///", 1)[-1]
+            if path and path != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        try:
+            self.engine = create_engine(url, pool_pre_ping=not self.is_sqlite)
+        except Exception as e:
+            raise StorageError(f"Cannot use tracking URI {uri!r}: {e}") from e
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+        from tracking.stores.sql_migrations import upgrade
+
+        upgrade(self.engine)
+        self._ensure_default_experiment()
+
+    # --- transactions -------------------------------------------------------------------------
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one writing transaction; retry briefly if the database is busy."""
+        for attempt in range(8):
+            try:
+                with self.engine.connect() as conn:
+                    conn = conn.execution_options(trackflow_write=True)
+                    with conn.begin():
+                        return work(conn)
+            except OperationalError as e:
+                text = str(e.orig).lower()
+                busy = "locked" in text or "busy" in text or "could not serialize" in text
+                if not busy or attempt == 7:
+                    raise StorageError(f"Database error on {self.uri}: {e.orig}") from e
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _ensure_default_experiment(self) -> None:
+        def create(conn: Connection) -> None:
+            found = conn.execute(
+                select(schema.experiments.c.experiment_id).where(
+                    schema.experiments.c.experiment_id == 0
+                )
+            ).first()
+            if found is None:
+                self._insert_experiment(conn, "Default", None, {}, experiment_id=0)
+
+        with contextlib.suppress(IntegrityError):  # another process created it first
+            self._write(create)
+
+    # --- experiments --------------------------------------------------------------------------
+    def _insert_experiment(
+        self,
+        conn: Connection,
+        name: str,
+        artifact_location: str | None,
+        tags: dict[str, str],
+        experiment_id: int | None = None,
+    ) -> str:
+        now = _now_ms()
+        values: dict[str, Any] = {
+            "name": name,
+            "artifact_location": artifact_location or "",
+            "lifecycle_stage": LifecycleStage.ACTIVE,
+            "creation_time": now,
+            "last_update_time": now,
+        }
+        if experiment_id is not None:
+            values["experiment_id"] = experiment_id
+        new_id = conn.execute(
+            insert(schema.experiments)
+            .values(**values)
+            .returning(schema.experiments.c.experiment_id)
+        ).scalar_one()
+        if not artifact_location:
+            conn.execute(
+                update(schema.experiments)
+                .where(schema.experiments.c.experiment_id == new_id)
+                .values(artifact_location=f"{self.artifact_root}/{new_id}")
+            )
+        if tags:
+            conn.execute(
+                insert(schema.experiment_tags),
+                [{"experiment_id": new_id, "key": k, "value": v} for k, v in tags.items()],
+            )
+        return str(new_id)
+
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None, tags: dict[str, str] | None = None
+    ) -> str:
+        validation.experiment_name(name)
+        checked = {k: validation.experiment_tag_value(k, v) for k, v in (tags or {}).items()}
+        try:
+            return self._write(
+                lambda conn: self._insert_experiment(conn, name, artifact_location, checked)
+            )
+        except IntegrityError:
+            existing = self.get_experiment_by_name(name)
+            hint = ""
+            if existing is not None and existing.lifecycle_stage == LifecycleStage.DELETED:
+                hint = " (in deleted state: restore it, or delete it permanently)"
+            raise AlreadyExistsError(f"Experiment {name!r} already exists{hint}") from None
+
+    @staticmethod
+    def _experiment_key(experiment_id: str) -> int:
+        validation.experiment_id(experiment_id)
+        try:
+            return int(experiment_id)
+        except ValueError:
+            raise NotFoundError(f"Experiment with id {experiment_id!r} does not exist") from None
+
+    def _experiments(self, where: Any = None) -> list[Experiment]:
+        e, t = schema.experiments, schema.experiment_tags
+        with self._read() as conn:
+            query = select(e)
+            if where is not None:
+                query = query.where(where)
+            rows = conn.execute(query).all()
+            ids = [row.experiment_id for row in rows]
+            tag_rows = (
+                conn.execute(select(t).where(t.c.experiment_id.in_(ids))).all() if ids else []
+            )
+        tags: dict[int, dict[str, str]] = {}
+        for row in tag_rows:
+            tags.setdefault(row.experiment_id, {})[row.key] = row.value
+        return [
+            Experiment(
+                experiment_id=str(row.experiment_id),
+                name=row.name,
+                artifact_location=row.artifact_location,
+                lifecycle_stage=row.lifecycle_stage,
+                tags=tags.get(row.experiment_id, {}),
+                creation_time=row.creation_time,
+                last_update_time=row.last_update_time,
+            )
+            for row in rows
+        ]
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        key = self._experiment_key(str(experiment_id))
+        found = self._experiments(schema.experiments.c.experiment_id == key)
+        if not found:
+            raise NotFoundError(f"Experiment with id {experiment_id!r} does not exist")
+        return found[0]
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        found = self._experiments(schema.experiments.c.name == name)
+        return found[0] if found else None
+
+    def search_experiments(
+        self,
+        view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+        filter_string: str | None = None,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Experiment]:
+        view_type = ViewType.parse(view_type)
+        comparisons = search.parse_experiment_filter(filter_string)
+        ordering = search.parse_experiment_order_by(order_by)
+        found = [
+            e
+            for e in self._experiments()
+            if view_type.matches(e.lifecycle_stage) and search.experiment_matches(comparisons, e)
+        ]
+        return paginate(search.sort_experiments(found, ordering), max_results, page_token)
+
+    def _set_experiment_stage(self, experiment_id: str, stage: str) -> None:
+        key = self._experiment_key(str(experiment_id))
+        e, r = schema.experiments, schema.runs
+        now = _now_ms()
+        current = self.get_experiment(experiment_id)
+        if current.lifecycle_stage == stage:
+            raise InvalidStateError(f"Experiment {experiment_id!r} is already {stage}")
+
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(e)
+                .where(e.c.experiment_id == key)
+                .values(lifecycle_stage=stage, last_update_time=now)
+            )
+            if stage == LifecycleStage.DELETED:
+                conn.execute(
+                    update(r)
+                    .where(r.c.experiment_id == key, r.c.lifecycle_stage == LifecycleStage.ACTIVE)
+                    .values(lifecycle_stage=LifecycleStage.DELETED, deleted_time=now)
+                )
+            else:
+                conn.execute(
+                    update(r)
+                    .where(r.c.experiment_id == key, r.c.deleted_time == current.last_update_time)
+                    .values(lifecycle_stage=LifecycleStage.ACTIVE, deleted_time=None)
+                )
+
+        self._write(work)
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        if str(experiment_id) == DEFAULT_EXPERIMENT_ID:
+            raise InvalidParameterError("The Default experiment (id 0) cannot be deleted")
+        self._set_experiment_stage(experiment_id, LifecycleStage.DELETED)
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        self._set_experiment_stage(experiment_id, LifecycleStage.ACTIVE)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        validation.experiment_name(new_name)
+        experiment = self.get_experiment(experiment_id)
+        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidStateError(f"Cannot rename deleted experiment {experiment_id!r}")
+        e = schema.experiments
+        try:
+            self._write(
+                lambda conn: conn.execute(
+                    update(e)
+                    .where(e.c.experiment_id == int(experiment.experiment_id))
+                    .values(name=new_name, last_update_time=_now_ms())
+                )
+            )
+        except IntegrityError:
+            raise AlreadyExistsError(f"Experiment {new_name!r} already exists") from None
+
+    def set_experiment_tag(self, experiment_id: str, tag: RunTag) -> None:
+        value = validation.experiment_tag_value(tag.key, tag.value)
+        key = int(self.get_experiment(experiment_id).experiment_id)
+        self._write(
+            lambda conn: self._upsert(
+                conn, schema.experiment_tags, {"experiment_id": key, "key": tag.key}, value
+            )
+        )
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        validation.validate_key(key, "Experiment tag key")
+        exp = int(self.get_experiment(experiment_id).experiment_id)
+        t = schema.experiment_tags
+        deleted = self._write(
+            lambda conn: (
+                conn.execute(delete(t).where(t.c.experiment_id == exp, t.c.key == key)).rowcount
+            )
+        )
+        if not deleted:
+            raise NotFoundError(f"No tag {key!r} on experiment {experiment_id!r}")
+
+    def _upsert(self, conn: Connection, table: Any, keys: dict[str, Any], value: str) -> None:
+        """Insert or overwrite one (key -> value) row."""
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        statement = dialect_insert(table).values(**keys, value=value)
+        conn.execute(
+            statement.on_conflict_do_update(index_elements=list(keys), set_={"value": value})
+        )
+
+    # --- runs ---------------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment_id: str,
+        user_id: str,
+        start_time: int,
+        tags: list[RunTag],
+        run_name: str,
+        run_id: str | None = None,
+    ) -> Run:
+        experiment = self.get_experiment(str(experiment_id))
+        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidStateError(
+                f"Cannot create a run in deleted experiment {experiment_id!r}; restore it first"
+            )
+        run_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
+        checked = {t.key: validation.tag_value(t.key, t.value) for t in tags}
+        if run_name:
+            checked.setdefault("mlflow.runName", run_name)
+        info = RunInfo(
+            run_id=run_id,
+            experiment_id=experiment.experiment_id,
+            run_name=run_name,
+            user_id=user_id,
+            status=RunStatus.RUNNING.name,
+            start_time=start_time,
+            end_time=None,
+            artifact_uri=f"{experiment.artifact_location}/{run_id}/artifacts",
+        )
+
+        def work(conn: Connection) -> None:
+            conn.execute(
+                insert(schema.runs).values(
+                    run_uuid=run_id,
+                    name=run_name,
+                    experiment_id=int(experiment.experiment_id),
+                    user_id=user_id,
+                    status=info.status,
+                    start_time=start_time,
+                    end_time=None,
+                    artifact_uri=info.artifact_uri,
+                    lifecycle_stage=LifecycleStage.ACTIVE,
+                )
+            )
+            if checked:
+                conn.execute(
+                    insert(schema.tags),
+                    [{"run_uuid": run_id, "key": k, "value": v} for k, v in checked.items()],
+                )
+
+        try:
+            self._write(work)
+        except IntegrityError:
+            raise AlreadyExistsError(f"Run {run_id!r} already exists") from None
+        return Run(info, RunData(tags=dict(checked)))
+
+    def _run_infos(self, conn: Connection, run_ids: list[str]) -> dict[str, RunInfo]:
+        r = schema.runs
+        rows = conn.execute(select(r).where(r.c.run_uuid.in_(run_ids))).all()
+        return {
+            row.run_uuid: RunInfo(
+                run_id=row.run_uuid,
+                experiment_id=str(row.experiment_id),
+                run_name=row.name,
+                user_id=row.user_id,
+                status=row.status,
+                start_time=row.start_time,
+                end_time=row.end_time,
+                artifact_uri=row.artifact_uri,
+                lifecycle_stage=row.lifecycle_stage,
+            )
+            for row in rows
+        }
+
+    def _load_runs(self, run_ids: list[str]) -> list[Run]:
+        """Full runs for ids (kept in the given order), in four bulk queries."""
+        if not run_ids:
+            return []
+        data = {run_id: RunData() for run_id in run_ids}
+        with self._read() as conn:
+            infos = self._run_infos(conn, run_ids)
+            for table, field in ((schema.params, "params"), (schema.tags, "tags")):
+                rows = conn.execute(
+                    select(table.c.run_uuid, table.c.key, table.c.value).where(
+                        table.c.run_uuid.in_(run_ids)
+                    )
+                )
+                for run_uuid, key, value in rows:
+                    getattr(data[run_uuid], field)[key] = value
+            lm = schema.latest_metrics
+            rows = conn.execute(
+                select(lm.c.run_uuid, lm.c.key, lm.c.value, lm.c.is_nan).where(
+                    lm.c.run_uuid.in_(run_ids)
+                )
+            )
+            for run_uuid, key, value, is_nan in rows:
+                data[run_uuid].metrics[key] = math.nan if is_nan else value
+        return [Run(infos[i], data[i]) for i in run_ids if i in infos]
+
+    def get_run(self, run_id: str) -> Run:
+        validation.run_id(run_id)
+        found = self._load_runs([run_id])
+        if not found:
+            raise NotFoundError(f"Run {run_id!r} not found")
+        return found[0]
+
+    def _check_active(self, conn: Connection, run_id: str) -> None:
+        """Raise unless the run exists and is active (read in the writing transaction)."""
+        r = schema.runs
+        stage = conn.execute(
+            select(r.c.lifecycle_stage).where(r.c.run_uuid == run_id)
+        ).scalar_one_or_none()
+        if stage is None:
+            raise NotFoundError(f"Run {run_id!r} not found")
+        if stage != LifecycleStage.ACTIVE:
+            raise InvalidStateError(f"Run {run_id!r} is deleted; restore it before logging to it")
+
+    def update_run_info(
+        self,
+        run_id: str,
+        run_status: str | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+    ) -> RunInfo:
+        validation.run_id(run_id)
+        values: dict[str, Any] = {}
+        if run_status is not None:
+            values["status"] = RunStatus.parse(run_status).name
+        if end_time is not None:
+            values["end_time"] = end_time
+        if run_name:
+            values["name"] = run_name
+
+        def work(conn: Connection) -> RunInfo:
+            self._check_active(conn, run_id)
+            if values:
+                conn.execute(
+                    update(schema.runs).where(schema.runs.c.run_uuid == run_id).values(**values)
+                )
+            if run_name:
+                self._upsert(
+                    conn, schema.tags, {"run_uuid": run_id, "key": "mlflow.runName"}, run_name
+                )
+            return self._run_infos(conn, [run_id])[run_id]
+
+        return self._write(work)
+
+    def _set_run_stage(self, run_id: str, stage: str, deleted_time: int | None) -> None:
+        validation.run_id(run_id)
+        r = schema.runs
+        changed = self._write(
+            lambda conn: (
+                conn.execute(
+                    update(r)
+                    .where(r.c.run_uuid == run_id)
+                    .values(lifecycle_stage=stage, deleted_time=deleted_time)
+                ).rowcount
+            )
+        )
+        if not changed:
+            raise NotFoundError(f"Run {run_id!r} not found")
+
+    def delete_run(self, run_id: str) -> None:
+        self._set_run_stage(run_id, LifecycleStage.DELETED, _now_ms())
+
+    def restore_run(self, run_id: str) -> None:
+        self._set_run_stage(run_id, LifecycleStage.ACTIVE, None)
+
+    # --- logging ------------------------------------------------------------------------------
+    def _metric_rows(self, run_id: str, metrics: Iterable[Metric]) -> list[dict[str, Any]]:
+        rows = []
+        for m in metrics:
+            value = validation.metric_value(m.key, m.value)
+            is_nan = math.isnan(value)
+            rows.append(
+                {
+                    "run_uuid": run_id,
+                    "key": m.key,
+                    "value": 0.0 if is_nan else value,
+                    "is_nan": is_nan,
+                    "timestamp": validation.metric_timestamp(m.key, m.timestamp),
+                    "step": validation.metric_step(m.key, m.step),
+                }
+            )
+        return rows
+
+    def _write_metrics(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        conn.execute(insert(schema.metrics), rows)
+        latest: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            best = latest.get(row["key"])
+            if best is None or _order(row) >= _order(best):
+                latest[row["key"]] = row
+        lm = schema.latest_metrics
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        for row in latest.values():
+            statement = dialect_insert(lm).values(**row)
+            new = statement.excluded
+            newer = tuple_(new.step, new.timestamp, new.value) >= tuple_(
+                lm.c.step, lm.c.timestamp, lm.c.value
+            )
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["run_uuid", "key"],
+                    set_={c: new[c] for c in ("value", "is_nan", "timestamp", "step")},
+                    where=newer,
+                )
+            )
+
+    def log_metric(self, run_id: str, metric: Metric) -> None:
+        rows = self._metric_rows(run_id, [metric])
+
+        def work(conn: Connection) -> None:
+            self._check_active(conn, run_id)
+            self._write_metrics(conn, rows)
+
+        self._write(work)
+
+    def log_batch(
+        self, run_id: str, metrics: list[Metric], params: list[Param], tags: list[RunTag]
+    ) -> None:
+        validation.batch_sizes(len(metrics), len(params), len(tags))
+        metric_rows = self._metric_rows(run_id, metrics)
+        new_params: dict[str, str] = {}
+        for p in params:
+            value = validation.param_value(p.key, p.value)
+            if new_params.setdefault(p.key, value) != value:
+                raise validation.param_conflict(run_id, p.key, new_params[p.key], value)
+        checked_tags = {t.key: validation.tag_value(t.key, t.value) for t in tags}
+
+        def work(conn: Connection) -> None:
+            self._check_active(conn, run_id)
+            if new_params:
+                self._write_params(conn, run_id, new_params)
+            for key, value in checked_tags.items():
+                self._upsert(conn, schema.tags, {"run_uuid": run_id, "key": key}, value)
+            if metric_rows:
+                self._write_metrics(conn, metric_rows)
+
+        self._write(work)
+
+    def _write_params(self, conn: Connection, run_id: str, new: dict[str, str]) -> None:
+        p = schema.params
+        existing = dict(
+            conn.execute(
+                select(p.c.key, p.c.value).where(p.c.run_uuid == run_id, p.c.key.in_(list(new)))
+            ).all()
+        )
+        for key, value in new.items():
+            if key in existing and existing[key] != value:
+                raise validation.param_conflict(run_id, key, existing[key], value)
+        missing = [
+            {"run_uuid": run_id, "key": k, "value": v} for k, v in new.items() if k not in existing
+        ]
+        if missing:
+            conn.execute(insert(p), missing)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        validation.validate_key(key, "Tag key")
+        t = schema.tags
+
+        def work(conn: Connection) -> int:
+            self._check_active(conn, run_id)
+            return conn.execute(delete(t).where(t.c.run_uuid == run_id, t.c.key == key)).rowcount
+
+        if not self._write(work):
+            raise NotFoundError(f"No tag {key!r} on run {run_id!r}")
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        validation.validate_key(key, "Metric key")
+        m = schema.metrics
+        with self._read() as conn:
+            if not self._run_infos(conn, [run_id]):
+                raise NotFoundError(f"Run {run_id!r} not found")
+            rows = conn.execute(
+                select(m.c.value, m.c.is_nan, m.c.timestamp, m.c.step)
+                .where(m.c.run_uuid == run_id, m.c.key == key)
+                .order_by(m.c.id)
+            ).all()
+        return [
+            Metric(key, math.nan if is_nan else value, timestamp, step)
+            for value, is_nan, timestamp, step in rows
+        ]
+
+    # --- search -------------------------------------------------------------------------------
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None = None,
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Run]:
+        view_type = ViewType.parse(run_view_type)
+        comparisons = search.parse_run_filter(filter_string)
+        ordering = search.parse_run_order_by(order_by)
+        check_max_results(max_results)
+        offset = decode_page_token(page_token)
+        ids = []
+        for experiment_id in experiment_ids:
+            try:
+                ids.append(self._experiment_key(str(experiment_id)))
+            except (NotFoundError, InvalidParameterError):
+                continue
+        if not ids:
+            return PagedList([], None)
+        r = schema.runs
+        where = [r.c.experiment_id.in_(ids)]
+        if view_type is ViewType.ACTIVE_ONLY:
+            where.append(r.c.lifecycle_stage == LifecycleStage.ACTIVE)
+        elif view_type is ViewType.DELETED_ONLY:
+            where.append(r.c.lifecycle_stage == LifecycleStage.DELETED)
+        where += [condition(c) for c in comparisons]
+        query = (
+            select(r.c.run_uuid)
+            .where(and_(*where))
+            .order_by(*order_terms(ordering))
+            .offset(offset)
+            .limit(max_results + 1)
+        )
+        with self._read() as conn:
+            run_ids = list(conn.execute(query).scalars())
+        token = encode_page_token(offset + max_results) if len(run_ids) > max_results else None
+        return PagedList(self._load_runs(run_ids[:max_results]), token)
+
+
+def _order(row: dict[str, Any]) -> tuple[int, int, float]:
+    return (row["step"], row["timestamp"], row["value"])
