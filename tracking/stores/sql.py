@@ -20,12 +20,13 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
     insert,
     select,
-    tuple_,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -331,8 +332,8 @@ class SqlStore(TrackingStore):
         value = validation.experiment_tag_value(tag.key, tag.value)
         key = int(self.get_experiment(experiment_id).experiment_id)
         self._write(
-            lambda conn: self._upsert(
-                conn, schema.experiment_tags, {"experiment_id": key, "key": tag.key}, value
+            lambda conn: conn.execute(
+                _UPSERT_EXPERIMENT_TAG, {"experiment_id": key, "key": tag.key, "value": value}
             )
         )
 
@@ -347,17 +348,6 @@ class SqlStore(TrackingStore):
         )
         if not deleted:
             raise NotFoundError(f"No tag {key!r} on experiment {experiment_id!r}")
-
-    def _upsert(self, conn: Connection, table: Any, keys: dict[str, Any], value: str) -> None:
-        """Insert or overwrite one (key -> value) row."""
-        if self.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        statement = dialect_insert(table).values(**keys, value=value)
-        conn.execute(
-            statement.on_conflict_do_update(index_elements=list(keys), set_={"value": value})
-        )
 
     # --- runs ---------------------------------------------------------------------------------
     def create_run(
@@ -467,10 +457,7 @@ class SqlStore(TrackingStore):
 
     def _check_active(self, conn: Connection, run_id: str) -> None:
         """Raise unless the run exists and is active (read in the writing transaction)."""
-        r = schema.runs
-        stage = conn.execute(
-            select(r.c.lifecycle_stage).where(r.c.run_uuid == run_id)
-        ).scalar_one_or_none()
+        stage = conn.execute(_RUN_STAGE, {"run_id": run_id}).scalar_one_or_none()
         if stage is None:
             raise NotFoundError(f"Run {run_id!r} not found")
         if stage != LifecycleStage.ACTIVE:
@@ -499,8 +486,8 @@ class SqlStore(TrackingStore):
                     update(schema.runs).where(schema.runs.c.run_uuid == run_id).values(**values)
                 )
             if run_name:
-                self._upsert(
-                    conn, schema.tags, {"run_uuid": run_id, "key": "mlflow.runName"}, run_name
+                conn.execute(
+                    _UPSERT_TAG, {"run_uuid": run_id, "key": "mlflow.runName", "value": run_name}
                 )
             return self._run_infos(conn, [run_id])[run_id]
 
@@ -545,38 +532,24 @@ class SqlStore(TrackingStore):
             )
         return rows
 
-    def _write_metrics(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        conn.execute(insert(schema.metrics), rows)
+    @staticmethod
+    def _write_metrics(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        conn.execute(_INSERT_METRICS, rows)
         latest: dict[str, dict[str, Any]] = {}
         for row in rows:
             best = latest.get(row["key"])
             if best is None or _order(row) >= _order(best):
                 latest[row["key"]] = row
-        lm = schema.latest_metrics
-        if self.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        for row in latest.values():
-            statement = dialect_insert(lm).values(**row)
-            new = statement.excluded
-            newer = tuple_(new.step, new.timestamp, new.value) >= tuple_(
-                lm.c.step, lm.c.timestamp, lm.c.value
-            )
-            conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["run_uuid", "key"],
-                    set_={c: new[c] for c in ("value", "is_nan", "timestamp", "step")},
-                    where=newer,
-                )
-            )
+        conn.execute(_UPSERT_LATEST_METRIC, list(latest.values()))
 
     def log_metric(self, run_id: str, metric: Metric) -> None:
-        rows = self._metric_rows(run_id, [metric])
+        (row,) = self._metric_rows(run_id, [metric])
 
         def work(conn: Connection) -> None:
-            self._check_active(conn, run_id)
-            self._write_metrics(conn, rows)
+            # One statement inserts the point only if the run is active (the hot path).
+            if conn.execute(_INSERT_METRIC_IF_ACTIVE, row).rowcount != 1:
+                self._check_active(conn, run_id)
+            conn.execute(_UPSERT_LATEST_METRIC, row)
 
         self._write(work)
 
@@ -596,8 +569,11 @@ class SqlStore(TrackingStore):
             self._check_active(conn, run_id)
             if new_params:
                 self._write_params(conn, run_id, new_params)
-            for key, value in checked_tags.items():
-                self._upsert(conn, schema.tags, {"run_uuid": run_id, "key": key}, value)
+            if checked_tags:
+                conn.execute(
+                    _UPSERT_TAG,
+                    [{"run_uuid": run_id, "key": k, "value": v} for k, v in checked_tags.items()],
+                )
             if metric_rows:
                 self._write_metrics(conn, metric_rows)
 
@@ -687,6 +663,36 @@ class SqlStore(TrackingStore):
             run_ids = list(conn.execute(query).scalars())
         token = encode_page_token(offset + max_results) if len(run_ids) > max_results else None
         return PagedList(self._load_runs(run_ids[:max_results]), token)
+
+
+# Hot statements, built once. ON CONFLICT ... DO UPDATE is the same SQL in SQLite and PostgreSQL.
+_INSERT_METRICS = insert(schema.metrics)
+_INSERT_METRIC_IF_ACTIVE = text(
+    "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) "
+    "SELECT CAST(:run_uuid AS VARCHAR(256)), CAST(:key AS VARCHAR(250)), "
+    "CAST(:value AS DOUBLE PRECISION), CAST(:is_nan AS BOOLEAN), CAST(:timestamp AS BIGINT), "
+    "CAST(:step AS BIGINT) WHERE EXISTS "
+    "(SELECT 1 FROM runs WHERE run_uuid = :run_uuid AND lifecycle_stage = 'active')"
+)
+_UPSERT_LATEST_METRIC = text(
+    "INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) "
+    "VALUES (:run_uuid, :key, :value, :is_nan, :timestamp, :step) "
+    "ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, "
+    "is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step "
+    "WHERE (excluded.step, excluded.timestamp, excluded.value) >= "
+    "(latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
+)
+_UPSERT_TAG = text(
+    "INSERT INTO tags (run_uuid, key, value) VALUES (:run_uuid, :key, :value) "
+    "ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value"
+)
+_UPSERT_EXPERIMENT_TAG = text(
+    "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (:experiment_id, :key, :value) "
+    "ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value"
+)
+_RUN_STAGE = select(schema.runs.c.lifecycle_stage).where(
+    schema.runs.c.run_uuid == bindparam("run_id")
+)
 
 
 def _order(row: dict[str, Any]) -> tuple[int, int, float]:
