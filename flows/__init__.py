@@ -102,7 +102,7 @@ def _start(
         parent_run_id=parent.info.run_id if parent is not None else None,
         tags={**system_tags.default_tags(source), **_flow_run_tags(ctx.flow, flow_run)},
         attempt=flow_run.run_count or 1,
-        metric_name=ctx.flow.name,
+        name=ctx.flow.name,
     )
     if tracked is not None:
         tracked.log_params(ctx.parameters)

@@ -120,7 +120,7 @@ def _open_task_run(
         parent_run_id=parent.info.run_id if parent is not None else None,
         tags=tags,
         attempt=task_run.run_count or 1,
-        metric_name=ctx.task.name,
+        name=ctx.task.name,
     )
 
 

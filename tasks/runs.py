@@ -91,14 +91,14 @@ class TrackedRun:
         run: Run,
         options: CaptureOptions,
         label: str,
-        metric_name: str,
+        name: str,
         owns_run: bool = True,
     ) -> None:
         self.client = client
         self.run = run
         self.options = options
         self.label = label
-        self.metric_name = metric_name
+        self.name = name
         self.owns_run = owns_run
         self.mode = on_error_mode(options.on_error)
         self.disabled = False
@@ -118,8 +118,6 @@ class TrackedRun:
             return self._failed(what, e)
 
     def _failed(self, what: str, error: Exception) -> None:
-        if isinstance(error, InvalidParameterError) and not self.owns_run:
-            raise error
         self.disabled = True
         if self.owns_run:
             _close_quietly(self.client, self.run_id)
@@ -138,12 +136,19 @@ class TrackedRun:
         if not params:
             return
         if not self.owns_run:  # logging into the enclosing run: keep tasks apart by name
-            params = {f"{self.metric_name}.{k}": v for k, v in params.items()}
+            params = {f"{self.name}.{k}": v for k, v in params.items()}
         batch = [Param(k, v) for k, v in params.items()]
-        try:
-            self.guard("logging params", lambda: self.client.log_batch(self.run_id, params=batch))
-        except InvalidParameterError as e:  # only reachable for a shared (enclosing) run
-            warnings.warn(f"{self.label}: params not logged: {e}", stacklevel=2)
+
+        def log() -> None:
+            try:
+                self.client.log_batch(self.run_id, params=batch)
+            except InvalidParameterError as e:
+                if self.owns_run:
+                    raise
+                # A second call into a shared run with other values must not fail the task.
+                warnings.warn(f"{self.label}: params not logged: {e}", stacklevel=2)
+
+        self.guard("logging params", log)
 
     def finish(self, result: Any) -> None:
         """Record metrics from the return value (and the result artifact); end FINISHED."""
@@ -152,7 +157,7 @@ class TrackedRun:
         if self.owns_run:
             metrics.append(Metric(DURATION_METRIC, time.time() - self.started, now, 0))
         if self.options.log_metrics:
-            captured = metrics_from_result(self.metric_name, result)
+            captured = metrics_from_result(self.name, result)
             metrics += [Metric(k, v, now, 0) for k, v in captured.items()]
         if metrics:
             self.guard("logging metrics", lambda: self.client.log_batch(self.run_id, metrics))
@@ -228,7 +233,7 @@ def open_run(
     parent_run_id: str | None,
     tags: dict[str, str],
     attempt: int,
-    metric_name: str,
+    name: str,
 ) -> TrackedRun | None:
     """Create the run with Prefect's id, or resume it on a retry; None if tracking is off."""
     mode = on_error_mode(options.on_error)
@@ -248,7 +253,7 @@ def open_run(
         _close_quietly(client, run_id)
         report(mode, label, "creating its run", e)
         return None
-    return TrackedRun(client, run, options, label, metric_name)
+    return TrackedRun(client, run, options, label, name)
 
 
 def _create_or_resume(
