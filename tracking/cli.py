@@ -120,6 +120,20 @@ def runs_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def migrate_command(args: argparse.Namespace) -> int:
+    from tracking.migrate import migrate
+
+    report = migrate(args.source, args.target, progress=not args.no_progress)
+    _table(
+        f"Migrated {report.source_uri} -> {report.target_uri}",
+        ["", "count"],
+        [list(row) for row in report.summary_rows()],
+    )
+    for warning in report.warnings:
+        print(f"trackflow: warning: {warning}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trackflow",
@@ -151,6 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--max-columns", type=int, default=6, help="params/metrics shown")
     describe = command(run_commands, "describe", runs_describe, "Show one run in full.")
     describe.add_argument("run_id")
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="copy all experiments and runs to another store",
+        description="Copy every experiment and run (incl. deleted ones, params, tags, full metric "
+        "histories) from one store to another; artifacts stay where they are and keep their "
+        "URIs. Safe to rerun: runs already in the target are skipped.",
+    )
+    migrate.add_argument("--from", dest="source", required=True, metavar="SRC_URI")
+    migrate.add_argument("--to", dest="target", required=True, metavar="DST_URI")
+    migrate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    migrate.set_defaults(handler=migrate_command)
     return parser
 
 
