@@ -283,3 +283,18 @@ def test_run_status_values(store: TrackingStore) -> None:
         assert store.get_run(run_id).info.status == status.name
     with pytest.raises(ValueError, match="allowed"):
         store.update_run_info(run_id, "DONE")
+
+
+def test_nan_ranks_lowest_for_the_latest_value(store: TrackingStore) -> None:
+    run_id = new_run(store).info.run_id
+    store.log_batch(run_id, [Metric("m", -1.0, 5, 1), Metric("m", float("nan"), 5, 1)], [], [])
+    store.log_metric(run_id, Metric("n", float("nan"), 5, 1))
+    store.log_metric(run_id, Metric("n", -2.0, 5, 1))
+    assert store.get_run(run_id).data.metrics == {"m": -1.0, "n": -2.0}
+
+
+def test_run_id_taken_in_another_experiment(store: TrackingStore) -> None:
+    other = store.create_experiment("other")
+    new_run(store, run_id="b" * 32)
+    with pytest.raises(AlreadyExistsError):
+        new_run(store, other, run_id="b" * 32)

@@ -173,8 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
         "histories) from one store to another; artifacts stay where they are and keep their "
         "URIs. Safe to rerun: runs already in the target are skipped.",
     )
-    migrate.add_argument("--from", dest="source", required=True, metavar="SRC_URI")
-    migrate.add_argument("--to", dest="target", required=True, metavar="DST_URI")
+    migrate.add_argument(
+        "--from", dest="source", required=True, metavar="SRC_URI", help="store to copy from"
+    )
+    migrate.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        metavar="DST_URI",
+        help="store to copy into (path, sqlite:///..., postgresql://...); created if missing",
+    )
     migrate.add_argument("--no-progress", action="store_true", help="no progress bar")
     migrate.set_defaults(handler=migrate_command)
     return parser

@@ -394,6 +394,8 @@ class FileStore(TrackingStore):
                 f"Cannot create a run in deleted experiment {experiment_id!r}; restore it first"
             )
         run_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
+        if run_id in self._run_experiment:  # known elsewhere (the mkdir below checks this folder)
+            raise AlreadyExistsError(f"Run {run_id!r} already exists")
         checked = [RunTag(t.key, validation.tag_value(t.key, t.value)) for t in tags]
         if run_name and not any(t.key == "mlflow.runName" for t in checked):
             checked.append(RunTag("mlflow.runName", run_name))

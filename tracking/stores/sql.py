@@ -679,8 +679,9 @@ _UPSERT_LATEST_METRIC = text(
     "VALUES (:run_uuid, :key, :value, :is_nan, :timestamp, :step) "
     "ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, "
     "is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step "
-    "WHERE (excluded.step, excluded.timestamp, excluded.value) >= "
-    "(latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
+    "WHERE (excluded.step, excluded.timestamp, NOT excluded.is_nan, excluded.value) >= "
+    "(latest_metrics.step, latest_metrics.timestamp, NOT latest_metrics.is_nan, "
+    "latest_metrics.value)"
 )
 _UPSERT_TAG = text(
     "INSERT INTO tags (run_uuid, key, value) VALUES (:run_uuid, :key, :value) "
@@ -695,5 +696,6 @@ _RUN_STAGE = select(schema.runs.c.lifecycle_stage).where(
 )
 
 
-def _order(row: dict[str, Any]) -> tuple[int, int, float]:
-    return (row["step"], row["timestamp"], row["value"])
+def _order(row: dict[str, Any]) -> tuple[int, int, bool, float]:
+    """MLflow's "latest": highest (step, timestamp, value), a NaN value ranking lowest."""
+    return (row["step"], row["timestamp"], not row["is_nan"], row["value"])
