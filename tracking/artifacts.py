@@ -3,6 +3,11 @@
 fsspec and s3fs are imported lazily so that ``import tracking`` stays fast. S3 endpoint and
 credentials come the way botocore takes them (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, ...); ``MLFLOW_S3_ENDPOINT_URL`` is honoured too.
+
+``mlflow-artifacts:/<path>`` URIs (runs of a tracking server proxying artifacts) and
+``http(s)://<server>/api/2.0/mlflow-artifacts/artifacts/<path>`` go through the server's artifact
+proxy (tracking.stores.rest.ProxyArtifactFileSystem): the server is the current tracking URI's,
+or the ``tracking_uri`` storage option's, with the REST store's auth, TLS and retry settings.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ _S3_ENV = (
 )
 _CREDENTIALS_HINT = "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
 _ENDPOINT_HINT = "check AWS_ENDPOINT_URL (or MLFLOW_S3_ENDPOINT_URL) and that the server is running"
+_PROXY_PATH = "/api/2.0/mlflow-artifacts/artifacts"
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:[/:]")  # "s3://", "file:/", "a::b://"
 _DRIVE_RE = re.compile(r"^[A-Za-z]:([/\\]|$)")
 _ALLOWED = (
@@ -92,6 +98,14 @@ def resolve_uri(path_or_uri: str) -> str:
     if _SCHEME_RE.match(text):
         return text
     return _path_to_uri(os.path.abspath(os.path.expanduser(text)))
+
+
+def _is_proxy_uri(uri: str) -> bool:
+    """An MLflow tracking server's artifact proxy: mlflow-artifacts:/... or its http(s) URL."""
+    scheme = uri.split(":", 1)[0].lower()
+    if scheme == "mlflow-artifacts":
+        return True
+    return scheme in ("http", "https") and _PROXY_PATH in urlsplit(uri).path
 
 
 def _path_to_uri(path: str) -> str:
@@ -193,7 +207,11 @@ class ArtifactRepository:
         if self._is_s3:
             options = _s3_options(options)
         with self._errors("open", self.artifact_uri):
-            if "::" in uri:  # chained URL, e.g. simplecache::s3://bucket/path
+            if _is_proxy_uri(uri):  # a tracking server's artifact proxy, over its REST API
+                from tracking.stores.rest import proxy_filesystem
+
+                self.fs, root = proxy_filesystem(uri, options.get("tracking_uri"))
+            elif "::" in uri:  # chained URL, e.g. simplecache::s3://bucket/path
                 from fsspec.core import url_to_fs
 
                 self.fs, root = url_to_fs(uri, **options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -28,6 +29,7 @@ from tracking.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
 if TYPE_CHECKING:
     from tracking.artifacts import ArtifactRepository
+    from tracking.registry import ModelVersion, RegisteredModel, RegistryStore
 
 
 def _now_ms() -> int:
@@ -35,12 +37,14 @@ def _now_ms() -> int:
 
 
 class TrackingClient:
-    """Experiments, runs and artifacts by id; `tracking_uri` defaults to the active one."""
+    """Experiments, runs, artifacts and the model registry; `tracking_uri` defaults to the
+    active one, `registry_uri` to set_registry_uri's / $MLFLOW_REGISTRY_URI / the tracking URI."""
 
-    def __init__(self, tracking_uri: str | None = None) -> None:
+    def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None) -> None:
         self.tracking_uri = tracking_uri or config.get_tracking_uri()
         self.store: TrackingStore = get_store(self.tracking_uri)
         self._artifact_uris: dict[str, str] = {}
+        self._registry_uri = config._resolve(registry_uri) if registry_uri else None
 
     # --- experiments -------------------------------------------------------------------------
     def create_experiment(
@@ -259,6 +263,181 @@ class TrackingClient:
     def download_artifacts(self, run_id: str, path: str = "", dst_path: str | None = None) -> str:
         """Copy an artifact file or folder to `dst_path` (a temp dir by default); returns it."""
         return self._artifact_repo(run_id).download_artifacts(path, dst_path)
+
+    # --- model registry -----------------------------------------------------------------------
+    @property
+    def registry_uri(self) -> str:
+        from tracking.registry import get_registry_uri
+
+        return self._registry_uri or get_registry_uri(self.tracking_uri)
+
+    @property
+    def registry(self) -> RegistryStore:
+        """The registry store of `registry_uri` (file or SQL, chosen like the tracking store)."""
+        from tracking.registry import get_registry_store
+
+        return get_registry_store(self.registry_uri)
+
+    def register_model(
+        self, model_uri: str, name: str, tags: dict[str, Any] | None = None, **_: Any
+    ) -> ModelVersion:
+        """Register the model at `model_uri` (runs:/, models:/, a path or artifact URI) as a new
+        version of `name`, creating the registered model if needed. For runs:/ URIs the
+        version's source is the resolved artifact location and its run_id the run's."""
+        from tracking.errors import AlreadyExistsError, NotFoundError
+        from tracking.registry import uris
+        from tracking.registry import validation as check
+
+        check.model_name(name)
+        check.tags(tags, "Model version")
+        source, run_id = uris.registration_source(model_uri, self)
+        local = uris.local_path(source)
+        if local is not None and not os.path.isfile(os.path.join(local, "MLmodel")):
+            raise NotFoundError(
+                f"Cannot register {model_uri!r}: no MLmodel file at {source} "
+                "(log the model first, e.g. with tracking.sklearn.log_model)"
+            )
+        with contextlib.suppress(AlreadyExistsError):  # registered by a racing caller
+            self.registry.create_registered_model(name)
+        return self.create_model_version(name, source, run_id=run_id, tags=tags)
+
+    def create_registered_model(
+        self, name: str, tags: dict[str, Any] | None = None, description: str | None = None
+    ) -> RegisteredModel:
+        from tracking.registry import validation as check
+
+        return self.registry.create_registered_model(
+            name, check.tags(tags, "Registered model"), description
+        )
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        return self.registry.get_registered_model(name)
+
+    def search_registered_models(
+        self,
+        filter_string: str | None = None,
+        max_results: int = 100,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[RegisteredModel]:
+        """Registered models matching e.g. "name LIKE 'iris%'" or "tags.team = 'a'"."""
+        return self.registry.search_registered_models(
+            filter_string, max_results, order_by, page_token
+        )
+
+    def update_registered_model(self, name: str, description: str | None = None) -> RegisteredModel:
+        return self.registry.update_registered_model(name, description)
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        return self.registry.rename_registered_model(name, new_name)
+
+    def delete_registered_model(self, name: str) -> None:
+        """Delete the model with all its versions, tags and aliases (for good)."""
+        self.registry.delete_registered_model(name)
+
+    def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+        self.registry.set_registered_model_tag(name, key, str(value))
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        self.registry.delete_registered_model_tag(name, key)
+
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None = None,
+        tags: dict[str, Any] | None = None,
+        run_link: str | None = None,
+        description: str | None = None,
+        **_: Any,
+    ) -> ModelVersion:
+        from tracking.registry import validation as check
+
+        return self.registry.create_model_version(
+            name, source, run_id, check.tags(tags, "Model version"), run_link, description
+        )
+
+    def get_model_version(self, name: str, version: int | str) -> ModelVersion:
+        return self.registry.get_model_version(name, version)
+
+    def get_model_version_download_uri(self, name: str, version: int | str) -> str:
+        return self.registry.get_model_version_download_uri(name, version)
+
+    def search_model_versions(
+        self,
+        filter_string: str | None = None,
+        max_results: int = 10_000,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[ModelVersion]:
+        """Versions matching e.g. "name = 'iris'" or "run_id = '...'"; newest change first."""
+        return self.registry.search_model_versions(filter_string, max_results, order_by, page_token)
+
+    def update_model_version(
+        self, name: str, version: int | str, description: str | None = None
+    ) -> ModelVersion:
+        return self.registry.update_model_version(name, version, description)
+
+    def delete_model_version(self, name: str, version: int | str) -> None:
+        self.registry.delete_model_version(name, version)
+
+    def set_model_version_tag(
+        self,
+        name: str,
+        version: int | str | None = None,
+        key: str | None = None,
+        value: Any = None,
+        stage: str | None = None,
+    ) -> None:
+        """Tag a version, given by number or (as MLflow allows) by stage: its newest there."""
+        version = self._version_or_stage(name, version, stage)
+        self.registry.set_model_version_tag(name, version, key, str(value))  # type: ignore[arg-type]
+
+    def delete_model_version_tag(
+        self,
+        name: str,
+        version: int | str | None = None,
+        key: str | None = None,
+        stage: str | None = None,
+    ) -> None:
+        version = self._version_or_stage(name, version, stage)
+        self.registry.delete_model_version_tag(name, version, key)  # type: ignore[arg-type]
+
+    def _version_or_stage(
+        self, name: str, version: int | str | None, stage: str | None
+    ) -> int | str:
+        if (version is None) == (stage is None):
+            raise InvalidParameterError("Pass exactly one of version or stage")
+        if version is not None:
+            return version
+        found = self.get_latest_versions(name, [stage])  # type: ignore[list-item]
+        if not found:
+            from tracking.errors import NotFoundError
+
+            raise NotFoundError(f"Registered model {name!r} has no version in stage {stage!r}")
+        return found[0].version
+
+    def transition_model_version_stage(
+        self, name: str, version: int | str, stage: str, archive_existing_versions: bool = False
+    ) -> ModelVersion:
+        """Move a version to None, Staging, Production or Archived (any to any, as MLflow);
+        archive_existing_versions=True archives the versions already in Staging/Production."""
+        return self.registry.transition_model_version_stage(
+            name, version, stage, archive_existing_versions
+        )
+
+    def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list[ModelVersion]:
+        """The newest version in each of `stages` (default: each stage that has one)."""
+        return self.registry.get_latest_versions(name, stages)
+
+    def set_registered_model_alias(self, name: str, alias: str, version: int | str) -> None:
+        self.registry.set_registered_model_alias(name, alias, version)
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        self.registry.delete_registered_model_alias(name, alias)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        return self.registry.get_model_version_by_alias(name, alias)
 
 
 def _image_array(image: Any) -> Any:

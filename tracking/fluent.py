@@ -459,6 +459,154 @@ def get_artifact_uri(artifact_path: str | None = None) -> str:
     return f"{uri}/{artifact_path.lstrip('/')}" if artifact_path else uri
 
 
+# --- model registry --------------------------------------------------------------------------
+def register_model(
+    model_uri: str, name: str, tags: dict[str, Any] | None = None, **kwargs: Any
+) -> Any:
+    """Register the model at `model_uri` (runs:/<run_id>/<path>, models:/..., a path) as a new
+    version of registered model `name`, created if missing; returns the ModelVersion."""
+    return current_client().register_model(model_uri, name, tags, **kwargs)
+
+
+def search_registered_models(
+    max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+) -> list[Any]:
+    """All registered models matching the filter (e.g. "name LIKE 'iris%'")."""
+    return _collect_registry(
+        lambda limit, token: current_client().search_registered_models(
+            filter_string, limit, order_by, token
+        ),
+        max_results,
+        1000,
+    )
+
+
+def search_model_versions(
+    max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+) -> list[Any]:
+    """All model versions matching the filter (e.g. "name = 'iris'")."""
+    return _collect_registry(
+        lambda limit, token: current_client().search_model_versions(
+            filter_string, limit, order_by, token
+        ),
+        max_results,
+        200_000,
+    )
+
+
+def _collect_registry(fetch: Any, max_results: int | None, page_size: int) -> list[Any]:
+    if max_results is not None and (
+        isinstance(max_results, bool) or not isinstance(max_results, int)
+    ):
+        raise InvalidParameterError(
+            f"max_results must be an integer, got {max_results!r} (the filter is the "
+            "filter_string= argument, as in MLflow)"
+        )
+    items: list[Any] = []
+    token = None
+    while True:
+        limit = page_size if max_results is None else min(page_size, max_results - len(items))
+        if limit <= 0:
+            return items
+        page: PagedList[Any] = fetch(limit, token)
+        items.extend(page)
+        token = page.token
+        if not token:
+            return items
+
+
+def set_registry_uri(uri: str | os.PathLike[str] | None) -> None:
+    """Keep the model registry at `uri` (default: the tracking URI)."""
+    from tracking import registry
+
+    registry.set_registry_uri(uri)
+
+
+def get_registry_uri() -> str:
+    from tracking import registry
+
+    return registry.get_registry_uri(config.get_tracking_uri())
+
+
+def create_registered_model(
+    name: str, tags: dict[str, Any] | None = None, description: str | None = None
+) -> Any:
+    return current_client().create_registered_model(name, tags, description)
+
+
+def get_registered_model(name: str) -> Any:
+    return current_client().get_registered_model(name)
+
+
+def update_registered_model(name: str, description: str | None = None) -> Any:
+    return current_client().update_registered_model(name, description)
+
+
+def rename_registered_model(name: str, new_name: str) -> Any:
+    return current_client().rename_registered_model(name, new_name)
+
+
+def delete_registered_model(name: str) -> None:
+    current_client().delete_registered_model(name)
+
+
+def set_registered_model_tag(name: str, key: str, value: Any) -> None:
+    current_client().set_registered_model_tag(name, key, value)
+
+
+def delete_registered_model_tag(name: str, key: str) -> None:
+    current_client().delete_registered_model_tag(name, key)
+
+
+def get_model_version(name: str, version: int | str) -> Any:
+    return current_client().get_model_version(name, version)
+
+
+def update_model_version(name: str, version: int | str, description: str | None = None) -> Any:
+    return current_client().update_model_version(name, version, description)
+
+
+def delete_model_version(name: str, version: int | str) -> None:
+    current_client().delete_model_version(name, version)
+
+
+def set_model_version_tag(name: str, version: int | str, key: str, value: Any) -> None:
+    current_client().set_model_version_tag(name, version, key, value)
+
+
+def delete_model_version_tag(name: str, version: int | str, key: str) -> None:
+    current_client().delete_model_version_tag(name, version, key)
+
+
+def transition_model_version_stage(
+    name: str, version: int | str, stage: str, archive_existing_versions: bool = False
+) -> Any:
+    """Move a version to None, Staging, Production or Archived."""
+    return current_client().transition_model_version_stage(
+        name, version, stage, archive_existing_versions
+    )
+
+
+def get_latest_versions(name: str, stages: list[str] | None = None) -> list[Any]:
+    return current_client().get_latest_versions(name, stages)
+
+
+def set_registered_model_alias(name: str, alias: str, version: int | str) -> None:
+    current_client().set_registered_model_alias(name, alias, version)
+
+
+def delete_registered_model_alias(name: str, alias: str) -> None:
+    current_client().delete_registered_model_alias(name, alias)
+
+
+def get_model_version_by_alias(name: str, alias: str) -> Any:
+    return current_client().get_model_version_by_alias(name, alias)
+
+
 def _end_runs_at_exit() -> None:
     try:
         while _active_runs.get():

@@ -9,6 +9,10 @@ A logged model is a folder in the run's artifacts (MLflow 2's layout), so
     <artifact_path>/python_env.yaml    virtualenv spec (-r requirements.txt)
     <artifact_path>/conda.yaml         conda spec with the same pip requirements
 
+``registered_model_name=`` also registers the logged model in the model registry, and
+``load_model`` accepts registry URIs (``models:/<name>/<version|stage|latest>``,
+``models:/<name>@<alias>``) besides ``runs:/`` URIs, paths and artifact URIs.
+
 Loading a pickled model runs code from the file: only load models you trust. This module does
 not import scikit-learn itself; unpickling a model does.
 """
@@ -19,7 +23,6 @@ import json
 import os
 import pickle
 import platform
-import re
 import tempfile
 import uuid
 import warnings
@@ -28,14 +31,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import yaml
 
 from tracking import __version__, fluent
-from tracking.artifacts import ArtifactRepository, _artifact_subpath
+from tracking.artifacts import _artifact_subpath
 from tracking.client import TrackingClient
-from tracking.errors import InvalidParameterError, NotFoundError, TrackingError
+from tracking.errors import InvalidParameterError, NotFoundError
+from tracking.registry.base import RegistryUnavailableError
+from tracking.registry.uris import download_model
 from tracking.validation import MAX_TAG_VAL_LENGTH
 
 __all__ = [
@@ -60,12 +64,6 @@ SUPPORTED_SERIALIZATION_FORMATS = (
 LOG_MODEL_HISTORY_TAG = "mlflow.log-model.history"  # MLflow 2's list of a run's models
 # MLflow's pyfunc loads models through this module; it reads the same sklearn flavor we write.
 PYFUNC_LOADER_MODULE = "mlflow.sklearn"
-_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")  # 2+ chars, so "C:/x" is a path
-_REGISTRY_MESSAGE = "The model registry is not available in Trackflow yet (a later release adds it)"
-
-
-class RegistryUnavailableError(TrackingError, NotImplementedError):
-    """A model-registry feature (registered_model_name, models:/ URIs) was requested."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +76,7 @@ class ModelInfo:
     flavors: dict[str, Any] = field(default_factory=dict)
     model_uuid: str = ""
     utc_time_created: str = ""
+    registered_model_version: int | None = None
 
 
 # --- saving ----------------------------------------------------------------------------------
@@ -118,12 +117,14 @@ def log_model(
     run_id: str | None = None,
 ) -> ModelInfo:
     """Save the model under `<artifact_path>/` in a run's artifacts: `run_id`'s, else the active
-    run's, else a new run's (as MLflow does). `name` is MLflow 3's spelling of artifact_path."""
+    run's, else a new run's (as MLflow does). `name` is MLflow 3's spelling of artifact_path.
+
+    With `registered_model_name`, the logged model also becomes a new version of that
+    registered model (created if missing); ModelInfo.registered_model_version is its number."""
     if registered_model_name is not None:
-        raise RegistryUnavailableError(
-            f"{_REGISTRY_MESSAGE}: cannot register {registered_model_name!r}. Log the model "
-            "without registered_model_name and load it with its runs:/ URI"
-        )
+        from tracking.registry import validation as registry_validation
+
+        registry_validation.model_name(registered_model_name)  # fail before logging anything
     if (artifact_path is None) == (name is None):
         raise InvalidParameterError(
             "log_model needs exactly one of artifact_path or name (name is MLflow 3's spelling)"
@@ -148,13 +149,18 @@ def log_model(
         )
         client.log_artifacts(run_id, local, rel)
     _record_history(client, run_id, meta)
+    model_uri = f"runs:/{run_id}/{rel}"
+    version = None
+    if registered_model_name is not None:
+        version = client.register_model(model_uri, registered_model_name).version
     return ModelInfo(
         artifact_path=rel,
-        model_uri=f"runs:/{run_id}/{rel}",
+        model_uri=model_uri,
         run_id=run_id,
         flavors=meta["flavors"],
         model_uuid=meta["model_uuid"],
         utc_time_created=meta["utc_time_created"],
+        registered_model_version=version,
     )
 
 
@@ -340,50 +346,13 @@ def _record_history(client: TrackingClient, run_id: str, meta: dict[str, Any]) -
 
 # --- loading ---------------------------------------------------------------------------------
 def load_model(model_uri: str | os.PathLike[str]) -> Any:
-    """Load an estimator from ``runs:/<run_id>/<path>``, a local path, ``file://`` or any fsspec
-    artifact URI (``s3://...``). Unpickling runs code from the file: load trusted models only."""
+    """Load an estimator from ``runs:/<run_id>/<path>``, ``models:/<name>/<version>``,
+    ``models:/<name>/<stage>``, ``models:/<name>@<alias>``, a local path, ``file://`` or any
+    fsspec artifact URI (``s3://...``). Unpickling runs code from the file: load trusted models
+    only."""
     uri = os.fspath(model_uri)
-    match = _SCHEME_RE.match(uri)
-    scheme = match.group(1).lower() if match else ""
-    if scheme == "models":
-        raise RegistryUnavailableError(
-            f"{_REGISTRY_MESSAGE}: cannot load {uri!r}. Use the model's runs:/<run_id>/<path> "
-            "URI or its artifact URI"
-        )
-    if scheme == "runs":
-        run_id, _, path = uri[len("runs:") :].lstrip("/").partition("/")
-        if not run_id:
-            raise InvalidParameterError(
-                f"Invalid runs URI {uri!r}: expected runs:/<run_id>/<path to the model>"
-            )
-        client = fluent.current_client()
-        client.get_artifact_uri(run_id)  # a missing run raises here, with its own message
-        with tempfile.TemporaryDirectory(prefix="trackflow-model-") as tmp:
-            try:
-                local = client.download_artifacts(run_id, path.strip("/"), tmp)
-            except NotFoundError as exc:
-                raise _no_mlmodel(uri) from exc
-            return _load_local(local, uri)
-    if scheme in ("", "file"):
-        local = unquote(urlsplit(uri).path) if scheme == "file" else uri
-        return _load_local(os.path.abspath(os.path.expanduser(local)), uri)
-    _check_scheme(scheme, uri)
     with tempfile.TemporaryDirectory(prefix="trackflow-model-") as tmp:
-        try:
-            local = ArtifactRepository(uri).download_artifacts("", tmp)
-        except NotFoundError as exc:
-            raise _no_mlmodel(uri) from exc
-        return _load_local(local, uri)
-
-
-def _check_scheme(scheme: str, uri: str) -> None:
-    from fsspec.registry import known_implementations, registry
-
-    if scheme not in known_implementations and scheme not in registry:
-        raise InvalidParameterError(
-            f"Unsupported model URI scheme {scheme!r} in {uri!r}: use runs:/<run_id>/<path>, a "
-            "local path, file:// or an fsspec URI such as s3://bucket/path"
-        )
+        return _load_local(download_model(uri, tmp), uri)
 
 
 def _no_mlmodel(uri: str) -> NotFoundError:

@@ -20,6 +20,8 @@ STORE_REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "postgresql": ("tracking.stores.sql", "SqlStore", "psycopg[binary] (pip install trackflow)"),
     "postgresql+psycopg": ("tracking.stores.sql", "SqlStore", "psycopg[binary]"),
     "postgres": ("tracking.stores.sql", "SqlStore", "psycopg[binary]"),
+    "http": ("tracking.stores.rest", "RestStore", "httpx"),
+    "https": ("tracking.stores.rest", "RestStore", "httpx"),
 }
 
 _stores: dict[tuple[str, str | None], TrackingStore] = {}
