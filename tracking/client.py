@@ -212,7 +212,10 @@ class TrackingClient:
     def _artifact_repo(self, run_id: str) -> ArtifactRepository:
         from tracking.artifacts import ArtifactRepository
 
-        return ArtifactRepository(self.get_artifact_uri(run_id))
+        uri = self.get_artifact_uri(run_id)
+        # mlflow-artifacts:/ URIs go through the artifact proxy of *this* client's server.
+        proxied = uri.startswith("mlflow-artifacts:")
+        return ArtifactRepository(uri, {"tracking_uri": self.tracking_uri} if proxied else None)
 
     def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
         self._artifact_repo(run_id).log_artifact(local_path, artifact_path)

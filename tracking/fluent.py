@@ -13,6 +13,7 @@ import contextvars
 import os
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
@@ -29,7 +30,7 @@ from tracking.entities import (
     RunTag,
     ViewType,
 )
-from tracking.errors import InvalidParameterError, InvalidStateError, NotFoundError
+from tracking.errors import InvalidParameterError, InvalidStateError, TrackingError
 from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, PagedList
 
 EXPERIMENT_NAME_ENV = "MLFLOW_EXPERIMENT_NAME"
@@ -608,11 +609,12 @@ def get_model_version_by_alias(name: str, alias: str) -> Any:
 
 
 def _end_runs_at_exit() -> None:
+    """End the main context's runs at exit (MLflow does too); a failing store is not fatal."""
     try:
         while _active_runs.get():
             end_run()
-    except NotFoundError:
-        pass
+    except TrackingError as e:
+        warnings.warn(f"Could not end the active run at exit: {e}", stacklevel=1)
 
 
 atexit.register(_end_runs_at_exit)
