@@ -101,7 +101,7 @@ def populate() -> dict[str, Any]:
 
 # --- reading a store back in full -----------------------------------------------------------------
 def open_store(uri: str) -> TrackingStore:
-    return stores._create(uri, None)
+    return stores.open_store(uri, None)
 
 
 def close(store: TrackingStore) -> None:

@@ -234,15 +234,15 @@ def test_log_model_argument_errors(model: LogisticRegression) -> None:
             tracking.sklearn.log_model(model, "../escape")
         with pytest.raises(InvalidParameterError, match="serialization_format"):
             tracking.sklearn.log_model(model, "m", serialization_format="json")
-        with pytest.raises(tracking.sklearn.RegistryUnavailableError, match="registry"):
-            tracking.sklearn.log_model(model, "m", registered_model_name="iris")
+        info = tracking.sklearn.log_model(model, "m", registered_model_name="iris")
+        assert info.registered_model_version == 1
 
 
 def test_load_model_errors(tmp_path: Path, model: LogisticRegression) -> None:
     load = tracking.sklearn.load_model
     with pytest.raises(InvalidParameterError, match="Unsupported model URI scheme 'bogus'"):
         load("bogus://somewhere/model")
-    with pytest.raises(tracking.sklearn.RegistryUnavailableError, match="registry"):
+    with pytest.raises(NotFoundError, match="Registered model 'iris' not found"):
         load("models:/iris/1")
     with pytest.raises(InvalidParameterError, match="runs:/<run_id>"):
         load("runs:/")

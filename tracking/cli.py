@@ -185,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--no-progress", action="store_true", help="no progress bar")
     migrate.set_defaults(handler=migrate_command)
+
+    from tracking.server.cli import add_server_command
+
+    add_server_command(commands)
     return parser
 
 

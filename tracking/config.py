@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 DEFAULT_TRACKING_URI = "./mlruns"
@@ -26,6 +26,15 @@ def _normalize(uri: str, cwd: str) -> str:
 def _resolve(uri: str) -> str:
     relative = not uri.startswith("/") and "://" not in uri and not uri.startswith("file:")
     return _normalize(uri, os.getcwd() if relative or uri.startswith("file:") else "")
+
+
+def redact_uri(uri: str) -> str:
+    """`uri` with any password masked (postgresql://user:***@host/db), safe for messages."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
 
 
 def set_tracking_uri(uri: str | os.PathLike[str]) -> None:

@@ -34,9 +34,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import urlparse
 
 from tracking import stores, validation
+from tracking.config import redact_uri
 from tracking.entities import (
     Experiment,
     LifecycleStage,
@@ -108,16 +109,6 @@ class MigrationReport:
 
 
 # --- URIs and opening stores --------------------------------------------------------------------
-def display_uri(uri: str) -> str:
-    """The URI with any password masked, for messages."""
-    parsed = urlparse(uri)
-    if parsed.password is None:
-        return uri
-    netloc = parsed.netloc.rsplit("@", 1)
-    userinfo = netloc[0].split(":", 1)[0] + ":***"
-    return urlunparse(parsed._replace(netloc=f"{userinfo}@{netloc[1]}"))
-
-
 def _scheme(uri: str) -> str:
     scheme = urlparse(uri).scheme.lower()
     return "" if len(scheme) <= 1 else scheme  # "C:\\x" and relative paths are local files
@@ -152,7 +143,7 @@ def _one_line(error: BaseException) -> str:
 
 
 def _open_error(role: str, uri: str, error: BaseException) -> MigrationError:
-    return MigrationError(f"Cannot open {role} store {display_uri(uri)!r}: {_one_line(error)}")
+    return MigrationError(f"Cannot open {role} store {redact_uri(uri)!r}: {_one_line(error)}")
 
 
 def _check_source_exists(uri: str) -> None:
@@ -200,7 +191,7 @@ def _check_sql_source(uri: str) -> None:
     finally:
         engine.dispose()
     if not found:
-        raise MigrationError(f"Source store {display_uri(uri)!r} has no tracking tables")
+        raise MigrationError(f"Source store {redact_uri(uri)!r} has no tracking tables")
 
 
 def _open(uri: str, role: str, artifact_root: str | None = None) -> TrackingStore:
@@ -209,7 +200,7 @@ def _open(uri: str, role: str, artifact_root: str | None = None) -> TrackingStor
     if scheme == "sqlite" and _sqlite_path(uri) is None:
         raise MigrationError(f"{role.capitalize()} store {uri!r}: in-memory databases do not last")
     try:
-        return stores._create(uri, artifact_root)
+        return stores.open_store(uri, artifact_root)
     except Exception as e:
         raise _open_error(role, uri, e) from e
 
@@ -244,11 +235,11 @@ def migrate(source_uri: str, target_uri: str, progress: bool = True) -> Migratio
     started = time.monotonic()
     if _identity(source_uri) == _identity(target_uri):
         raise MigrationError(
-            f"Source and target are the same store ({display_uri(source_uri)!r}"
-            + (f" and {display_uri(target_uri)!r})" if source_uri != target_uri else ")")
+            f"Source and target are the same store ({redact_uri(source_uri)!r}"
+            + (f" and {redact_uri(target_uri)!r})" if source_uri != target_uri else ")")
         )
     _check_source_exists(source_uri)
-    report = MigrationReport(display_uri(source_uri), display_uri(target_uri))
+    report = MigrationReport(redact_uri(source_uri), redact_uri(target_uri))
     source = _open(source_uri, "source")
     try:
         target = _open(target_uri, "target", _target_artifact_root(source))

@@ -42,7 +42,8 @@ def _scheme(uri: str) -> str:
     return "" if len(scheme) <= 1 else scheme
 
 
-def _create(uri: str, artifact_root: str | None) -> TrackingStore:
+def open_store(uri: str, artifact_root: str | None = None) -> TrackingStore:
+    """A new store for `uri` (not cached); new experiments' artifacts go under artifact_root."""
     scheme = _scheme(uri)
     try:
         module_name, class_name, extra = STORE_REGISTRY[scheme]
@@ -58,6 +59,8 @@ def _create(uri: str, artifact_root: str | None) -> TrackingStore:
         hint = f"; install {extra}" if extra else ""
         raise ImportError(f"Tracking URI {uri!r} needs {e.name}{hint}") from e
     cls = getattr(module, class_name)
+    if artifact_root and len(urlparse(artifact_root).scheme) <= 1:  # a local folder
+        artifact_root = "file://" + os.path.abspath(artifact_root)
     return cls(local_path(uri) if not scheme or scheme == "file" else uri, artifact_root)
 
 
@@ -69,5 +72,5 @@ def get_store(uri: str) -> TrackingStore:
         with _lock:
             store = _stores.get(key)
             if store is None:
-                store = _stores[key] = _create(uri, key[1])
+                store = _stores[key] = open_store(uri, key[1])
     return store

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Generic, TypeVar
@@ -41,6 +42,11 @@ def decode_page_token(token: str | None) -> int:
     if not isinstance(offset, int) or offset < 0:
         raise InvalidParameterError(f"Invalid page token {token!r}: bad offset")
     return offset
+
+
+def metric_order(metric: Metric) -> tuple[int, int, float]:
+    """MLflow's notion of "latest": highest step, then timestamp, then value (NaN lowest)."""
+    return (metric.step, metric.timestamp, -math.inf if math.isnan(metric.value) else metric.value)
 
 
 def check_max_results(max_results: int) -> int:
@@ -166,6 +172,15 @@ class TrackingStore(ABC):
 
     @abstractmethod
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
+
+    def get_latest_metrics(self, run_ids: list[str]) -> dict[str, dict[str, Metric]]:
+        """Each run's latest point (value, timestamp, step) per metric key."""
+        found: dict[str, dict[str, Metric]] = {}
+        for run_id in run_ids:
+            keys = self.get_run(run_id).data.metrics
+            histories = {key: self.get_metric_history(run_id, key) for key in keys}
+            found[run_id] = {k: max(h, key=metric_order) for k, h in histories.items() if h}
+        return found
 
     @abstractmethod
     def search_runs(

@@ -79,15 +79,15 @@ def _parse_metric_lines(path: str, text: bytes) -> list[MetricPoint]:
     return points
 
 
-def _latest_value(points: list[MetricPoint]) -> float | None:
-    """The value with the highest (step, timestamp, value), MLflow's notion of latest."""
+def _latest_point(points: list[MetricPoint]) -> MetricPoint | None:
+    """The point with the highest (step, timestamp, value), MLflow's notion of latest."""
     if not points:
         return None
 
     def order(p: MetricPoint) -> tuple[int, int, float]:
         return (p[2], p[0], -math.inf if math.isnan(p[1]) else p[1])
 
-    return max(points, key=order)[1]
+    return max(points, key=order)
 
 
 def _parse_text(path: str, text: bytes) -> str:
@@ -460,9 +460,20 @@ class FileStore(TrackingStore):
 
     def _latest_metric(self, path: str) -> float | None:
         try:
-            return _latest_value(self._cache.get(path, _parse_metric_lines))
+            point = _latest_point(self._cache.get(path, _parse_metric_lines))
         except FileNotFoundError:
             return None
+        return None if point is None else point[1]
+
+    def get_latest_metrics(self, run_ids: list[str]) -> dict[str, dict[str, Metric]]:
+        found: dict[str, dict[str, Metric]] = {}
+        for run_id in run_ids:
+            latest = found[run_id] = {}
+            for key, path in walk_files(f"{self._run_dir(run_id)}/metrics"):
+                point = _latest_point(self._cache.get(path, _parse_metric_lines))
+                if point is not None:
+                    latest[key] = Metric(key, point[1], point[0], point[2])
+        return found
 
     def update_run_info(
         self,

@@ -85,6 +85,7 @@ import httpx
 from fsspec import AbstractFileSystem
 
 from tracking import validation
+from tracking.config import redact_uri
 from tracking.entities import (
     Experiment,
     LifecycleStage,
@@ -206,12 +207,6 @@ class RetryPolicy:
         return delay
 
 
-def _redact(url: str) -> str:
-    """`url` without user:password@, query or fragment (safe for messages)."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
-
-
 # --- HTTP ----------------------------------------------------------------------------------------
 class HttpSession:
     """One server: base URL, pooled httpx client, MLflow's auth/TLS variables, retries, errors."""
@@ -220,7 +215,7 @@ class HttpSession:
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise InvalidParameterError(
-                f"Invalid tracking server URI {_redact(url)!r}: expected "
+                f"Invalid tracking server URI {redact_uri(url)!r}: expected "
                 "http(s)://host[:port][/path prefix], e.g. http://127.0.0.1:5000"
             )
         self._uri_auth = None
@@ -337,7 +332,7 @@ class HttpSession:
                 if delay is None:
                     raise self._unreachable(e, attempt, started) from e
             except httpx.RequestError as e:  # e.g. an undecodable body
-                raise StorageError(f"Request {method} {_redact(url)} failed: {e}") from e
+                raise StorageError(f"Request {method} {redact_uri(url)} failed: {e}") from e
             time.sleep(delay)
 
     def _unreachable(self, exc: Exception, attempts: int, started: float) -> StorageError:
@@ -366,7 +361,7 @@ class HttpSession:
             message = str(payload.get("message") or code)
             return _ERROR_CLASSES.get(code, TrackingError)(message, code)
         status = response.status_code
-        where = f"{method} {_redact(self.base_url + path)}"
+        where = f"{method} {redact_uri(self.base_url + path)}"
         text = " ".join(response.text.split())[:300]
         if status in (401, 403):
             return TrackingError(
@@ -375,7 +370,7 @@ class HttpSession:
                 "UNAUTHENTICATED" if status == 401 else "PERMISSION_DENIED",
             )
         if 300 <= status < 400:
-            location = _redact(response.headers.get("Location", "elsewhere"))
+            location = redact_uri(response.headers.get("Location", "elsewhere"))
             return TrackingError(
                 f"{where} was redirected (HTTP {status}) to {location}; use the URL the server "
                 "redirects to as the tracking URI (for example https:// instead of http://)",
@@ -410,7 +405,7 @@ class HttpSession:
             answer = response.json()
         except ValueError:
             raise TrackingError(
-                f"{method} {_redact(self.base_url + endpoint)} did not answer JSON: "
+                f"{method} {redact_uri(self.base_url + endpoint)} did not answer JSON: "
                 f"{response.text[:100]!r}; is this an MLflow tracking server?"
             ) from None
         return answer if isinstance(answer, dict) else {}
@@ -881,7 +876,7 @@ def split_proxy_uri(uri: str, tracking_uri: str | None = None) -> tuple[str, str
         if tracking.scheme.lower() not in ("http", "https"):
             raise InvalidParameterError(
                 f"Artifact URI {uri!r} is served by an MLflow tracking server, but the tracking "
-                f"URI is {_redact(tracking_uri)!r}. Point the tracking URI at that server: "
+                f"URI is {redact_uri(tracking_uri)!r}. Point the tracking URI at that server: "
                 "tracking.set_tracking_uri('http://host:5000') or MLFLOW_TRACKING_URI"
             )
         netloc = parts.netloc or tracking.netloc
@@ -893,7 +888,7 @@ def split_proxy_uri(uri: str, tracking_uri: str | None = None) -> tuple[str, str
             base = urlunsplit((scheme, parts.netloc, prefix.rstrip("/"), "", ""))
             return base, unquote(tail).strip("/")
     raise InvalidParameterError(
-        f"{_redact(uri)!r} is not an artifact proxy URI: expected mlflow-artifacts:/<path> or "
+        f"{redact_uri(uri)!r} is not an artifact proxy URI: expected mlflow-artifacts:/<path> or "
         f"http(s)://<server>{ARTIFACTS_API}/<path>"
     )
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tracking import search, validation
+from tracking.config import redact_uri
 from tracking.entities import (
     Experiment,
     LifecycleStage,
@@ -114,13 +115,18 @@ class SqlStore(TrackingStore):
         try:
             self.engine = create_engine(url, pool_pre_ping=not self.is_sqlite)
         except Exception as e:
-            raise StorageError(f"Cannot use tracking URI {uri!r}: {e}") from e
+            raise StorageError(f"Cannot use tracking URI {redact_uri(uri)!r}: {e}") from e
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         from tracking.stores.sql_migrations import upgrade
 
-        upgrade(self.engine)
-        self._ensure_default_experiment()
+        try:
+            upgrade(self.engine)
+            self._ensure_default_experiment()
+        except OperationalError as e:
+            raise StorageError(
+                f"Cannot reach the database of tracking URI {redact_uri(uri)!r}: {e.orig}"
+            ) from e
 
     # --- transactions -------------------------------------------------------------------------
     @contextmanager
@@ -140,7 +146,7 @@ class SqlStore(TrackingStore):
                 text = str(e.orig).lower()
                 busy = "locked" in text or "busy" in text or "could not serialize" in text
                 if not busy or attempt == 7:
-                    raise StorageError(f"Database error on {self.uri}: {e.orig}") from e
+                    raise StorageError(f"Database error on {redact_uri(self.uri)}: {e.orig}") from e
                 time.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
 
@@ -621,6 +627,19 @@ class SqlStore(TrackingStore):
             Metric(key, math.nan if is_nan else value, timestamp, step)
             for value, is_nan, timestamp, step in rows
         ]
+
+    def get_latest_metrics(self, run_ids: list[str]) -> dict[str, dict[str, Metric]]:
+        lm = schema.latest_metrics
+        found: dict[str, dict[str, Metric]] = {run_id: {} for run_id in run_ids}
+        columns = (lm.c.run_uuid, lm.c.key, lm.c.value, lm.c.is_nan, lm.c.timestamp, lm.c.step)
+        with self._read() as conn:
+            for start in range(0, len(run_ids), 500):
+                chunk = run_ids[start : start + 500]
+                rows = conn.execute(select(*columns).where(lm.c.run_uuid.in_(chunk)))
+                for run_uuid, key, value, is_nan, timestamp, step in rows:
+                    point = Metric(key, math.nan if is_nan else value, timestamp, step)
+                    found[run_uuid][key] = point
+        return found
 
     # --- search -------------------------------------------------------------------------------
     def search_runs(

@@ -1,0 +1,304 @@
+"""The tracking server's application: `create_app(...)` and `app_from_env()` for uvicorn.
+
+uvicorn --factory tracking.server.app:app_from_env   # settings from TRACKFLOW_SERVER_*
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
+
+import tracking
+from tracking.artifacts import ArtifactRepository, resolve_uri
+from tracking.errors import HTTP_STATUS, InvalidParameterError, TrackingError
+from tracking.server import artifacts_proxy, rest_api
+from tracking.server.artifacts_proxy import PROXY_SCHEME, ArtifactDestination, proxied_path
+from tracking.server.messages import dumps
+from tracking.server.security import (
+    BAD_REQUEST,
+    LOOPBACK_HOSTS,
+    RESOURCE_LIMIT_EXCEEDED,
+    AuthMiddleware,
+    BodyLimitMiddleware,
+    CatchAllMiddleware,
+    Credentials,
+    RequestGuardMiddleware,
+    SecurityHeadersMiddleware,
+    internal_error_message,
+    uri_without_traversal,
+)
+from tracking.stores import open_store
+from tracking.stores.base import TrackingStore
+
+logger = logging.getLogger("tracking.server")
+
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+DEFAULT_ARTIFACTS_DESTINATION = "./mlartifacts"
+API_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+ARTIFACT_PREFIXES = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")
+SERVER_INFO_PATHS = ("/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info")
+ENDPOINT_NOT_FOUND = "ENDPOINT_NOT_FOUND"
+
+ENV_PREFIX = "TRACKFLOW_SERVER_"
+ENV_BACKEND_STORE_URI = ENV_PREFIX + "BACKEND_STORE_URI"
+ENV_DEFAULT_ARTIFACT_ROOT = ENV_PREFIX + "DEFAULT_ARTIFACT_ROOT"
+ENV_SERVE_ARTIFACTS = ENV_PREFIX + "SERVE_ARTIFACTS"
+ENV_ARTIFACTS_DESTINATION = ENV_PREFIX + "ARTIFACTS_DESTINATION"
+ENV_TOKEN = ENV_PREFIX + "TOKEN"
+ENV_BASIC_AUTH = ENV_PREFIX + "BASIC_AUTH"
+ENV_MAX_REQUEST_BYTES = ENV_PREFIX + "MAX_REQUEST_BYTES"
+ENV_MAX_ARTIFACT_BYTES = ENV_PREFIX + "MAX_ARTIFACT_BYTES"
+ENV_ALLOWED_HOSTS = ENV_PREFIX + "ALLOWED_HOSTS"
+
+
+def _under(uri: str, root: str) -> bool:
+    root = root.rstrip("/")
+    return uri == root or uri.startswith(root + "/")
+
+
+@dataclass
+class ServerContext:
+    """What the endpoints share: the store, the proxy's destination and the served roots."""
+
+    store: TrackingStore
+    destination: ArtifactDestination | None
+    #: Non-proxied artifact locations the server may list itself (resolved URIs).
+    served_roots: list[str] = field(default_factory=list)
+
+    def check_artifact_location(self, location: str) -> None:
+        """Refuse experiment artifact locations that could reach outside their storage."""
+        uri_without_traversal(location, "artifact_location")
+        scheme = urlsplit(location).scheme
+        if scheme == "runs":
+            raise InvalidParameterError("An experiment's artifact_location cannot be a runs:/ URI")
+        if scheme == PROXY_SCHEME:
+            proxied_path(location)
+
+    def server_side_repository(self, root: str) -> ArtifactRepository:
+        """The repository of a non-proxied run artifact root the server is allowed to read."""
+        uri_without_traversal(root, "artifact URI")
+        resolved = resolve_uri(root)
+        if not any(_under(resolved, served) for served in self.served_roots):
+            raise InvalidParameterError(
+                f"Artifacts at {root} are outside the locations this server serves; "
+                "read them from the artifact store directly"
+            )
+        return ArtifactRepository(resolved)
+
+    @staticmethod
+    def real_local_root(repo: ArtifactRepository) -> str:
+        return os.path.realpath(repo.root)
+
+
+def _store_type(store: TrackingStore) -> str | None:
+    return {"FileStore": "FileStore", "SqlStore": "SqlStore"}.get(type(store).__name__)
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    body = dumps({"error_code": code, "message": message})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+async def _tracking_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TrackingError)
+    status = HTTP_STATUS.get(exc.error_code, 500)
+    if status >= 500:
+        error_id = uuid.uuid4().hex[:12]
+        logger.error(
+            "Error %s on %s %s: %s",
+            error_id,
+            request.method,
+            request.url.path,
+            exc.message,
+            exc_info=exc,
+        )
+        return _error(status, exc.error_code, internal_error_message(error_id))
+    return _error(status, exc.error_code, exc.message)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        message = f"No endpoint {request.method} {request.url.path} on this server"
+        return _error(404, ENDPOINT_NOT_FOUND, message)
+    if exc.status_code == 413:
+        return _error(413, RESOURCE_LIMIT_EXCEEDED, str(exc.detail))
+    if exc.status_code == 405:
+        return _error(405, BAD_REQUEST, f"Method {request.method} is not allowed here")
+    return _error(exc.status_code, BAD_REQUEST, str(exc.detail), getattr(exc, "headers", None))
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    return _error(400, "INVALID_PARAMETER_VALUE", "Invalid request parameters")
+
+
+def create_app(
+    backend_store_uri: str,
+    default_artifact_root: str | None = None,
+    serve_artifacts: bool = True,
+    artifacts_destination: str | None = None,
+    auth_token: str | None = None,
+    basic_auth: str | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    max_artifact_bytes: int | None = None,
+    allowed_hosts: list[str] | tuple[str, ...] | None = None,
+) -> FastAPI:
+    """The tracking server as an ASGI app.
+
+    With `serve_artifacts` (MLflow's default), new experiments get the artifact location
+    ``mlflow-artifacts:/<id>`` and clients move artifacts through the server's proxy, which
+    stores them under `artifacts_destination` (default: `default_artifact_root`, else
+    ./mlartifacts; any fsspec URI). Without it, new experiments live under
+    `default_artifact_root` (default: the store's own) and clients write there directly.
+
+    `auth_token` / `basic_auth` ("user:password") require credentials on every endpoint but
+    /health. `max_request_bytes` bounds API request bodies (413), `max_artifact_bytes`
+    artifact uploads (None: no limit). `allowed_hosts` lists the Host header values served
+    (fnmatch patterns, "*" = any; None = any), against DNS rebinding.
+    """
+    credentials = Credentials(auth_token or None, basic_auth or None)
+    if max_request_bytes <= 0:
+        raise ValueError("max_request_bytes must be positive")
+    destination = None
+    served_roots: list[str] = []
+    if serve_artifacts:
+        store = open_store(backend_store_uri, f"{PROXY_SCHEME}:/")
+        destination = ArtifactDestination(
+            artifacts_destination or default_artifact_root or DEFAULT_ARTIFACTS_DESTINATION
+        )
+        served_roots.append(destination.uri)
+    else:
+        # Clients write there themselves: never hand them a path relative to the server's cwd.
+        root = resolve_uri(default_artifact_root) if default_artifact_root else None
+        store = open_store(backend_store_uri, root)
+        served_roots.append(resolve_uri(store.artifact_root))
+    if default_artifact_root and urlsplit(default_artifact_root).scheme != PROXY_SCHEME:
+        served_roots.append(resolve_uri(default_artifact_root).rstrip("/"))
+    file_root = getattr(store, "root", None)
+    if _store_type(store) == "FileStore" and isinstance(file_root, str):
+        served_roots.append(resolve_uri(file_root))
+
+    hosts = tuple(allowed_hosts) if allowed_hosts else ("*",)
+    app = FastAPI(
+        title="Trackflow tracking server",
+        version=tracking.__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(CatchAllMiddleware),
+            Middleware(AuthMiddleware, credentials=credentials),
+            Middleware(RequestGuardMiddleware, allowed_hosts=hosts),
+            Middleware(
+                BodyLimitMiddleware,
+                max_request_bytes=max_request_bytes,
+                max_artifact_bytes=max_artifact_bytes,
+            ),
+        ],
+        exception_handlers={
+            TrackingError: _tracking_error,
+            StarletteHTTPException: _http_error,
+            RequestValidationError: _validation_error,
+        },
+    )
+    app.state.trackflow = ServerContext(store, destination, served_roots)
+
+    @app.get("/health")
+    def health() -> PlainTextResponse:
+        return PlainTextResponse("OK")
+
+    @app.get("/version")
+    def version() -> PlainTextResponse:
+        return PlainTextResponse(tracking.__version__)
+
+    def server_info() -> Response:
+        info = {
+            "store_type": _store_type(store),
+            "workspaces_enabled": False,
+            "multipart_uploads_enabled": False,
+            "multipart_downloads_enabled": False,
+            "trace_archival_enabled": False,
+        }
+        return Response(dumps(info), media_type="application/json")
+
+    for path in SERVER_INFO_PATHS:
+        app.add_api_route(path, server_info, methods=["GET"])
+    api = rest_api.build_router()
+    for prefix in API_PREFIXES:
+        app.include_router(api, prefix=prefix)
+    if destination is not None:
+        proxy = artifacts_proxy.build_router()
+        for prefix in ARTIFACT_PREFIXES:
+            app.include_router(proxy, prefix=prefix)
+    logger.info(
+        "Trackflow server: store %s, artifacts %s",
+        type(store).__name__,
+        destination.uri if destination else store.artifact_root,
+    )
+    return app
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer number of bytes, got {value!r}") from None
+
+
+def settings_from_env() -> dict[str, Any]:
+    """create_app's keyword arguments from the TRACKFLOW_SERVER_* environment variables."""
+    uri = os.environ.get(ENV_BACKEND_STORE_URI)
+    if not uri:
+        raise ValueError(f"{ENV_BACKEND_STORE_URI} is not set")
+    serve = os.environ.get(ENV_SERVE_ARTIFACTS, "true").strip().lower()
+    hosts = [h.strip() for h in os.environ.get(ENV_ALLOWED_HOSTS, "").split(",") if h.strip()]
+    return {
+        "backend_store_uri": uri,
+        "default_artifact_root": os.environ.get(ENV_DEFAULT_ARTIFACT_ROOT) or None,
+        "serve_artifacts": serve not in ("0", "false", "no", "off"),
+        "artifacts_destination": os.environ.get(ENV_ARTIFACTS_DESTINATION) or None,
+        "auth_token": os.environ.get(ENV_TOKEN) or None,
+        "basic_auth": os.environ.get(ENV_BASIC_AUTH) or None,
+        "max_request_bytes": _env_int(ENV_MAX_REQUEST_BYTES) or DEFAULT_MAX_REQUEST_BYTES,
+        "max_artifact_bytes": _env_int(ENV_MAX_ARTIFACT_BYTES),
+        "allowed_hosts": hosts or None,
+    }
+
+
+def settings_to_env(settings: dict[str, Any]) -> dict[str, str]:
+    """The environment that makes `app_from_env` rebuild `settings` (in uvicorn workers)."""
+    names = {
+        "backend_store_uri": ENV_BACKEND_STORE_URI,
+        "default_artifact_root": ENV_DEFAULT_ARTIFACT_ROOT,
+        "artifacts_destination": ENV_ARTIFACTS_DESTINATION,
+        "auth_token": ENV_TOKEN,
+        "basic_auth": ENV_BASIC_AUTH,
+        "max_request_bytes": ENV_MAX_REQUEST_BYTES,
+        "max_artifact_bytes": ENV_MAX_ARTIFACT_BYTES,
+    }
+    env = {var: str(settings[key]) for key, var in names.items() if settings.get(key) is not None}
+    env[ENV_SERVE_ARTIFACTS] = "true" if settings.get("serve_artifacts", True) else "false"
+    env[ENV_ALLOWED_HOSTS] = ",".join(settings.get("allowed_hosts") or ())
+    return env
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory (``--factory``): the app configured by TRACKFLOW_SERVER_* variables."""
+    return create_app(**settings_from_env())
+
+
+__all__ = ["LOOPBACK_HOSTS", "ServerContext", "app_from_env", "create_app"]

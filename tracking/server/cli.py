@@ -1,0 +1,221 @@
+"""``trackflow server``: run the tracking server with uvicorn.
+
+tracking/cli.py adds the command with `add_server_command(subparsers)`; ``python -m
+tracking.server`` runs the same options without the ``server`` word.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from tracking.config import redact_uri
+
+DESCRIPTION = (
+    "Run an MLflow-compatible tracking server: MLflow's REST API (MLflow clients and "
+    "trackflow connect with MLFLOW_TRACKING_URI=http://HOST:PORT) and, by default, an "
+    "artifact proxy so that clients need no storage credentials."
+)
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    from tracking.server.app import DEFAULT_MAX_REQUEST_BYTES
+
+    parser.add_argument(
+        "--backend-store-uri",
+        default="./mlruns",
+        metavar="URI",
+        help="where experiments and runs live: a folder (file store), sqlite:///path.db or "
+        "postgresql://... (default: ./mlruns)",
+    )
+    parser.add_argument(
+        "--default-artifact-root",
+        metavar="URI",
+        help="artifact root of new experiments when not serving artifacts; with "
+        "--serve-artifacts, the default --artifacts-destination",
+    )
+    parser.add_argument(
+        "--serve-artifacts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="proxy artifact uploads and downloads through this server; new experiments get "
+        "mlflow-artifacts:/ locations (default: on)",
+    )
+    parser.add_argument(
+        "--artifacts-destination",
+        metavar="URI",
+        help="where proxied artifacts are stored: a folder or any fsspec URI such as "
+        "s3://bucket/prefix (default: --default-artifact-root, else ./mlartifacts)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    parser.add_argument("--port", "-p", type=int, default=5000, help="(default: 5000)")
+    parser.add_argument(
+        "--workers", "-w", type=int, default=1, help="uvicorn worker processes (default: 1)"
+    )
+    parser.add_argument(
+        "--auth-token",
+        metavar="TOKEN",
+        default=None,
+        help="require 'Authorization: Bearer TOKEN' (default: $TRACKFLOW_SERVER_TOKEN; prefer "
+        "the variable, command lines are visible to other users)",
+    )
+    parser.add_argument(
+        "--basic-auth",
+        metavar="USER:PASSWORD",
+        default=None,
+        help="require HTTP basic credentials (default: $TRACKFLOW_SERVER_BASIC_AUTH)",
+    )
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        metavar="N",
+        help=f"largest API request body (default: {DEFAULT_MAX_REQUEST_BYTES})",
+    )
+    parser.add_argument(
+        "--max-artifact-bytes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="largest artifact upload through the proxy (default: no limit)",
+    )
+    parser.add_argument(
+        "--allowed-hosts",
+        metavar="HOSTS",
+        help="comma-separated Host header values to serve (fnmatch patterns; '*' = any). "
+        "Default: localhost names when listening on a loopback address, else any",
+    )
+
+
+def add_server_command(subparsers: Any) -> None:
+    """Add ``server`` to a `trackflow` sub-command group (argparse subparsers)."""
+    parser = subparsers.add_parser(
+        "server", help="run an MLflow-compatible tracking server", description=DESCRIPTION
+    )
+    add_server_options(parser)
+    parser.set_defaults(handler=run_server)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{shown}:{port}"
+
+
+def _backend_uri(uri: str) -> str:
+    scheme = urlsplit(uri).scheme
+    if len(scheme) <= 1:  # a folder: absolute, so that every worker opens the same one
+        return os.path.abspath(uri)
+    return uri
+
+
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    from tracking.server.app import ENV_BASIC_AUTH, ENV_TOKEN, LOOPBACK_HOSTS
+
+    if args.allowed_hosts:
+        hosts = [h.strip() for h in args.allowed_hosts.split(",") if h.strip()]
+    elif _is_loopback(args.host):
+        hosts = list(LOOPBACK_HOSTS)
+    else:
+        hosts = ["*"]
+    return {
+        "backend_store_uri": _backend_uri(args.backend_store_uri),
+        "default_artifact_root": args.default_artifact_root,
+        "serve_artifacts": args.serve_artifacts,
+        "artifacts_destination": args.artifacts_destination,
+        "auth_token": args.auth_token or os.environ.get(ENV_TOKEN) or None,
+        "basic_auth": args.basic_auth or os.environ.get(ENV_BASIC_AUTH) or None,
+        "max_request_bytes": args.max_request_bytes,
+        "max_artifact_bytes": args.max_artifact_bytes,
+        "allowed_hosts": hosts,
+    }
+
+
+def run_server(args: argparse.Namespace) -> int:
+    """Handler of ``trackflow server``: check the settings, then serve until Ctrl+C."""
+    import uvicorn
+
+    from tracking.server.app import create_app, settings_to_env
+
+    if args.workers < 1:
+        print("trackflow server: error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    settings = settings_from_args(args)
+    try:
+        app = create_app(**settings)  # fail fast, and run store migrations once
+    except ValueError as e:
+        print(f"trackflow server: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # e.g. the database is unreachable: one line, no traceback
+        first_line = (str(e).strip().splitlines() or [""])[0]
+        print(
+            f"trackflow server: error: cannot open {redact_uri(settings['backend_store_uri'])}: "
+            f"{type(e).__name__}: {first_line}",
+            file=sys.stderr,
+        )
+        return 1
+    context = app.state.trackflow
+    artifacts = (
+        f"proxied to {context.destination.uri}"
+        if context.destination
+        else f"clients write to {context.store.artifact_root}"
+    )
+    auth = "required" if settings["auth_token"] or settings["basic_auth"] else "off"
+    url = _url(args.host, args.port)
+    print(f"Trackflow tracking server on {url}", flush=True)
+    print(f"  backend store: {redact_uri(settings['backend_store_uri'])}", flush=True)
+    print(f"  artifacts:     {artifacts}", flush=True)
+    print(f"  auth:          {auth}", flush=True)
+    print(f"Point clients at it with MLFLOW_TRACKING_URI={url}", flush=True)
+    print("Press Ctrl+C to stop.", flush=True)
+    if auth == "off" and not _is_loopback(args.host):
+        print(
+            f"WARNING: listening on {args.host} without authentication: anyone who can reach "
+            "this port can read and change all runs and artifacts. Set TRACKFLOW_SERVER_TOKEN "
+            "or TRACKFLOW_SERVER_BASIC_AUTH.",
+            file=sys.stderr,
+            flush=True,
+        )
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "server_header": False,
+        "log_level": "info",
+    }
+    if args.workers == 1:
+        uvicorn.run(app, **options)
+    else:  # each worker process builds its own app from the environment
+        os.environ.update(settings_to_env(settings))
+        uvicorn.run(
+            "tracking.server.app:app_from_env", factory=True, workers=args.workers, **options
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tracking.server``: the server options, no sub-command."""
+    from tracking.errors import TrackingError
+
+    parser = argparse.ArgumentParser(prog="python -m tracking.server", description=DESCRIPTION)
+    add_server_options(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_server(args)
+    except TrackingError as e:
+        print(f"trackflow server: error: {e}", file=sys.stderr)
+        return 1
