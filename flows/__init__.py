@@ -37,15 +37,23 @@ def flow(
     log_result: bool = False,
     run_tags: dict[str, Any] | None = None,
     on_tracking_error: str | None = None,
+    autolog: bool = False,
     **prefect_options: Any,
 ) -> Any:
     """Drop-in for `prefect.flow`: bare (`@flow`), with arguments, or `flow(fn, name=...)`.
 
     Tracking options as on `tasks.task`, plus `experiment` (default: the flow's name; a
-    subflow logs into the experiment of the run that called it).
+    subflow logs into the experiment of the run that called it). `autolog=True` autologs
+    scikit-learn fits of the flow body into the flow's run (not into its tasks' runs).
     """
     options = CaptureOptions.build(
-        log_params, exclude_params, log_metrics, log_result, run_tags, on_tracking_error
+        log_params,
+        exclude_params,
+        log_metrics,
+        log_result,
+        run_tags,
+        on_tracking_error,
+        autolog=autolog,
     )
 
     def decorate(fn: Callable[..., Any]) -> Any:

@@ -38,6 +38,7 @@ def task(
     run_tags: dict[str, Any] | None = None,
     nested: bool = True,
     on_tracking_error: str | None = None,
+    autolog: bool = False,
     **prefect_options: Any,
 ) -> Any:
     """Drop-in for `prefect.task`: bare (`@task`), with arguments, or `task(fn, name=...)`.
@@ -45,10 +46,17 @@ def task(
     Tracking options: log_params (True, False or argument names to keep), exclude_params,
     log_metrics (from the return value), log_result (store it as an artifact), run_tags,
     nested (False: log into the enclosing run instead of a child run), on_tracking_error
-    ("raise" or "warn"; default $TRACKFLOW_ON_ERROR or "raise").
+    ("raise" or "warn"; default $TRACKFLOW_ON_ERROR or "raise"), autolog (scikit-learn
+    autologging into this task's run, only while its body runs and only in its context).
     """
     options = CaptureOptions.build(
-        log_params, exclude_params, log_metrics, log_result, run_tags, on_tracking_error
+        log_params,
+        exclude_params,
+        log_metrics,
+        log_result,
+        run_tags,
+        on_tracking_error,
+        autolog=autolog,
     )
 
     def decorate(fn: Callable[..., Any]) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -58,6 +59,7 @@ class CaptureOptions:
     log_result: bool = False
     run_tags: dict[str, str] = field(default_factory=dict)
     on_error: str | None = None
+    autolog: bool = False  # sklearn autologging into this run while the body runs
 
     @classmethod
     def build(
@@ -68,6 +70,7 @@ class CaptureOptions:
         log_result: bool = False,
         run_tags: Mapping[str, Any] | None = None,
         on_tracking_error: str | None = None,
+        autolog: bool = False,
     ) -> CaptureOptions:
         if on_tracking_error is not None:
             on_error_mode(on_tracking_error)
@@ -79,6 +82,7 @@ class CaptureOptions:
             log_result=log_result,
             run_tags={str(k): str(v) for k, v in (run_tags or {}).items()},
             on_error=on_tracking_error,
+            autolog=bool(autolog),
         )
 
 
@@ -125,9 +129,17 @@ class TrackedRun:
 
     @contextmanager
     def active(self) -> Iterator[None]:
-        """Make this run the fluent API's active run inside the block."""
-        with fluent.use_run(self.run):
+        """Make this run the fluent API's active run inside the block (and, with the autolog
+        option, autolog scikit-learn fits into it, in this context only)."""
+        with fluent.use_run(self.run), self._autolog():
             yield
+
+    def _autolog(self) -> contextlib.AbstractContextManager[None]:
+        if not self.options.autolog or self.disabled:
+            return contextlib.nullcontext()
+        from tracking.sklearn_autolog import scoped
+
+        return scoped(self.run_id)
 
     def log_params(self, arguments: Mapping[str, Any]) -> None:
         params = params_from_arguments(

@@ -74,42 +74,72 @@ def _async_wrapper(fn: Callable[..., Any], start: Start) -> Callable[..., Any]:
 
 
 def _gen_wrapper(fn: Callable[..., Any], start: Start) -> Callable[..., Any]:
+    """The run is active only while the generator body runs, never in the consumer's code
+    between items (a generator shares its caller's context)."""
+
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         execution = start()
         if execution is None:
             return (yield from fn(*args, **kwargs))
-        with execution.active():
+        inner = fn(*args, **kwargs)
+        sent: Any = None
+        thrown: BaseException | None = None
+        while True:
+            with execution.active():
+                try:
+                    item = inner.throw(thrown) if thrown is not None else inner.send(sent)
+                except StopIteration as stop:
+                    execution.finish(stop.value)
+                    return stop.value
+                except BaseException as error:
+                    execution.fail(error)
+                    raise
+            sent, thrown = None, None
             try:
-                result = yield from fn(*args, **kwargs)
+                sent = yield item
             except GeneratorExit:  # the consumer stopped early: not a failure
+                inner.close()
                 execution.finish(None)
                 raise
-            except BaseException as error:
-                execution.fail(error)
-                raise
-        execution.finish(result)
-        return result
+            except BaseException as error:  # thrown in by the consumer: pass it on
+                thrown = error
 
     return wrapper
 
 
 def _async_gen_wrapper(fn: Callable[..., Any], start: Start) -> Callable[..., Any]:
+    """As _gen_wrapper, for async generators."""
+
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         execution = start()
         if execution is None:
             async for item in fn(*args, **kwargs):
                 yield item
             return
-        with execution.active():
+        inner = fn(*args, **kwargs)
+        sent: Any = None
+        thrown: BaseException | None = None
+        while True:
+            with execution.active():
+                try:
+                    if thrown is not None:
+                        item = await inner.athrow(thrown)
+                    else:
+                        item = await inner.asend(sent)
+                except StopAsyncIteration:
+                    execution.finish(None)
+                    return
+                except BaseException as error:
+                    execution.fail(error)
+                    raise
+            sent, thrown = None, None
             try:
-                async for item in fn(*args, **kwargs):
-                    yield item
+                sent = yield item
             except GeneratorExit:
+                await inner.aclose()
                 execution.finish(None)
                 raise
             except BaseException as error:
-                execution.fail(error)
-                raise
-        execution.finish(None)
+                thrown = error
 
     return wrapper

@@ -378,3 +378,13 @@ def test_aws_profile_and_missing_credentials(
     assert ArtifactRepository(uri).list_artifacts() == [
         FileInfo(path="f.txt", is_dir=False, file_size=11)
     ]
+
+
+def test_symlink_out_of_a_local_root_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    (tmp_path / "secret.txt").write_text("secret")
+    (root / "link.txt").symlink_to(tmp_path / "secret.txt")
+    repo = ArtifactRepository(str(root))
+    with pytest.raises(InvalidParameterError, match="outside the artifact root"):
+        repo.download_artifacts("link.txt", str(tmp_path / "out"))

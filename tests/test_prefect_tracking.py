@@ -431,3 +431,46 @@ def test_crashed_flow_is_killed() -> None:
         "tags.`prefect.flow_name` = 'crash-flow'",
     )
     assert run.info.status == "KILLED"
+
+
+@task
+def letters():
+    yield from "ab"
+
+
+@task
+async def async_letters():
+    for letter in "xy":
+        tracking.log_metric("async_yielded", ord(letter))
+        yield letter
+
+
+@flow(name="generator-scope-flow")
+def generator_scope_flow() -> tuple[str, list[str | None]]:
+    flow_run_id = FlowRunContext.get().flow_run.id.hex
+    seen = []
+    for _ in letters():
+        seen.append(tracking.active_run().info.run_id)  # the consumer's run, not the task's
+    return flow_run_id, seen
+
+
+def test_generator_run_is_not_active_in_the_consumer_between_items() -> None:
+    flow_run_id, seen = generator_scope_flow()
+    assert seen == [flow_run_id, flow_run_id]
+    exp = tracking.get_experiment_by_name("generator-scope-flow").experiment_id
+    (kid,) = children(flow_run_id, exp)
+    assert kid.info.status == "FINISHED"
+
+
+@flow(name="async-generator-flow")
+async def async_generator_flow() -> str:
+    assert [x async for x in async_letters()] == ["x", "y"]
+    return FlowRunContext.get().flow_run.id.hex
+
+
+def test_async_generator_task() -> None:
+    flow_run_id = asyncio.run(async_generator_flow())
+    exp = tracking.get_experiment_by_name("async-generator-flow").experiment_id
+    (kid,) = children(flow_run_id, exp)
+    assert kid.info.status == "FINISHED"
+    assert kid.data.metrics["async_yielded"] == ord("y")

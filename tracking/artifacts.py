@@ -231,7 +231,14 @@ class ArtifactRepository:
     def _full(self, rel: str) -> str:
         if not rel:
             return self.root
-        return f"{self.root.rstrip('/')}/{rel}"
+        full = f"{self.root.rstrip('/')}/{rel}"
+        if self.protocol == "file":  # a symlink inside the root must not lead out of it
+            root = os.path.realpath(self.root)
+            if os.path.commonpath([root, os.path.realpath(full)]) != root:
+                raise InvalidParameterError(
+                    f"Artifact path {rel!r} leads outside the artifact root {self.artifact_uri}"
+                )
+        return full
 
     def _uri(self, rel: str) -> str:
         return f"{self.artifact_uri}/{rel}" if rel else self.artifact_uri

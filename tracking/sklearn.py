@@ -40,12 +40,14 @@ from tracking.client import TrackingClient
 from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.registry.base import RegistryUnavailableError
 from tracking.registry.uris import download_model
+from tracking.sklearn_autolog import autolog
 from tracking.validation import MAX_TAG_VAL_LENGTH
 
 __all__ = [
     "SUPPORTED_SERIALIZATION_FORMATS",
     "ModelInfo",
     "RegistryUnavailableError",
+    "autolog",
     "load_model",
     "log_model",
     "save_model",

@@ -1,0 +1,133 @@
+"""The `ui` command: ``trackflow ui [--host 127.0.0.1] [--port 5000] [--backend-store-uri URI]``.
+
+`tracking.cli` adds it with ``add_ui_command(subparsers)``; ``python -m tracking.ui`` runs it on
+its own. Importing this module is cheap: FastAPI and uvicorn load when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+
+
+def add_ui_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `ui` to an argparse subparsers group; the handler is in `args.handler`."""
+    description = (
+        "Serve the web UI: experiments, runs as flow -> task trees, metric charts, artifacts, "
+        "run comparison and scheduled-run series. Stop it with Ctrl+C."
+    )
+    parser = subparsers.add_parser("ui", help="serve the web UI", description=description)
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to listen on (default: {DEFAULT_HOST}; 0.0.0.0 exposes the UI, which has "
+        "no authentication, to the network)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any)"
+    )
+    parser.add_argument(
+        "--backend-store-uri",
+        "--tracking-uri",
+        dest="tracking_uri",
+        metavar="URI",
+        help="store to show (default: $MLFLOW_TRACKING_URI or ./mlruns)",
+    )
+    parser.set_defaults(handler=run_ui)
+    return parser
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket; OSError (port in use, bad address) is the caller's to report."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def make_server(app: Any, sock: socket.socket) -> Any:
+    """A uvicorn.Server for `app` on an already bound socket (run it with .run(sockets=[sock]))."""
+    import uvicorn
+
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+    )
+    return uvicorn.Server(config)
+
+
+def warm_up(uri: str) -> None:
+    """Read every experiment's runs once, so the first page views find warm caches (the file
+    store parses each run's meta.yaml once per process)."""
+    try:
+        from tracking.client import TrackingClient
+        from tracking.ui import data
+
+        client = TrackingClient(uri)  # the same (cached) store object as the app's
+        for experiment in client.search_experiments(max_results=1000):
+            if data.file_index(client.store, experiment.experiment_id) is None:
+                data.run_stats(client.store, [experiment.experiment_id])
+    except Exception:  # only an optimisation: the pages report real errors themselves
+        pass
+
+
+def run_ui(args: argparse.Namespace) -> int:
+    from tracking import config
+    from tracking.config import redact_uri
+    from tracking.ui.app import create_ui_app, plotly_js_path
+
+    uri = args.tracking_uri or config.get_tracking_uri()
+    try:
+        plotly_js_path()
+    except RuntimeError as e:
+        print(f"trackflow: error: {e}", file=sys.stderr)
+        return 1
+    app = create_ui_app(uri)  # opens the store: a bad URI fails here, before listening
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as e:
+        print(f"trackflow: error: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+        return 1
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Trackflow UI for {redact_uri(uri)}", flush=True)
+    print(f"Listening on http://{shown}:{port}/ (press Ctrl+C to stop)", flush=True)
+    threading.Thread(target=warm_up, args=(uri,), name="trackflow-ui-warm-up", daemon=True).start()
+    server = make_server(app, sock)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    print("Trackflow UI stopped.", flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m tracking.ui`: the `ui` command alone."""
+    parser = argparse.ArgumentParser(prog="trackflow")
+    commands = parser.add_subparsers(dest="command")
+    add_ui_command(commands)
+    args = parser.parse_args(["ui", *(sys.argv[1:] if argv is None else argv)])
+    from tracking.errors import TrackingError
+
+    try:
+        return int(args.handler(args))
+    except TrackingError as e:
+        print(f"trackflow: error: {e}", file=sys.stderr)
+        return 1
