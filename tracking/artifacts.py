@@ -345,7 +345,8 @@ class ArtifactRepository:
         dst_root = os.path.abspath(dst_path) if dst_path else tempfile.mkdtemp(prefix="artifacts-")
         local_target = os.path.join(dst_root, *rel.split("/")) if rel else dst_root
         if info is not None and info.get("type") != "directory":
-            os.makedirs(os.path.dirname(local_target), exist_ok=True)
+            with self._errors("write to", local_target, writing=True):
+                os.makedirs(os.path.dirname(local_target), exist_ok=True)
             self._get(full, local_target, rel)
             return local_target
         names: list[str] = []
@@ -353,7 +354,8 @@ class ArtifactRepository:
             with self._errors("list", self._uri(rel)):
                 names = self.fs.find(full)
         jobs: list[Callable[[], None]] = []
-        os.makedirs(local_target, exist_ok=True)
+        with self._errors("write to", local_target, writing=True):
+            os.makedirs(local_target, exist_ok=True)
         for name in names:
             if name.endswith("/"):
                 continue  # directory marker object
