@@ -632,8 +632,11 @@ def test_registry_store_follows_the_tracking_uri(tmp_path: Path) -> None:
     assert isinstance(sql_store, SqlRegistryStore)
     tracking_store = TrackingClient(f"sqlite:///{tmp_path / 'r.db'}").store
     assert sql_store.engine is tracking_store.engine  # type: ignore[attr-defined]
-    with pytest.raises(RegistryUnavailableError, match="No model registry for 'http://x'"):
-        get_registry_store("http://x")
+    from tracking.registry.rest import RestRegistryStore
+
+    assert isinstance(get_registry_store("http://x"), RestRegistryStore)
+    with pytest.raises(RegistryUnavailableError, match="No model registry for 'ftp://x'"):
+        get_registry_store("ftp://x")
 
 
 def test_separate_registry_uri(tmp_path: Path, iris: tuple[np.ndarray, np.ndarray]) -> None:

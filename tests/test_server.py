@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+import tracking
 from tracking.entities import ViewType
 from tracking.stores import get_store
 from tracking.stores.base import TrackingStore
@@ -985,3 +986,21 @@ def test_tmp_files_do_not_linger(server: Server) -> None:
     assert server.destination is not None
     leftovers = [p for p in server.destination.rglob(".upload-*")]
     assert leftovers == []
+
+
+def test_server_serves_the_web_ui(tmp_path: Path) -> None:
+    """`trackflow server` serves the same UI as `trackflow ui`, next to the REST API."""
+    from fastapi.testclient import TestClient
+
+    from tracking.server.app import create_app
+
+    store = f"sqlite:///{tmp_path / 'ui.db'}"
+    client = tracking.TrackingClient(store)
+    experiment_id = client.create_experiment("ui-on-server")
+    run = client.create_run(experiment_id, run_name="shown")
+    http = TestClient(create_app(store, default_artifact_root=str(tmp_path / "artifacts")))
+    home = http.get("/")
+    assert home.status_code == 200 and "ui-on-server" in home.text
+    page = http.get(f"/runs/{run.info.run_id}")
+    assert page.status_code == 200 and "shown" in page.text
+    assert http.get("/health").text == "OK"

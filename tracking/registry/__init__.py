@@ -2,7 +2,8 @@
 
 The registry lives where the tracking data lives (MLflow's default): a file tracking URI keeps
 it under `<root>/models/` in MLflow's FileStore layout, a sqlite:// or postgresql:// URI in
-the same database. `set_registry_uri` or $MLFLOW_REGISTRY_URI choose another location.
+the same database, an http(s):// URI on that tracking server (tracking.registry.rest).
+`set_registry_uri` or $MLFLOW_REGISTRY_URI choose another location.
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ def _create(uri: str) -> RegistryStore:
     from tracking import stores
 
     scheme = stores._scheme(uri)
+    if scheme in ("http", "https"):  # a tracking server's registry, over its REST API
+        from tracking.registry.rest import RestRegistryStore
+
+        return RestRegistryStore(uri)
     if not scheme or scheme == "file":
         from tracking.registry.file import FileRegistryStore
 
@@ -78,7 +83,8 @@ def _create(uri: str) -> RegistryStore:
             return SqlRegistryStore(store)
     raise RegistryUnavailableError(
         f"No model registry for {uri!r}: Trackflow keeps registries in file stores (a path or "
-        "file://) and SQL stores (sqlite://, postgresql://)"
+        "file://) and SQL stores (sqlite://, postgresql://), or uses a tracking server's "
+        "(http://, https://)"
     )
 
 

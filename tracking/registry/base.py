@@ -18,7 +18,7 @@ from tracking.stores.base import PagedList, decode_page_token, encode_page_token
 
 
 class RegistryUnavailableError(TrackingError, NotImplementedError):
-    """The tracking URI's backend has no model registry in Trackflow (e.g. a REST server)."""
+    """The tracking URI's backend has no model registry in Trackflow."""
 
 
 def now_ms() -> int:

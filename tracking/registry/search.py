@@ -139,15 +139,31 @@ class _VersionView(_View):
         return getattr(mv, key, None)  # type: ignore[no-any-return]
 
 
+PROMPT_TAG = "mlflow.prompt.is_prompt"
+
+
+def _matches(comparisons: tuple[Comparison, ...], view: _View) -> bool:
+    """search.run_matches, plus MLflow's rule that an item without the prompt tag is not a
+    prompt (MLflow's client adds `tag.mlflow.prompt.is_prompt != 'true'` to every search)."""
+    for c in comparisons:
+        if c.entity == "tag" and c.key == PROMPT_TAG and view.tag(PROMPT_TAG) is None:
+            wanted = str(c.value).lower()
+            if not ((c.op == "=" and wanted == "false") or (c.op == "!=" and wanted == "true")):
+                return False
+        elif not _search.run_matches((c,), view):
+            return False
+    return True
+
+
 def filter_models(
     models: list[RegisteredModel], comparisons: tuple[Comparison, ...], order: tuple[OrderBy, ...]
 ) -> list[RegisteredModel]:
-    found = [m for m in models if _search.run_matches(comparisons, _ModelView(m))]
+    found = [m for m in models if _matches(comparisons, _ModelView(m))]
     return _search._sort(found, (*order, *_RM_TIE_BREAK), _ModelView)
 
 
 def filter_versions(
     versions: list[ModelVersion], comparisons: tuple[Comparison, ...], order: tuple[OrderBy, ...]
 ) -> list[ModelVersion]:
-    found = [v for v in versions if _search.run_matches(comparisons, _VersionView(v))]
+    found = [v for v in versions if _matches(comparisons, _VersionView(v))]
     return _search._sort(found, (*order, *_MV_DEFAULT_ORDER), _VersionView)

@@ -199,6 +199,8 @@ def no_model_error(uri: str) -> NotFoundError:
 def _check_scheme(scheme: str, uri: str) -> None:
     from fsspec.registry import known_implementations, registry
 
+    if scheme == "mlflow-artifacts":  # a tracking server's artifact proxy (ArtifactRepository)
+        return
     if scheme not in known_implementations and scheme not in registry:
         raise InvalidParameterError(
             f"Unsupported model URI scheme {scheme!r} in {uri!r}: use runs:/<run_id>/<path>, "

@@ -21,7 +21,7 @@ from starlette.middleware import Middleware
 import tracking
 from tracking.artifacts import ArtifactRepository, resolve_uri
 from tracking.errors import HTTP_STATUS, InvalidParameterError, TrackingError
-from tracking.server import artifacts_proxy, rest_api
+from tracking.server import artifacts_proxy, registry_api, rest_api
 from tracking.server.artifacts_proxy import PROXY_SCHEME, ArtifactDestination, proxied_path
 from tracking.server.messages import dumps
 from tracking.server.security import (
@@ -235,12 +235,17 @@ def create_app(
     for path in SERVER_INFO_PATHS:
         app.add_api_route(path, server_info, methods=["GET"])
     api = rest_api.build_router()
+    registry = registry_api.build_router()
     for prefix in API_PREFIXES:
         app.include_router(api, prefix=prefix)
+        app.include_router(registry, prefix=prefix)
     if destination is not None:
         proxy = artifacts_proxy.build_router()
         for prefix in ARTIFACT_PREFIXES:
             app.include_router(proxy, prefix=prefix)
+    from tracking.ui.app import create_ui_router
+
+    app.include_router(create_ui_router(backend_store_uri))  # the same UI as `trackflow ui`
     logger.info(
         "Trackflow server: store %s, artifacts %s",
         type(store).__name__,
