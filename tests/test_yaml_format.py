@@ -48,14 +48,14 @@ values = st.one_of(
 )
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.dictionaries(st.text(alphabet="abcdefgh_", min_size=1, max_size=8), values, min_size=1))
 def test_dump_matches_pyyaml(data: dict) -> None:
     expected = yaml.dump(data, Dumper=yaml.SafeDumper, default_flow_style=False, allow_unicode=True)
     assert dump_yaml(data) == expected
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.dictionaries(st.text(alphabet="abcdefgh_", min_size=1, max_size=8), values, min_size=1))
 def test_parse_matches_pyyaml(data: dict) -> None:
     text = yaml.safe_dump(data, default_flow_style=False, allow_unicode=True)
@@ -63,7 +63,7 @@ def test_parse_matches_pyyaml(data: dict) -> None:
 
 
 @given(st.text(max_size=200))
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=500, deadline=None)
 def test_parse_never_disagrees_with_pyyaml_on_any_text(text: str) -> None:
     try:
         expected = yaml.safe_load(text)
