@@ -83,6 +83,67 @@ def condition(comparison: Comparison) -> ColumnElement[bool]:
     return exists(select(table.c.run_uuid).where(present, _string_test(table.c.value, op, value)))
 
 
+_KEY_TABLES = {"metric": latest_metrics, "param": params, "tag": tags}
+
+
+def search_source(
+    comparisons: tuple[Comparison, ...], ordering: tuple[OrderBy, ...]
+) -> tuple[Any, list[ColumnElement[bool]], list[Any]]:
+    """FROM, WHERE and ORDER BY of a run search, each metric/param/tag key joined ONCE.
+
+    Same semantics as `condition` and `order_terms`, which test every comparison with its own
+    EXISTS and evaluate every ordered key with scalar subqueries (three per metric key). Here a
+    key the filter needs is an inner join (every comparison but IS NULL needs the value to exist),
+    any other key a left outer join; (run_uuid, key) is the primary key, so no row is duplicated.
+    """
+    needed: dict[tuple[str, str], bool] = {}  # (entity, key) -> must exist (inner join)
+    for c in comparisons:
+        if c.entity != "attribute":
+            key = (c.entity, c.key)
+            needed[key] = needed.get(key, False) or c.op != "IS NULL"
+    for o in ordering:
+        if o.entity != "attribute":
+            needed.setdefault((o.entity, o.key), False)
+    source: Any = runs
+    aliases: dict[tuple[str, str], Any] = {}
+    for n, ((entity, key), inner) in enumerate(needed.items()):
+        alias = aliases[(entity, key)] = _KEY_TABLES[entity].alias(f"k{n}")
+        on = and_(alias.c.run_uuid == runs.c.run_uuid, alias.c.key == key)
+        source = source.join(alias, on) if inner else source.outerjoin(alias, on)
+
+    where: list[ColumnElement[bool]] = []
+    for c in comparisons:
+        if c.entity == "attribute":
+            where.append(condition(c))
+            continue
+        alias = aliases[(c.entity, c.key)]
+        if c.op in ("IS NULL", "IS NOT NULL"):
+            where.append(alias.c.run_uuid.is_(None) if c.op == "IS NULL" else true())
+        elif c.entity != "metric":
+            where.append(_string_test(alias.c.value, c.op, c.value))
+        elif c.value != c.value:  # comparing with NaN: only != holds
+            where.append(true() if c.op == "!=" else false())
+        else:
+            nan_case = true() if c.op == "!=" else false()
+            test = _number_test(alias.c.value, c.op, c.value)
+            where.append(case((alias.c.is_nan, nan_case), else_=test))
+
+    terms: list[Any] = []
+    for order in ordering:
+        if order.entity == "attribute":
+            value: Any = ATTRIBUTE_COLUMNS[order.key]
+            missing: Any = value.is_(None)
+        else:
+            alias = aliases[(order.entity, order.key)]
+            value = alias.c.value
+            missing = value.is_(None)
+            if order.entity == "metric":
+                missing = case((value.is_(None), 1), (alias.c.is_nan == true(), 1), else_=0)
+        terms += [missing, value.asc() if order.ascending else value.desc()]
+    terms += [runs.c.start_time.is_(None), runs.c.start_time.desc(), runs.c.run_uuid.asc()]
+    return source, where, terms
+
+
 def order_terms(ordering: tuple[OrderBy, ...]) -> list[Any]:
     """ORDER BY terms: each key with missing (and NaN) values last, then MLflow's tie-breaks."""
     terms: list[Any] = []
