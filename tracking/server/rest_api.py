@@ -152,7 +152,7 @@ def create_run(ctx: ServerContext, f: Fields) -> dict[str, Any]:
         run_name=run_name,
         run_id=f.string("run_id") or None,  # Trackflow extension: Prefect-chosen run ids
     )
-    return {"run": _run_json(ctx, run)}
+    return {"run": messages.run_json(run, {})}  # a new run has no metrics yet
 
 
 @route("/runs/get", "GET")
