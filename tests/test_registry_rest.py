@@ -9,17 +9,10 @@ shapes, error codes and auth.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +20,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
+from server_process import Server, start_server, stop_server
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
@@ -46,7 +40,6 @@ pytestmark = [
 ]
 
 API = "/api/2.0/mlflow"
-STARTUP_TIMEOUT = 60.0
 TOKEN = "registry-secret"
 CLIENT_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -69,65 +62,9 @@ CLIENT_ENV_CLEARED = (
 # --------------------------------------------------------------------------- the server
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    backend_uri: str
-    workdir: Path
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def start_server(workdir: Path, backend_uri: str, *args: str) -> Server:
-    """``python -m tracking.server`` on a free port, artifacts proxied; returns once /health
-    answers."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = workdir / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_SERVER_")}
-    command = [sys.executable, "-m", "tracking.server", "--backend-store-uri", backend_uri]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    command += ["--artifacts-destination", str(workdir / "artifacts"), *args]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=workdir,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(f"http://127.0.0.1:{port}", backend_uri, workdir, process, log)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(server.url + "/health", timeout=2).text == "OK":
-                return server
-        time.sleep(0.1)
-    stop_server(server)
-    raise RuntimeError(f"server did not start in {STARTUP_TIMEOUT}s:\n{server.log_text()}")
-
-
-def stop_server(server: Server) -> None:
-    """SIGINT to the server's process group (what Ctrl+C sends); SIGKILL if it hangs."""
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGINT)
-        try:
-            server.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=10)
+def proxied(workdir: Path) -> tuple[str, ...]:
+    """Artifacts proxied by the server, stored under workdir/artifacts."""
+    return ("--artifacts-destination", str(workdir / "artifacts"))
 
 
 @pytest.fixture(scope="module", params=["file", "sqlite"])
@@ -139,7 +76,7 @@ def server(
         backend = str(workdir / "mlruns")
     else:
         backend = f"sqlite:///{workdir / 'tracking.db'}"
-    running = start_server(workdir, backend)
+    running = start_server(workdir, backend, *proxied(workdir))
     yield running
     stop_server(running)
     assert running.process.returncode == 0, running.log_text()
@@ -740,7 +677,9 @@ def test_auth_covers_the_registry(
 ) -> None:
     mlflow = pytest.importorskip("mlflow")
     workdir = tmp_path_factory.mktemp("registry-auth")
-    running = start_server(workdir, str(workdir / "mlruns"), "--auth-token", TOKEN)
+    running = start_server(
+        workdir, str(workdir / "mlruns"), *proxied(workdir), "--auth-token", TOKEN
+    )
     try:
         search = f"{running.url}{API}/registered-models/search"
         assert httpx.get(search, timeout=30).status_code == 401
@@ -771,7 +710,9 @@ def test_local_sources_on_a_server_without_the_proxy(
     X, y = iris
     model = LogisticRegression(max_iter=300).fit(X, y)
     workdir = tmp_path_factory.mktemp("registry-direct")
-    running = start_server(workdir, str(workdir / "mlruns"), "--no-serve-artifacts")
+    running = start_server(
+        workdir, str(workdir / "mlruns"), *proxied(workdir), "--no-serve-artifacts"
+    )
     try:
         info = log_model_via_proxy(running.url, model, registered_model_name="direct")
         client = TrackingClient(running.url)

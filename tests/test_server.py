@@ -11,24 +11,20 @@ import base64
 import json
 import math
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from server_process import Server, free_port, start_server, stop_server
 
 import tracking
 from tracking.entities import ViewType
 from tracking.stores import get_store
-from tracking.stores.base import TrackingStore
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::FutureWarning"),
@@ -37,7 +33,6 @@ pytestmark = [
 
 API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
-STARTUP_TIMEOUT = 60.0
 CLIENT_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "true",
@@ -56,79 +51,6 @@ CLIENT_ENV_CLEARED = (
 
 
 # --------------------------------------------------------------------------- the server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    backend_uri: str
-    workdir: Path
-    destination: Path | None
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def store(self) -> TrackingStore:
-        """Our own store on the server's backend, opened in the test process."""
-        return get_store(self.backend_uri)
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def start_server(
-    workdir: Path, backend_uri: str, *args: str, env: dict[str, str] | None = None
-) -> Server:
-    """``python -m tracking.server`` on a free port; returns once /health answers."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = workdir / "server.log"
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_SERVER_")}
-    child_env.update(env or {})
-    command = [sys.executable, "-m", "tracking.server", "--backend-store-uri", backend_uri]
-    command += ["--host", "127.0.0.1", "--port", str(port), *args]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=workdir,
-            env=child_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    destination = None
-    if "--artifacts-destination" in args:
-        value = args[args.index("--artifacts-destination") + 1]
-        destination = Path(value) if "://" not in value else None
-    server = Server(f"http://127.0.0.1:{port}", backend_uri, workdir, destination, process, log)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log_text()}")
-        try:
-            if httpx.get(server.url + "/health", timeout=2).text == "OK":
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    stop_server(server)
-    raise RuntimeError(f"server did not start in {STARTUP_TIMEOUT}s:\n{server.log_text()}")
-
-
-def stop_server(server: Server) -> None:
-    """SIGINT (what Ctrl+C sends) to the server's process group; SIGKILL if it hangs."""
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGINT)
-        try:
-            server.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module", params=["file", "sqlite"])

@@ -22,26 +22,21 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from server_process import Server, start_server, stop_server
 
 QUICK = os.environ.get("TRACKFLOW_LOAD_QUICK", "").strip().lower() in ("1", "true", "yes")
 #: (clients, log_metric calls per client, runs per client)
 LOAD = (8, 150, 30) if QUICK else (8, 500, 100)
 WORKERS = 2
-STARTUP_TIMEOUT = 60.0
 CHILD_TIMEOUT = 600.0
 EXPERIMENT = "load"
 METRIC_KEY = "load"
@@ -64,76 +59,6 @@ CLEARED_ENV = (
 
 
 # --------------------------------------------------------------------------- the server
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    backend_uri: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def start_server(workdir: Path, backend_uri: str, workers: int = WORKERS) -> Server:
-    """``python -m tracking.server`` (= ``trackflow server``) on a free port, once /health is OK."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = workdir / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_SERVER_")}
-    command = [
-        sys.executable,
-        "-m",
-        "tracking.server",
-        "--backend-store-uri",
-        backend_uri,
-        "--default-artifact-root",
-        str(workdir / "artifacts"),
-        "--serve-artifacts",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    server = Server(f"http://127.0.0.1:{port}", backend_uri, process, log)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log_text()}")
-        try:
-            if httpx.get(server.url + "/health", timeout=2).text == "OK":
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    stop_server(server)
-    raise RuntimeError(f"server not up in {STARTUP_TIMEOUT} s:\n{server.log_text()}")
-
-
-def stop_server(server: Server) -> None:
-    """Ctrl+C (SIGINT) to the server's process group; SIGKILL if it does not stop."""
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGINT)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=10)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def server(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -147,7 +72,11 @@ def server(
         monkeypatch.delenv(name, raising=False)
     for name, value in CLIENT_ENV.items():  # inherited by the spawned clients
         monkeypatch.setenv(name, value)
-    running = start_server(tmp_path / "server", backend)
+    workdir = tmp_path / "server"
+    running = start_server(
+        workdir, backend, "--default-artifact-root", str(workdir / "artifacts"),
+        "--serve-artifacts", "--workers", str(WORKERS),
+    )  # fmt: skip
     try:
         yield running
     finally:
