@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
-import getpass
 import multiprocessing
 import os
 import platform
@@ -41,7 +40,6 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -474,34 +472,11 @@ def print_hot_spots(stats: pstats.Stats, requests: int, top: int = 20) -> None:
 
 
 # --------------------------------------------------------------------------- PostgreSQL
-@contextlib.contextmanager
-def postgres_server(tmpdir: str) -> Iterator[Any]:
-    """A private PostgreSQL cluster (the recipe of tests/pg_server.py), stopped at the end."""
-    import pg_server as pg
+def postgres_server(tmpdir: str) -> Any:
+    """A private PostgreSQL cluster (tests/pg_server.py's), stopped at the end."""
+    import pg_server
 
-    data = tempfile.mkdtemp(prefix="bench-server-pg-", dir=tmpdir)
-    try:
-        if getpass.getuser() == "root":
-            shutil.chown(data, "postgres", "postgres")
-        cluster = os.path.join(data, "cluster")
-        port = pg._free_port()
-        initdb = [pg._bin("initdb"), "-D", cluster, "-U", "postgres", "--auth=trust", "-E", "UTF8"]
-        subprocess.run(
-            pg._as_postgres([*initdb, "--no-instructions"]), check=True, capture_output=True
-        )
-        log = os.path.join(data, "server.log")
-        options = f"-h 127.0.0.1 -p {port} -k {data} -c fsync=off -c max_connections=200"
-        start = [pg._bin("pg_ctl"), "-D", cluster, "-l", log, "-o", options, "-w", "start"]
-        started = subprocess.run(pg._as_postgres(start), capture_output=True, text=True)
-        if started.returncode != 0:
-            raise RuntimeError(f"PostgreSQL did not start: {started.stderr}\n{_tail(log)}")
-        try:
-            yield pg.PostgresServer(port=port, user="postgres")
-        finally:
-            stop = [pg._bin("pg_ctl"), "-D", cluster, "-m", "immediate", "stop"]
-            subprocess.run(pg._as_postgres(stop), capture_output=True)
-    finally:
-        shutil.rmtree(data, ignore_errors=True)
+    return pg_server.running_postgres(tmpdir)
 
 
 # --------------------------------------------------------------------------- main

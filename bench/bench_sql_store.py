@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
-import getpass
 import io
 import logging
 import os
@@ -35,7 +34,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -293,37 +292,11 @@ def warm_search(
 
 
 # --------------------------------------------------------------------------- PostgreSQL
-@contextlib.contextmanager
-def postgres_server(tmpdir: str) -> Iterator[Any]:
-    """A private PostgreSQL cluster (same recipe as tests/pg_server.py), stopped at the end."""
-    import pg_server as pg
+def postgres_server(tmpdir: str) -> Any:
+    """A private PostgreSQL cluster (tests/pg_server.py's), stopped at the end."""
+    import pg_server
 
-    data = tempfile.mkdtemp(prefix="bench-sql-pg-", dir=tmpdir)  # owned by postgres if root
-    try:
-        if getpass.getuser() == "root":
-            shutil.chown(data, "postgres", "postgres")
-        cluster = os.path.join(data, "cluster")
-        port = pg._free_port()
-        initdb = [pg._bin("initdb"), "-D", cluster, "-U", "postgres", "--auth=trust", "-E", "UTF8"]
-        subprocess.run(
-            pg._as_postgres([*initdb, "--no-instructions"]), check=True, capture_output=True
-        )
-        log = os.path.join(data, "server.log")
-        options = f"-h 127.0.0.1 -p {port} -k {data} -c fsync=off -c max_connections=200"
-        start = [pg._bin("pg_ctl"), "-D", cluster, "-l", log, "-o", options, "-w", "start"]
-        started = subprocess.run(pg._as_postgres(start), capture_output=True, text=True)
-        if started.returncode != 0:
-            with open(log) as f:
-                raise RuntimeError(
-                    f"PostgreSQL did not start: {started.stderr}\n{f.read()[-2000:]}"
-                )
-        try:
-            yield pg.PostgresServer(port=port, user="postgres")
-        finally:
-            stop = [pg._bin("pg_ctl"), "-D", cluster, "-m", "immediate", "stop"]
-            subprocess.run(pg._as_postgres(stop), capture_output=True)
-    finally:
-        shutil.rmtree(data, ignore_errors=True)
+    return pg_server.running_postgres(tmpdir)
 
 
 def postgres_version() -> str:

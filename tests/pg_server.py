@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -61,49 +62,50 @@ class PostgresServer:
         return self.uri(name)
 
 
+@contextmanager
+def running_postgres(parent_dir: str | None = None) -> Iterator[PostgresServer]:
+    """Start a private PostgreSQL cluster in a temp dir (under parent_dir); stop and remove it
+    at the end. Used by the `postgres` fixture and by the benchmarks."""
+    data = tempfile.mkdtemp(prefix="trackflow-pg-", dir=parent_dir)
+    try:
+        if getpass.getuser() == "root":
+            shutil.chown(data, "postgres", "postgres")
+        cluster = os.path.join(data, "cluster")
+        port = _free_port()
+        subprocess.run(
+            _as_postgres([_bin("initdb"), "-D", cluster, "-U", "postgres", "--auth=trust",
+                          "-E", "UTF8", "--no-instructions"]),
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        log = os.path.join(data, "server.log")
+        options = f"-h 127.0.0.1 -p {port} -k {data} -c fsync=off -c max_connections=200"
+        started = subprocess.run(
+            _as_postgres([_bin("pg_ctl"), "-D", cluster, "-l", log, "-o", options, "-w", "start"]),
+            capture_output=True,
+            text=True,
+        )
+        if started.returncode != 0:
+            with open(log) as f:
+                raise RuntimeError(
+                    f"PostgreSQL did not start: {started.stderr}\n{f.read()[-2000:]}"
+                )
+        try:
+            yield PostgresServer(port=port, user="postgres")
+        finally:
+            subprocess.run(
+                _as_postgres([_bin("pg_ctl"), "-D", cluster, "-m", "immediate", "stop"]),
+                capture_output=True,
+            )
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """Start a private PostgreSQL cluster; yields a handle that creates databases."""
-    data = tempfile.mkdtemp(prefix="trackflow-pg-")
-    if getpass.getuser() == "root":
-        shutil.chown(data, "postgres", "postgres")
-    cluster = os.path.join(data, "cluster")
-    port = _free_port()
-    subprocess.run(
-        _as_postgres(
-            [
-                _bin("initdb"),
-                "-D",
-                cluster,
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-instructions",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    log = os.path.join(data, "server.log")
-    options = f"-h 127.0.0.1 -p {port} -k {data} -c fsync=off -c max_connections=200"
-    started = subprocess.run(
-        _as_postgres([_bin("pg_ctl"), "-D", cluster, "-l", log, "-o", options, "-w", "start"]),
-        capture_output=True,
-        text=True,
-    )
-    if started.returncode != 0:
-        with open(log) as f:
-            raise RuntimeError(f"PostgreSQL did not start: {started.stderr}\n{f.read()[-2000:]}")
-    try:
-        yield PostgresServer(port=port, user="postgres")
-    finally:
-        subprocess.run(
-            _as_postgres([_bin("pg_ctl"), "-D", cluster, "-m", "immediate", "stop"]),
-            capture_output=True,
-        )
-        shutil.rmtree(data, ignore_errors=True)
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture
