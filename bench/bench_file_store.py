@@ -29,9 +29,9 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+from report import Line, print_table, timed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -160,73 +160,6 @@ class Theirs(Side):
 
 
 SIDES: dict[str, type[Side]] = {"ours": Ours, "mlflow": Theirs}
-
-
-# --------------------------------------------------------------------------- timing helpers
-def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-@dataclass
-class Line:
-    op: str
-    ours: float
-    theirs: float
-    kind: str  # "rate" (calls/s, higher is better) or "time" (seconds, lower is better)
-    target: float | None = None  # minimum speed-up, None = informative only
-    unit: str = "calls/s"
-    abs_target: float | None = None  # for "import": our seconds must stay below this
-    key: str = ""  # workload name, for --profile
-
-    @property
-    def speedup(self) -> float:
-        if self.kind == "rate":
-            return self.ours / self.theirs if self.theirs else float("inf")
-        return self.theirs / self.ours if self.ours else float("inf")
-
-    @property
-    def verdict(self) -> str:
-        if self.abs_target is not None:
-            return "PASS" if self.ours < self.abs_target else "FAIL"
-        if self.target is None:
-            return "-"
-        return "PASS" if self.speedup >= self.target else "FAIL"
-
-    def target_text(self) -> str:
-        if self.abs_target is not None:
-            return f"< {self.abs_target:g} s"
-        return f">= {self.target:g}x" if self.target is not None else "-"
-
-    def fmt(self, value: float) -> str:
-        if self.kind == "rate":
-            return f"{value:,.0f} {self.unit}"
-        return f"{value * 1000:,.1f} ms" if value < 10 else f"{value:,.1f} s"
-
-
-def print_table(lines: list[Line]) -> None:
-    header = ("operation", "ours", "MLflow", "ours/MLflow", "target", "result")
-    rows = [
-        (
-            ln.op,
-            ln.fmt(ln.ours),
-            ln.fmt(ln.theirs),
-            f"{ln.speedup:,.1f}x",
-            ln.target_text(),
-            ln.verdict,
-        )
-        for ln in lines
-    ]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    sep = "  "
-    print(sep.join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    print(sep.join("-" * w for w in widths))
-    for row in rows:
-        cells = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:5], widths[1:5], strict=True)
-        ]
-        print(sep.join([*cells, row[5]]))
 
 
 # --------------------------------------------------------------------------- workloads
