@@ -13,11 +13,38 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tracking.stores import get_store
 from tracking.stores.base import TrackingStore
 
 STARTUP_TIMEOUT = 60.0
+
+# HTTP clients in the tests: no telemetry, no retries (a 5xx must surface), no stray settings.
+CLIENT_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+CLIENT_ENV_CLEARED = (
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_RUN_ID",
+)
+
+
+def quiet_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apply CLIENT_ENV and clear CLIENT_ENV_CLEARED for one test."""
+    for name in CLIENT_ENV_CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in CLIENT_ENV.items():
+        monkeypatch.setenv(name, value)
 
 
 def free_port() -> int:

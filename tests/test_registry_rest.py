@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from server_process import Server, start_server, stop_server
+from server_process import Server, quiet_clients, start_server, stop_server
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
@@ -41,22 +41,6 @@ pytestmark = [
 
 API = "/api/2.0/mlflow"
 TOKEN = "registry-secret"
-CLIENT_ENV = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
-}
-CLIENT_ENV_CLEARED = (
-    "MLFLOW_TRACKING_TOKEN",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "MLFLOW_EXPERIMENT_NAME",
-    "MLFLOW_EXPERIMENT_ID",
-    "MLFLOW_RUN_ID",
-)
 
 
 # --------------------------------------------------------------------------- the server
@@ -86,10 +70,7 @@ def server(
 @pytest.fixture
 def client_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Quiet, fail-fast HTTP clients; MLflow's and our registry globals reset afterwards."""
-    for name in CLIENT_ENV_CLEARED:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in CLIENT_ENV.items():
-        monkeypatch.setenv(name, value)
+    quiet_clients(monkeypatch)
     yield
     tracking.set_registry_uri(None)
     if "mlflow" in sys.modules:
@@ -102,7 +83,7 @@ def client_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def mlflow(server: Server, client_env: None, monkeypatch: pytest.MonkeyPatch) -> Any:
-    mlflow = pytest.importorskip("mlflow")
+    import mlflow
     import mlflow.tracking.fluent as mlflow_fluent
 
     monkeypatch.setattr(mlflow_fluent, "_active_experiment_id", None)
@@ -675,7 +656,8 @@ def test_auth_covers_the_registry(
     client_env: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    mlflow = pytest.importorskip("mlflow")
+    import mlflow
+
     workdir = tmp_path_factory.mktemp("registry-auth")
     running = start_server(
         workdir, str(workdir / "mlruns"), *proxied(workdir), "--auth-token", TOKEN
@@ -706,7 +688,8 @@ def test_local_sources_on_a_server_without_the_proxy(
 ) -> None:
     """--no-serve-artifacts: runs keep file:// artifact URIs, which are valid sources inside
     the run's artifact folder only."""
-    mlflow = pytest.importorskip("mlflow")
+    import mlflow
+
     X, y = iris
     model = LogisticRegression(max_iter=300).fit(X, y)
     workdir = tmp_path_factory.mktemp("registry-direct")

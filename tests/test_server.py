@@ -20,7 +20,14 @@ from typing import Any
 
 import httpx
 import pytest
-from server_process import Server, free_port, start_server, stop_server
+from server_process import (
+    CLIENT_ENV_CLEARED,
+    Server,
+    free_port,
+    quiet_clients,
+    start_server,
+    stop_server,
+)
 
 import tracking
 from tracking.entities import ViewType
@@ -33,21 +40,6 @@ pytestmark = [
 
 API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
-CLIENT_ENV = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
-}
-CLIENT_ENV_CLEARED = (
-    "MLFLOW_TRACKING_TOKEN",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_EXPERIMENT_NAME",
-    "MLFLOW_EXPERIMENT_ID",
-    "MLFLOW_RUN_ID",
-)
 
 
 # --------------------------------------------------------------------------- the server
@@ -73,13 +65,10 @@ def server(
 @pytest.fixture
 def mlflow_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Any]]:
     """`use(url)` points MLflow's fluent API and clients at `url`; globals reset afterwards."""
-    mlflow = pytest.importorskip("mlflow")
+    import mlflow
     import mlflow.tracking.fluent as mlflow_fluent
 
-    for name in CLIENT_ENV_CLEARED:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in CLIENT_ENV.items():
-        monkeypatch.setenv(name, value)
+    quiet_clients(monkeypatch)
     monkeypatch.setattr(mlflow_fluent, "_active_experiment_id", None)
 
     def use(url: str) -> Any:
