@@ -14,7 +14,7 @@ from tracking.registry.entities import (
     RegisteredModel,
     latest_per_stage,
 )
-from tracking.stores.base import PagedList, decode_page_token, encode_page_token
+from tracking.stores.base import PagedList, page_of
 
 
 class RegistryUnavailableError(TrackingError, NotImplementedError):
@@ -32,12 +32,6 @@ def model_not_found(name: str) -> NotFoundError:
 def version_not_found(name: str, version: int, existing: Sequence[int] = ()) -> NotFoundError:
     hint = f"; its versions: {', '.join(map(str, sorted(existing)))}" if existing else ""
     return NotFoundError(f"Model version {version} of registered model {name!r} not found{hint}")
-
-
-def _page(items: list, max_results: int, page_token: str | None) -> PagedList:
-    start = decode_page_token(page_token)
-    end = start + max_results
-    return PagedList(items[start:end], encode_page_token(end) if end < len(items) else None)
 
 
 class RegistryStore(ABC):
@@ -91,7 +85,7 @@ class RegistryStore(ABC):
             max_results, search.SEARCH_REGISTERED_MODEL_MAX_RESULTS_THRESHOLD
         )
         models = self._list_models(search.equality_value(comparisons, "name"))
-        return _page(search.filter_models(models, comparisons, order), limit, page_token)
+        return page_of(search.filter_models(models, comparisons, order), limit, page_token)
 
     # --- model versions ------------------------------------------------------------------------
     @abstractmethod
@@ -158,7 +152,7 @@ class RegistryStore(ABC):
             versions = self._list_versions(name, search.equality_value(comparisons, "run_id"))
         except (NotFoundError, InvalidParameterError):  # no model of that name (valid or not)
             versions = []
-        return _page(search.filter_versions(versions, comparisons, order), limit, page_token)
+        return page_of(search.filter_versions(versions, comparisons, order), limit, page_token)
 
     def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list[ModelVersion]:
         """The newest version in each of `stages` (default: every stage that has one)."""

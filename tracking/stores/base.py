@@ -58,11 +58,16 @@ def check_max_results(max_results: int) -> int:
     return max_results
 
 
-def paginate(items: Sequence[T], max_results: int, page_token: str | None) -> PagedList[T]:
-    """Cut one page out of an already filtered and ordered sequence."""
+def page_of(items: Sequence[T], limit: int, page_token: str | None) -> PagedList[T]:
+    """Cut one page of `limit` items out of an already filtered and ordered sequence."""
     start = decode_page_token(page_token)
-    end = start + check_max_results(max_results)
+    end = start + limit
     return PagedList(items[start:end], encode_page_token(end) if end < len(items) else None)
+
+
+def paginate(items: Sequence[T], max_results: int, page_token: str | None) -> PagedList[T]:
+    """page_of, after checking max_results against the search limits."""
+    return page_of(items, check_max_results(max_results), page_token)
 
 
 class TrackingStore(ABC):
