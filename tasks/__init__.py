@@ -80,13 +80,13 @@ def _start(options: CaptureOptions, nested: bool) -> TrackedRun | None:
         return None
     name = ctx.task.name
     label = f"task {ctx.task_run.name!r}"
-    enclosing = fluent.active_run()
+    enclosing = fluent.peek_active_run()  # its writes may still be queued: no need to wait
     if not nested and enclosing is not None:
         tracked = TrackedRun(
-            fluent.current_client(), enclosing, options, label, name, owns_run=False
+            fluent.current_client(), enclosing, options, label, name, owns_run=False, deferred=True
         )
     else:
-        tracked = _open_task_run(ctx, options, label, enclosing)
+        tracked = _open_task_run(ctx, options, label, enclosing, defer=enclosing is not None)
     if tracked is not None:
         tracked.log_params(ctx.parameters)
     return tracked
@@ -98,6 +98,7 @@ def _open_task_run(
     label: str,
     enclosing: Any,
     extra: dict[str, str] | None = None,
+    defer: bool = False,
 ) -> TrackedRun | None:
     task_run = ctx.task_run
     try:
@@ -129,6 +130,7 @@ def _open_task_run(
         tags=tags,
         attempt=task_run.run_count or 1,
         name=ctx.task.name,
+        defer_under=parent if defer else None,
     )
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from tasks.capture import metrics_from_result, params_from_arguments
-from tracking import config, fluent, system_tags
+from tracking import config, fluent, system_tags, write_behind
 from tracking.client import TrackingClient
-from tracking.entities import Metric, Param, Run, RunStatus, RunTag
+from tracking.entities import Metric, Param, Run, RunData, RunInfo, RunStatus, RunTag
 from tracking.errors import (
     AlreadyExistsError,
     InvalidParameterError,
@@ -87,7 +87,12 @@ class CaptureOptions:
 
 
 class TrackedRun:
-    """A run opened for one execution; every store call goes through `guard`."""
+    """A run opened for one execution; every store call goes through `guard`.
+
+    A deferred run (a task run inside a tracked run of this process) queues its store calls
+    on tracking.write_behind; a run that is not deferred waits for that queue before it ends
+    and fails with the first tracking error a deferred run recorded there.
+    """
 
     def __init__(
         self,
@@ -97,6 +102,7 @@ class TrackedRun:
         label: str,
         name: str,
         owns_run: bool = True,
+        deferred: bool = False,
     ) -> None:
         self.client = client
         self.run = run
@@ -104,6 +110,7 @@ class TrackedRun:
         self.label = label
         self.name = name
         self.owns_run = owns_run
+        self.deferred = deferred
         self.mode = on_error_mode(options.on_error)
         self.disabled = False
         self.started = time.time()
@@ -112,14 +119,31 @@ class TrackedRun:
     def run_id(self) -> str:
         return self.run.info.run_id
 
-    def guard(self, what: str, action: Callable[[], T]) -> T | None:
-        """Run a store call; on failure raise a clear error or warn, as configured."""
+    def guard(self, what: str, action: Callable[[], Any]) -> None:
+        """Run a store call now, or queue it when deferred; on failure raise a clear error or
+        warn, as configured (a queued call's error is raised where the queue is waited for)."""
+        if self.disabled:
+            return
+        if self.deferred:
+            write_behind.submit(lambda: self._guarded(what, action))
+        else:
+            self._guarded(what, action)
+
+    def _guarded(self, what: str, action: Callable[[], T]) -> T | None:
         if self.disabled:
             return None
         try:
             return action()
         except Exception as e:
             return self._failed(what, e)
+
+    def _deferred_error(self) -> BaseException | None:
+        """Wait for queued writes (unless this run is deferred itself); the first error."""
+        if self.deferred:
+            return None
+        write_behind.flush()
+        errors = write_behind.take_errors()
+        return errors[0] if errors else None
 
     def _failed(self, what: str, error: Exception) -> None:
         self.disabled = True
@@ -164,6 +188,10 @@ class TrackedRun:
 
     def finish(self, result: Any) -> None:
         """Record metrics from the return value (and the result artifact); end FINISHED."""
+        error = self._deferred_error()
+        if error is not None:
+            self.fail(error)
+            raise error
         now = int(time.time() * 1000)
         metrics = []
         if self.owns_run:
@@ -174,13 +202,20 @@ class TrackedRun:
         if metrics:
             self.guard("logging metrics", lambda: self.client.log_batch(self.run_id, metrics))
         if self.options.log_result:
-            self.guard("storing the result", lambda: _log_result(self.client, self.run_id, result))
+            artifact = self._guarded("storing the result", lambda: _result_artifact(result))
+            if artifact is not None:
+                self.guard(
+                    "storing the result", lambda: _log_result(self.client, self.run_id, *artifact)
+                )
         self.end(RunStatus.FINISHED)
 
     def fail(self, error: BaseException) -> None:
         """Record the error in tags and end FAILED (KILLED for interrupts)."""
         if not self.owns_run:
             return
+        pending = self._deferred_error()
+        if pending is not None and pending is not error:
+            warnings.warn(str(pending), stacklevel=2)
         status = RunStatus.FAILED
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             status = RunStatus.KILLED
@@ -200,7 +235,11 @@ class TrackedRun:
     def end(self, status: RunStatus) -> None:
         if not self.owns_run:
             return
-        self.guard("ending the run", lambda: self.client.set_terminated(self.run_id, status.name))
+        end_time = int(time.time() * 1000)
+        self.guard(
+            "ending the run",
+            lambda: self.client.set_terminated(self.run_id, status.name, end_time),
+        )
 
 
 def report(mode: OnError, label: str, what: str, error: Exception) -> None:
@@ -224,15 +263,21 @@ def _close_quietly(client: TrackingClient, run_id: str) -> None:
         pass
 
 
-def _log_result(client: TrackingClient, run_id: str, result: Any) -> None:
+def _result_artifact(result: Any) -> tuple[str, bytes]:
+    """(file name, content): result.json when the value serialises to JSON, else result.pkl.
+    Serialised when the body returns, so later changes to the object are not stored."""
     try:
-        client.log_text(run_id, json.dumps(result, indent=2), "result.json")
+        return "result.json", json.dumps(result, indent=2).encode("utf-8")
     except (TypeError, ValueError):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "result.pkl")
-            with open(path, "wb") as f:
-                pickle.dump(result, f)
-            client.log_artifact(run_id, path)
+        return "result.pkl", pickle.dumps(result)
+
+
+def _log_result(client: TrackingClient, run_id: str, name: str, content: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, name)
+        with open(path, "wb") as f:
+            f.write(content)
+        client.log_artifact(run_id, path)
 
 
 def open_run(
@@ -246,8 +291,12 @@ def open_run(
     tags: dict[str, str],
     attempt: int,
     name: str,
+    defer_under: Run | None = None,
 ) -> TrackedRun | None:
-    """Create the run with Prefect's id, or resume it on a retry; None if tracking is off."""
+    """Create the run with Prefect's id, or resume it on a retry; None if tracking is off.
+
+    With `defer_under` (the enclosing run of this process), a first attempt's run is built in
+    memory and created, like all its later writes, by tracking.write_behind."""
     mode = on_error_mode(options.on_error)
     try:
         client = fluent.current_client()
@@ -259,6 +308,17 @@ def open_run(
         all_tags[ATTEMPTS_TAG] = str(attempt)
     if parent_run_id:
         all_tags[system_tags.PARENT_RUN_ID] = parent_run_id
+    planned = _planned_run(defer_under, run_id, run_name, all_tags) if attempt == 1 else None
+    if planned is not None:
+        tracked = TrackedRun(client, planned, options, label, name, deferred=True)
+        info = planned.info
+        tracked.guard(
+            "creating its run",
+            lambda: client.create_run(
+                info.experiment_id, info.start_time, all_tags, run_name, run_id
+            ),
+        )
+        return tracked
     try:
         run = _create_or_resume(client, run_id, run_name, experiment_id, all_tags, attempt)
     except Exception as e:
@@ -266,6 +326,30 @@ def open_run(
         report(mode, label, "creating its run", e)
         return None
     return TrackedRun(client, run, options, label, name)
+
+
+def _planned_run(
+    parent: Run | None, run_id: str, run_name: str, tags: dict[str, str]
+) -> Run | None:
+    """The run the store will create in `parent`'s experiment; None without a parent or when
+    the artifact URI cannot be derived from the parent's (`<location>/<run id>/artifacts`)."""
+    if parent is None:
+        return None
+    suffix = f"/{parent.info.run_id}/artifacts"
+    if not parent.info.artifact_uri.endswith(suffix):
+        return None
+    tags = {**tags, system_tags.RUN_NAME: run_name}
+    info = RunInfo(
+        run_id=run_id,
+        experiment_id=parent.info.experiment_id,
+        run_name=run_name,
+        user_id=tags.get(system_tags.USER) or system_tags.current_user(),
+        status=RunStatus.RUNNING.name,
+        start_time=int(time.time() * 1000),
+        end_time=None,
+        artifact_uri=f"{parent.info.artifact_uri.removesuffix(suffix)}/{run_id}/artifacts",
+    )
+    return Run(info, RunData(tags=tags))
 
 
 def _create_or_resume(

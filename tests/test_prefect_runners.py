@@ -362,3 +362,25 @@ def test_store_breaking_mid_run_leaves_no_run_running(
             r for r in children.values() if r.data.tags["prefect.task_name"] == "destroy_own_run"
         )
         assert broken.info.status == "FAILED"
+
+
+def test_store_breaking_mid_run_fails_the_flow_by_default(
+    tracking_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A nested task run's writes are queued (tracking.write_behind); a failure among them
+    fails the flow with the error naming the task, and closes every run it can."""
+    monkeypatch.delenv(ON_ERROR_ENV, raising=False)
+    state = breaking_pipeline("metrics-file", return_state=True)
+    assert state.is_failed(), state
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, TrackingFailedError), repr(error)
+    assert "destroy_own_run" in str(error) and "logging metrics" in str(error), str(error)
+    assert ON_ERROR_ENV in str(error)
+
+    client = tracking.MlflowClient()
+    flow_run = client.get_run(_flow_run_id(state))
+    assert flow_run.info.status == "FAILED"
+    assert flow_run.data.tags["trackflow.error.type"] == "TrackingFailedError"
+    children = _children(flow_run.info.run_id)
+    statuses = {r.data.tags["prefect.task_name"]: r.info.status for r in children.values()}
+    assert statuses == {"destroy_own_run": "FAILED", "add_one": "FINISHED"}, statuses

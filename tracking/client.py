@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tracking import config, system_tags
+from tracking import config, system_tags, write_behind
 from tracking.entities import (
     Experiment,
     FileInfo,
@@ -42,9 +42,16 @@ class TrackingClient:
 
     def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None) -> None:
         self.tracking_uri = tracking_uri or config.get_tracking_uri()
-        self.store: TrackingStore = get_store(self.tracking_uri)
+        self._store: TrackingStore = get_store(self.tracking_uri)
         self._artifact_uris: dict[str, str] = {}
         self._registry_uri = config._resolve(registry_uri) if registry_uri else None
+
+    @property
+    def store(self) -> TrackingStore:
+        """The tracking store, once every write queued in this process has been performed
+        (tracking.write_behind), so callers always read their own writes."""
+        write_behind.flush()
+        return self._store
 
     # --- experiments -------------------------------------------------------------------------
     def create_experiment(

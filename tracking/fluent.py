@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from tracking import config, system_tags
+from tracking import config, system_tags, write_behind
 from tracking.client import TrackingClient
 from tracking.entities import (
     Experiment,
@@ -261,7 +261,14 @@ def end_run(status: str = "FINISHED") -> None:
 
 
 def active_run() -> ActiveRun | None:
-    """The run active in the current thread / asyncio task, or None."""
+    """The run active in the current thread / asyncio task, or None. Its folders and files
+    exist by the time this returns (queued writes are performed first: tracking.write_behind)."""
+    write_behind.flush()
+    return peek_active_run()
+
+
+def peek_active_run() -> ActiveRun | None:
+    """active_run() without waiting for queued writes (for the decorators' own bookkeeping)."""
     stack = _active_runs.get()
     return stack[-1] if stack else None
 

@@ -1,0 +1,134 @@
+"""tracking.write_behind: queued store writes, in order, never visible as missing to readers."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import tracking
+from flows import flow
+from tasks import task
+from tracking import write_behind
+
+
+def test_actions_run_in_order_and_flush_waits_for_all() -> None:
+    done: list[int] = []
+    for i in range(200):
+        write_behind.submit(
+            lambda i=i: (time.sleep(0.001) if i % 50 == 0 else None, done.append(i))
+        )
+    write_behind.flush()
+    assert done == list(range(200))
+
+
+def test_flush_inside_an_action_does_not_wait_for_itself() -> None:
+    finished = threading.Event()
+
+    def action() -> None:
+        write_behind.flush()  # e.g. a store call through a TrackingClient on the writer thread
+        finished.set()
+
+    write_behind.submit(action)
+    assert finished.wait(timeout=10), "flush() on the writer thread deadlocked"
+    write_behind.flush()
+
+
+def test_an_escaping_error_is_kept_and_later_actions_still_run() -> None:
+    done: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("store gone")
+
+    write_behind.submit(broken)
+    write_behind.submit(lambda: done.append("after"))
+    write_behind.flush()
+    errors = write_behind.take_errors()
+    assert [str(e) for e in errors] == ["store gone"]
+    assert done == ["after"]
+    assert write_behind.take_errors() == []
+
+
+def test_client_calls_and_active_run_see_queued_writes(tracking_dir: Path) -> None:
+    client = tracking.TrackingClient()
+    experiment_id = client.create_experiment("queued")
+    release = threading.Event()
+    run_id = "a" * 32
+
+    def slow_create() -> None:
+        release.wait(timeout=10)
+        client.create_run(experiment_id, run_id=run_id, run_name="queued-run")
+
+    write_behind.submit(slow_create)
+    threading.Timer(0.2, release.set).start()
+    assert client.get_run(run_id).info.run_name == "queued-run"  # waited for the queue
+
+    marker = tracking_dir / "marker"
+    write_behind.submit(lambda: (time.sleep(0.2), marker.write_text("written")))
+    assert tracking.active_run() is None
+    assert marker.read_text() == "written"
+
+
+def test_a_forked_child_does_not_wait_for_the_parents_queue() -> None:
+    release = threading.Event()
+    write_behind.submit(lambda: release.wait(timeout=30))
+    pid = os.fork()
+    if pid == 0:  # child: no writer thread, nothing queued
+        code = 1
+        try:
+            write_behind.flush()
+            write_behind.submit(lambda: None)
+            write_behind.flush()
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        finished, status = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child blocked on its parent's write-behind queue")
+    release.set()
+    write_behind.flush()
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+# --- through the decorators --------------------------------------------------------------------
+@task(log_result=True)
+def read_own_run(x: int) -> list[int]:
+    run = tracking.active_run()
+    assert run is not None
+    stored = tracking.get_run(run.info.run_id)
+    assert stored.data.params == {"x": str(x)}
+    assert Path(run.info.artifact_uri.removeprefix("file://")).is_dir()
+    return [x, x + 1]
+
+
+@flow
+def mutating_pipeline(x: int) -> list[int]:
+    values = read_own_run(x)
+    values.append(99)  # after the task returned: its stored result must not change
+    return values
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_task_body_reads_its_own_queued_run_and_result_is_kept_as_returned(
+    tracking_dir: Path,
+) -> None:
+    assert mutating_pipeline(3) == [3, 4, 99]
+    client = tracking.MlflowClient()
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("mutating-pipeline").experiment_id],
+        "tags.`prefect.task_name` = 'read_own_run'",
+    )
+    assert run.info.status == "FINISHED"
+    local = client.download_artifacts(run.info.run_id, "result.json", str(tracking_dir))
+    assert json.loads(Path(local).read_text()) == [3, 4]
