@@ -125,6 +125,43 @@ def test_run_lifecycle(store: TrackingStore) -> None:
     store.log_metric(info.run_id, Metric("m", 1.0, 1, 0))
 
 
+def test_update_run_info_answers_and_refusals(store: TrackingStore) -> None:
+    run_id = new_run(store, name="before").info.run_id
+    info = store.update_run_info(run_id, "FAILED", 3000, "after")
+    assert (info.run_id, info.status, info.end_time, info.run_name) == (
+        run_id,
+        "FAILED",
+        3000,
+        "after",
+    )
+    assert (info.start_time, info.user_id, info.experiment_id) == (1000, "alice", "0")
+    assert store.get_run(run_id).data.tags["mlflow.runName"] == "after"
+    unchanged = store.update_run_info(run_id)  # nothing to change: the current info
+    assert (unchanged.status, unchanged.end_time, unchanged.run_name) == ("FAILED", 3000, "after")
+    with pytest.raises(NotFoundError, match="c" * 32):
+        store.update_run_info("c" * 32, "FINISHED", 1)
+    with pytest.raises(NotFoundError, match="c" * 32):
+        store.update_run_info("c" * 32)
+    store.delete_run(run_id)
+    with pytest.raises(InvalidStateError, match="deleted"):
+        store.update_run_info(run_id, "FINISHED", 4000)
+    with pytest.raises(InvalidStateError, match="deleted"):
+        store.update_run_info(run_id)
+    store.restore_run(run_id)
+    assert store.get_run(run_id).info.end_time == 3000  # the refused update changed nothing
+
+
+def test_create_run_needs_an_active_experiment(store: TrackingStore) -> None:
+    exp_id = store.create_experiment("exp")
+    store.delete_experiment(exp_id)
+    with pytest.raises(InvalidStateError, match="restore it first"):
+        new_run(store, exp_id)
+    with pytest.raises(NotFoundError, match="12345"):
+        new_run(store, "12345")
+    store.restore_experiment(exp_id)
+    assert store.search_runs([exp_id], run_view_type=ViewType.ALL) == []
+
+
 def test_chosen_run_id(store: TrackingStore) -> None:
     run = new_run(store, run_id="a" * 32)
     assert store.get_run("a" * 32).info.run_id == run.info.run_id

@@ -8,14 +8,16 @@ lock at the start of each writing transaction, so writers queue instead of faili
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -66,6 +68,7 @@ from tracking.stores.base import (
 from tracking.stores.sql_search import search_source
 
 T = TypeVar("T")
+Cursor = Any  # a DB-API cursor of the driver (sqlite3 or psycopg)
 DEFAULT_EXPERIMENT_ID = "0"
 
 
@@ -138,20 +141,56 @@ class SqlStore(TrackingStore):
 
     def _write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one writing transaction; retry briefly if the database is busy."""
-        for attempt in range(8):
+
+        def attempt() -> T:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(trackflow_write=True)
+                with conn.begin():
+                    return work(conn)
+
+        return self._retry_busy(attempt)
+
+    def _driver_write(self, work: Callable[[Cursor], T]) -> T:
+        """`_write` for the hot one-row writes: `work` gets a cursor of the driver's own
+        connection, past SQLAlchemy's statement and transaction layers (a quarter of the CPU
+        time). Its statements are `_Sql`s; errors are SQLAlchemy's, as from `_write`."""
+        dbapi = self.engine.dialect.dbapi
+
+        def attempt() -> T:
+            raw = self.engine.raw_connection()
             try:
-                with self.engine.connect() as conn:
-                    conn = conn.execution_options(trackflow_write=True)
-                    with conn.begin():
-                        return work(conn)
+                cursor = raw.cursor()
+                if self.is_sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                result = work(cursor)
+                raw.commit()
+                return result
+            except dbapi.IntegrityError as e:
+                raise IntegrityError(None, None, e) from e
+            except dbapi.OperationalError as e:
+                raise OperationalError(None, None, e) from e
+            finally:
+                raw.close()  # back to the pool, which rolls back a transaction left open
+
+        return self._retry_busy(attempt)
+
+    def _execute(self, cursor: Cursor, statement: _Sql, params: Any) -> Cursor:
+        cursor.execute(statement.sqlite if self.is_sqlite else statement.postgres, params)
+        return cursor
+
+    def _retry_busy(self, attempt: Callable[[], T]) -> T:
+        """`attempt()`, again after a pause while the database is busy (up to 8 tries)."""
+        for tries in range(8):
+            try:
+                return attempt()
             except OperationalError as e:
                 text = str(e.orig).lower()
                 busy = any(
                     word in text for word in ("locked", "busy", "could not serialize", "deadlock")
                 )
-                if not busy or attempt == 7:
+                if not busy or tries == 7:
                     raise StorageError(f"Database error on {redact_uri(self.uri)}: {e.orig}") from e
-                time.sleep(0.05 * 2**attempt)
+                time.sleep(0.05 * 2**tries)
         raise AssertionError("unreachable")
 
     def _ensure_default_experiment(self) -> None:
@@ -369,51 +408,55 @@ class SqlStore(TrackingStore):
         run_name: str,
         run_id: str | None = None,
     ) -> Run:
-        experiment = self.get_experiment(str(experiment_id))
-        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
-            raise InvalidStateError(
-                f"Cannot create a run in deleted experiment {experiment_id!r}; restore it first"
-            )
-        run_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
-        checked = {t.key: validation.tag_value(t.key, t.value) for t in tags}
-        if run_name:
-            checked.setdefault("mlflow.runName", run_name)
-        info = RunInfo(
-            run_id=run_id,
-            experiment_id=experiment.experiment_id,
-            run_name=run_name,
-            user_id=user_id,
-            status=RunStatus.RUNNING.name,
-            start_time=start_time,
-            end_time=None,
-            artifact_uri=f"{experiment.artifact_location}/{run_id}/artifacts",
-        )
+        experiment_id = str(experiment_id)
+        key = self._experiment_key(experiment_id)
+        duplicate = self.engine.dialect.dbapi.IntegrityError
 
-        def work(conn: Connection) -> None:
-            conn.execute(
-                insert(schema.runs).values(
-                    run_uuid=run_id,
-                    name=run_name,
-                    experiment_id=int(experiment.experiment_id),
-                    user_id=user_id,
-                    status=info.status,
-                    start_time=start_time,
-                    end_time=None,
-                    artifact_uri=info.artifact_uri,
-                    lifecycle_stage=LifecycleStage.ACTIVE,
+        def work(cursor: Cursor) -> Run:
+            found = self._execute(cursor, _EXPERIMENT_FOR_RUN, {"id": key}).fetchone()
+            if found is None:
+                raise NotFoundError(f"Experiment with id {experiment_id!r} does not exist")
+            location, stage = found
+            if stage != LifecycleStage.ACTIVE:
+                raise InvalidStateError(
+                    f"Cannot create a run in deleted experiment {experiment_id!r}; restore it first"
                 )
+            new_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
+            checked = {t.key: validation.tag_value(t.key, t.value) for t in tags}
+            if run_name:
+                checked.setdefault("mlflow.runName", run_name)
+            info = RunInfo(
+                run_id=new_id,
+                experiment_id=str(key),
+                run_name=run_name,
+                user_id=user_id,
+                status=RunStatus.RUNNING.name,
+                start_time=start_time,
+                end_time=None,
+                artifact_uri=f"{location}/{new_id}/artifacts",
             )
+            row = {
+                "run_uuid": new_id,
+                "name": run_name,
+                "experiment_id": key,
+                "user_id": user_id,
+                "status": info.status,
+                "start_time": start_time,
+                "artifact_uri": info.artifact_uri,
+                "lifecycle_stage": LifecycleStage.ACTIVE,
+            }
+            try:
+                self._execute(cursor, _INSERT_RUN, row)
+            except duplicate:
+                raise AlreadyExistsError(f"Run {new_id!r} already exists") from None
             if checked:
-                conn.execute(
-                    insert(schema.tags),
-                    [{"run_uuid": run_id, "key": k, "value": v} for k, v in checked.items()],
+                cursor.executemany(
+                    _INSERT_TAG.sqlite if self.is_sqlite else _INSERT_TAG.postgres,
+                    [{"run_uuid": new_id, "key": k, "value": v} for k, v in checked.items()],
                 )
+            return Run(info, RunData(tags=dict(checked)))
 
-        try:
-            self._write(work)
-        except IntegrityError:
-            raise AlreadyExistsError(f"Run {run_id!r} already exists") from None
-        return Run(info, RunData(tags=dict(checked)))
+        return self._driver_write(work)
 
     def _run_infos(self, conn: Connection, run_ids: list[str]) -> dict[str, RunInfo]:
         r = schema.runs
@@ -492,11 +535,12 @@ class SqlStore(TrackingStore):
 
     def _check_active(self, conn: Connection, run_id: str) -> None:
         """Raise unless the run exists and is active (read in the writing transaction)."""
-        stage = conn.execute(_RUN_STAGE, {"run_id": run_id}).scalar_one_or_none()
-        if stage is None:
-            raise NotFoundError(f"Run {run_id!r} not found")
-        if stage != LifecycleStage.ACTIVE:
-            raise InvalidStateError(f"Run {run_id!r} is deleted; restore it before logging to it")
+        _raise_unless_active(run_id, conn.execute(_RUN_STAGE, {"run_id": run_id}).scalar())
+
+    def _driver_check_active(self, cursor: Cursor, run_id: str) -> None:
+        """`_check_active` in a `_driver_write` transaction."""
+        row = self._execute(cursor, _RUN_STAGE_FOR_UPDATE, {"run_id": run_id}).fetchone()
+        _raise_unless_active(run_id, row[0] if row else None)
 
     def update_run_info(
         self,
@@ -514,19 +558,21 @@ class SqlStore(TrackingStore):
         if run_name:
             values["name"] = run_name
 
-        def work(conn: Connection) -> RunInfo:
-            self._check_active(conn, run_id)
-            if values:
-                conn.execute(
-                    update(schema.runs).where(schema.runs.c.run_uuid == run_id).values(**values)
-                )
+        def work(cursor: Cursor) -> RunInfo:
+            if values:  # one statement changes an active run and reads it back
+                statement = _update_active_run(tuple(values))
+                row = self._execute(cursor, statement, {**values, "run_id": run_id}).fetchone()
+                if row is None:
+                    self._driver_check_active(cursor, run_id)
+            else:
+                row = self._execute(cursor, _RUN_FOR_UPDATE, {"run_id": run_id}).fetchone()
+                _raise_unless_active(run_id, row[-1] if row else None)
             if run_name:
-                conn.execute(
-                    _UPSERT_TAG, {"run_uuid": run_id, "key": "mlflow.runName", "value": run_name}
-                )
-            return self._run_infos(conn, [run_id])[run_id]
+                tag = {"run_uuid": run_id, "key": "mlflow.runName", "value": run_name}
+                self._execute(cursor, _UPSERT_TAG_DRIVER, tag)
+            return _run_info(row)
 
-        return self._write(work)
+        return self._driver_write(work)
 
     def _set_run_stage(self, run_id: str, stage: str, deleted_time: int | None) -> None:
         validation.run_id(run_id)
@@ -586,13 +632,13 @@ class SqlStore(TrackingStore):
     def log_metric(self, run_id: str, metric: Metric) -> None:
         (row,) = self._metric_rows(run_id, [metric])
 
-        def work(conn: Connection) -> None:
+        def work(cursor: Cursor) -> None:
             # One statement inserts the point only if the run is active (the hot path).
-            if conn.execute(_INSERT_METRIC_IF_ACTIVE, row).rowcount != 1:
-                self._check_active(conn, run_id)
-            conn.execute(_UPSERT_LATEST_METRIC, row)
+            if self._execute(cursor, _INSERT_METRIC_IF_ACTIVE, row).rowcount != 1:
+                self._driver_check_active(cursor, run_id)
+            self._execute(cursor, _UPSERT_LATEST_METRIC, row)
 
-        self._write(work)
+        self._driver_write(work)
 
     def log_batch(
         self, run_id: str, metrics: list[Metric], params: list[Param], tags: list[RunTag]
@@ -720,15 +766,28 @@ class SqlStore(TrackingStore):
             return PagedList(self._runs_from_rows(conn, rows[:max_results]), token)
 
 
+class _Sql(NamedTuple):
+    """One statement in each driver's parameter style, for `SqlStore._driver_write`."""
+
+    sqlite: str  # :name
+    postgres: str  # %(name)s
+
+
+def _sql(statement: str, postgres_suffix: str = "") -> _Sql:
+    """`statement` written with :name placeholders (no '%', no '::' casts) for both drivers."""
+    postgres = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement) + postgres_suffix
+    return _Sql(statement, postgres)
+
+
 # Hot statements, built once. ON CONFLICT ... DO UPDATE is the same SQL in SQLite and PostgreSQL.
-_INSERT_METRIC_IF_ACTIVE = text(
+_INSERT_METRIC_IF_ACTIVE = _sql(
     "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) "
     "SELECT CAST(:run_uuid AS VARCHAR(256)), CAST(:key AS VARCHAR(250)), "
     "CAST(:value AS DOUBLE PRECISION), CAST(:is_nan AS BOOLEAN), CAST(:timestamp AS BIGINT), "
     "CAST(:step AS BIGINT) WHERE EXISTS "
     "(SELECT 1 FROM runs WHERE run_uuid = :run_uuid AND lifecycle_stage = 'active')"
 )
-_UPSERT_LATEST_METRIC = text(
+_UPSERT_LATEST_METRIC = _sql(
     "INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) "
     "VALUES (:run_uuid, :key, :value, :is_nan, :timestamp, :step) "
     "ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, "
@@ -737,10 +796,66 @@ _UPSERT_LATEST_METRIC = text(
     "(latest_metrics.step, latest_metrics.timestamp, NOT latest_metrics.is_nan, "
     "latest_metrics.value)"
 )
-_UPSERT_TAG = text(
+_UPSERT_TAG_SQL = (
     "INSERT INTO tags (run_uuid, key, value) VALUES (:run_uuid, :key, :value) "
     "ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value"
 )
+_UPSERT_TAG = text(_UPSERT_TAG_SQL)
+_UPSERT_TAG_DRIVER = _sql(_UPSERT_TAG_SQL)
+_INSERT_TAG = _sql("INSERT INTO tags (run_uuid, key, value) VALUES (:run_uuid, :key, :value)")
+_EXPERIMENT_FOR_RUN = _sql(
+    "SELECT artifact_location, lifecycle_stage FROM experiments WHERE experiment_id = :id"
+)
+_INSERT_RUN = _sql(
+    "INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, "
+    "artifact_uri, lifecycle_stage) VALUES (:run_uuid, :name, :experiment_id, :user_id, "
+    ":status, :start_time, :artifact_uri, :lifecycle_stage)"
+)
+#: What `_run_info` reads, in its order.
+_RUN_INFO_COLUMNS = (
+    "run_uuid, experiment_id, name, user_id, status, start_time, end_time, artifact_uri, "
+    "lifecycle_stage"
+)
+_RUN_FOR_UPDATE = _sql(
+    f"SELECT {_RUN_INFO_COLUMNS} FROM runs WHERE run_uuid = :run_id", " FOR NO KEY UPDATE"
+)
+_RUN_STAGE_FOR_UPDATE = _sql(
+    "SELECT lifecycle_stage FROM runs WHERE run_uuid = :run_id", " FOR NO KEY UPDATE"
+)
+
+
+@functools.cache
+def _update_active_run(columns: tuple[str, ...]) -> _Sql:
+    """UPDATE of `columns` (bound by name) of an active run, returning `_run_info`'s row."""
+    assignments = ", ".join(f"{column} = :{column}" for column in columns)
+    return _sql(
+        f"UPDATE runs SET {assignments} WHERE run_uuid = :run_id AND lifecycle_stage = 'active' "
+        f"RETURNING {_RUN_INFO_COLUMNS}"
+    )
+
+
+def _run_info(row: tuple[Any, ...]) -> RunInfo:
+    run_id, experiment_id, name, user_id, status, start, end, artifact_uri, stage = row
+    return RunInfo(
+        run_id=run_id,
+        experiment_id=str(experiment_id),
+        run_name=name,
+        user_id=user_id,
+        status=status,
+        start_time=start,
+        end_time=end,
+        artifact_uri=artifact_uri,
+        lifecycle_stage=stage,
+    )
+
+
+def _raise_unless_active(run_id: str, stage: str | None) -> None:
+    if stage is None:
+        raise NotFoundError(f"Run {run_id!r} not found")
+    if stage != LifecycleStage.ACTIVE:
+        raise InvalidStateError(f"Run {run_id!r} is deleted; restore it before logging to it")
+
+
 _UPSERT_EXPERIMENT_TAG = text(
     "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (:experiment_id, :key, :value) "
     "ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value"
