@@ -148,8 +148,9 @@ def outside_untouched(running: Running) -> None:
 
 
 def _routes(app: FastAPI) -> list[tuple[str, str]]:
-    """(method, path) of every route, including those of included routers (FastAPI >= 0.150
-    keeps them as routers with an include context instead of copying them)."""
+    """(method, path) of every route: the JSON API's (answered by ApiDispatcher) and FastAPI's,
+    including those of included routers (FastAPI >= 0.150 keeps them as routers with an include
+    context instead of copying them)."""
 
     def walk(routes: list[Any], prefix: str) -> Iterator[tuple[str, str]]:
         for route in routes:
@@ -161,7 +162,8 @@ def _routes(app: FastAPI) -> list[tuple[str, str]]:
                 for method in sorted(route.methods - {"HEAD"}):
                     yield method, path
 
-    return list(walk(app.routes, ""))
+    api = [(m, path) for path, by_method in app.state.api_routes.items() for m in by_method]
+    return sorted(r for r in api if r[0] != "HEAD") + list(walk(app.routes, ""))
 
 
 def test_every_endpoint_requires_credentials(secured: Running) -> None:

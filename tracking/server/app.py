@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,9 +19,10 @@ from starlette.middleware import Middleware
 
 import tracking
 from tracking.artifacts import ArtifactRepository, resolve_uri
-from tracking.errors import HTTP_STATUS, InvalidParameterError, TrackingError
+from tracking.errors import InvalidParameterError, TrackingError
 from tracking.server import artifacts_proxy, registry_api, rest_api
 from tracking.server.artifacts_proxy import PROXY_SCHEME, ArtifactDestination, proxied_path
+from tracking.server.dispatch import ApiDispatcher, api_routes
 from tracking.server.messages import dumps
 from tracking.server.security import (
     BAD_REQUEST,
@@ -34,7 +34,7 @@ from tracking.server.security import (
     Credentials,
     RequestGuardMiddleware,
     SecurityHeadersMiddleware,
-    internal_error_message,
+    tracking_error_answer,
     uri_without_traversal,
 )
 from tracking.stores import open_store
@@ -111,19 +111,7 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 
 async def _tracking_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TrackingError)
-    status = HTTP_STATUS.get(exc.error_code, 500)
-    if status >= 500:
-        error_id = uuid.uuid4().hex[:12]
-        logger.error(
-            "Error %s on %s %s: %s",
-            error_id,
-            request.method,
-            request.url.path,
-            exc.message,
-            exc_info=exc,
-        )
-        return _error(status, exc.error_code, internal_error_message(error_id))
-    return _error(status, exc.error_code, exc.message)
+    return _error(*tracking_error_answer(exc, request.method, request.url.path))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -189,6 +177,8 @@ def create_app(
         served_roots.append(resolve_uri(file_root))
 
     hosts = tuple(allowed_hosts) if allowed_hosts else ("*",)
+    context = ServerContext(store, destination, served_roots)
+    routes = api_routes(API_PREFIXES, [rest_api.ROUTES, registry_api.ROUTES])
     app = FastAPI(
         title="Trackflow tracking server",
         version=tracking.__version__,
@@ -205,6 +195,7 @@ def create_app(
                 max_request_bytes=max_request_bytes,
                 max_artifact_bytes=max_artifact_bytes,
             ),
+            Middleware(ApiDispatcher, context=context, routes=routes),
         ],
         exception_handlers={
             TrackingError: _tracking_error,
@@ -212,7 +203,8 @@ def create_app(
             RequestValidationError: _validation_error,
         },
     )
-    app.state.trackflow = ServerContext(store, destination, served_roots)
+    app.state.trackflow = context
+    app.state.api_routes = routes  # what ApiDispatcher answers before FastAPI's own routes
 
     @app.get("/health")
     def health() -> PlainTextResponse:
@@ -234,11 +226,6 @@ def create_app(
 
     for path in SERVER_INFO_PATHS:
         app.add_api_route(path, server_info, methods=["GET"])
-    api = rest_api.build_router()
-    registry = registry_api.build_router()
-    for prefix in API_PREFIXES:
-        app.include_router(api, prefix=prefix)
-        app.include_router(registry, prefix=prefix)
     if destination is not None:
         proxy = artifacts_proxy.build_router()
         for prefix in ARTIFACT_PREFIXES:

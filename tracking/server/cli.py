@@ -61,6 +61,13 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         "--workers", "-w", type=int, default=1, help="uvicorn worker processes (default: 1)"
     )
     parser.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log one line per request to stdout, as `mlflow server` does (default: on; "
+        "--no-access-log saves a few percent of the server's CPU time under load)",
+    )
+    parser.add_argument(
         "--auth-token",
         metavar="TOKEN",
         default=None,
@@ -197,6 +204,7 @@ def run_server(args: argparse.Namespace) -> int:
         "port": args.port,
         "server_header": False,
         "log_level": "info",
+        "access_log": args.access_log,
     }
     if args.workers == 1:
         uvicorn.run(app, **options)

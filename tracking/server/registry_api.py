@@ -26,14 +26,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
-
 from tracking.errors import BAD_REQUEST, InvalidParameterError, NotFoundError, TrackingError
 from tracking.registry.base import RegistryStore
 from tracking.registry.entities import STATUS_READY, ModelVersion, RegisteredModel
 from tracking.registry.uris import ModelUri, parse_model_uri, scheme_of
-from tracking.server import messages, rest_api
+from tracking.server import rest_api
 from tracking.server.messages import Fields, key_values
 from tracking.server.security import uri_without_traversal
 
@@ -485,35 +482,3 @@ def transition_model_version_stage(ctx: ServerContext, f: Fields) -> dict[str, A
         _flag(f, "archive_existing_versions"),
     )
     return {"model_version": model_version_json(version)}
-
-
-# --- mounting ---------------------------------------------------------------------------------
-
-
-async def _fields(request: Request) -> Fields:
-    """The tracking API's request parsing; DELETE/PATCH may also carry query parameters."""
-    if (
-        request.method in ("DELETE", "PATCH")
-        and request.query_params
-        and not (await request.body()).strip()
-    ):
-        return Fields.from_query(request.query_params.multi_items())
-    return await rest_api._fields(request)
-
-
-def _endpoint(handler: Handler) -> Callable[[Request], Any]:
-    async def endpoint(request: Request) -> Response:
-        fields = await _fields(request)
-        result = await run_in_threadpool(handler, request.app.state.trackflow, fields)
-        return Response(messages.dumps(result), media_type="application/json")
-
-    endpoint.__name__ = handler.__name__
-    return endpoint
-
-
-def build_router() -> APIRouter:
-    """The registry endpoints, to mount under each API prefix (/api/2.0/mlflow, /ajax-api/...)."""
-    router = APIRouter()
-    for path, methods, handler in ROUTES:
-        router.add_api_route(path, _endpoint(handler), methods=list(methods))
-    return router

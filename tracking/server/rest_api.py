@@ -1,7 +1,8 @@
 """MLflow's tracking REST API (``/api/2.0/mlflow/...``) over a Trackflow store.
 
 Each endpoint is a plain function ``(context, fields) -> dict`` run in a worker thread (the
-stores block); `build_router` mounts them with the HTTP methods MLflow's client uses.
+stores block); `ROUTES` lists them with the HTTP methods MLflow's client uses, for
+`tracking.server.dispatch.ApiDispatcher`.
 """
 
 from __future__ import annotations
@@ -9,9 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from tracking import system_tags
 from tracking.entities import Metric, Param, Run, RunTag
@@ -25,7 +23,6 @@ from tracking.stores.base import SEARCH_MAX_RESULTS_DEFAULT, decode_page_token, 
 if TYPE_CHECKING:
     from tracking.server.app import ServerContext
 
-MAX_BATCH_LOG_REQUEST_SIZE = 1_000_000  # bytes of JSON in one runs/log-batch (MLflow's limit)
 MAX_METRIC_HISTORY_RESULTS = 1_000_000
 
 Handler = Callable[["ServerContext", Fields], dict[str, Any]]
@@ -315,38 +312,3 @@ def list_artifacts(ctx: ServerContext, f: Fields) -> dict[str, Any]:
             contained(ctx.real_local_root(repo), rel)
         files = [messages.file_info_json(i) for i in repo.list_artifacts(rel or None)]
     return {"root_uri": root, "files": files}
-
-
-# --- mounting ---------------------------------------------------------------------------------
-
-
-async def _fields(request: Request) -> Fields:
-    if request.method == "GET":
-        if request.query_params:
-            return Fields.from_query(request.query_params.multi_items())
-        body = await request.body()
-        return Fields(messages.parse_json_body(body))
-    body = await request.body()
-    if request.url.path.endswith("/runs/log-batch") and len(body) > MAX_BATCH_LOG_REQUEST_SIZE:
-        raise InvalidParameterError(
-            f"Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, "
-            f"got a request of size {len(body)}"
-        )
-    return Fields(messages.parse_json_body(body))
-
-
-def _endpoint(handler: Handler) -> Callable[[Request], Any]:
-    async def endpoint(request: Request) -> Response:
-        fields = await _fields(request)
-        result = await run_in_threadpool(handler, request.app.state.trackflow, fields)
-        return Response(messages.dumps(result), media_type="application/json")
-
-    endpoint.__name__ = handler.__name__
-    return endpoint
-
-
-def build_router() -> APIRouter:
-    router = APIRouter()
-    for path, methods, handler in ROUTES:
-        router.add_api_route(path, _endpoint(handler), methods=list(methods))
-    return router

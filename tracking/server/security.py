@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from starlette.requests import ClientDisconnect
 
-from tracking.errors import InvalidParameterError
+from tracking.errors import HTTP_STATUS, InvalidParameterError, TrackingError
 
 logger = logging.getLogger("tracking.server")
 
@@ -44,6 +44,7 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")  # control characters, DEL included
 _MAX_DECODE_ROUNDS = 8
 
 
@@ -81,7 +82,7 @@ def _check_layer(original: str, text: str, what: str) -> None:
         or _DRIVE_RE.match(text)
         or _SCHEME_RE.match(text)
         or ".." in text.split("/")
-        or any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+        or _CONTROL_RE.search(text)
     ):
         raise InvalidParameterError(
             f"Invalid {what} {original!r}: artifact paths must be relative, use '/' as the "
@@ -251,7 +252,7 @@ class RequestGuardMiddleware:
         if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in scope["path"]):
+        if _CONTROL_RE.search(scope["path"]):
             await send_json_error(
                 send, 400, INVALID_PARAMETER_VALUE, "Control characters are not allowed in paths"
             )
@@ -410,6 +411,17 @@ class CatchAllMiddleware:
 
 def internal_error_message(error_id: str) -> str:
     return f"Internal server error (error id {error_id}; details are in the server log)"
+
+
+def tracking_error_answer(exc: TrackingError, method: str, path: str) -> tuple[int, str, str]:
+    """(HTTP status, error code, message) for a TrackingError; a 5xx's details go to the log
+    only, the client gets an error id to quote."""
+    status = HTTP_STATUS.get(exc.error_code, 500)
+    if status < 500:
+        return status, exc.error_code, exc.message
+    error_id = uuid.uuid4().hex[:12]
+    logger.error("Error %s on %s %s: %s", error_id, method, path, exc.message, exc_info=exc)
+    return status, exc.error_code, internal_error_message(error_id)
 
 
 class SecurityHeadersMiddleware:
