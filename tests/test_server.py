@@ -864,6 +864,35 @@ def test_postgres_backend(
         stop_server(running)
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_access_log_lines_and_no_access_log(tmp_path: Path, workers: str) -> None:
+    """One uvicorn-style line per request by default (as mlflow server writes), in every
+    worker; none with --no-access-log."""
+    uri = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    logs = {}
+    for flag in ("--access-log", "--no-access-log"):
+        running = start_server(tmp_path / flag, uri, "--workers", workers, flag)
+        try:
+            missing = f"/api/2.0/mlflow/runs/get?run_id={'f' * 32}"
+            assert httpx.get(running.url + missing).status_code == 404
+            assert httpx.post(running.url + "/api/2.0/mlflow/runs/get").status_code == 405
+        finally:
+            stop_server(running)
+        logs[flag] = running.log_text()
+    lines = [line for line in logs["--access-log"].splitlines() if ' - "' in line]
+    assert any(
+        line.startswith("INFO:     127.0.0.1:")
+        and line.endswith(f'"GET {missing} HTTP/1.1" 404 Not Found')
+        for line in lines
+    ), lines
+    assert any(
+        line.endswith('"POST /api/2.0/mlflow/runs/get HTTP/1.1" 405 Method Not Allowed')
+        for line in lines
+    ), lines
+    assert ' - "' not in logs["--no-access-log"]
+    assert "Application startup complete" in logs["--no-access-log"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -7,7 +7,10 @@ tracking.server`` runs the same options without the ``server`` word.
 from __future__ import annotations
 
 import argparse
+import copy
+import http
 import ipaddress
+import logging
 import os
 import socket
 import sys
@@ -22,6 +25,31 @@ DESCRIPTION = (
     "trackflow connect with MLFLOW_TRACKING_URI=http://HOST:PORT) and, by default, an "
     "artifact proxy so that clients need no storage credentials."
 )
+
+
+#: "200 OK", ... as uvicorn's access lines end.
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in http.HTTPStatus}
+
+
+class AccessFormatter(logging.Formatter):
+    """uvicorn's access line, ``INFO:     127.0.0.1:5000 - "GET /health HTTP/1.1" 200 OK``,
+    at less than half the CPU time of uvicorn's formatter (no copy of each record, no colours):
+    one is written per request."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        client, method, path, version, status = record.args  # type: ignore[misc]
+        status_line = _STATUS_LINES.get(status, status)
+        prefix = f"{record.levelname}:".ljust(9)
+        return f'{prefix} {client} - "{method} {path} HTTP/{version}" {status_line}'
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration with `AccessFormatter` for the access lines."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["access"] = {"()": f"{__name__}.AccessFormatter"}
+    return config
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -205,6 +233,7 @@ def run_server(args: argparse.Namespace) -> int:
         "server_header": False,
         "log_level": "info",
         "access_log": args.access_log,
+        "log_config": _log_config(),
     }
     if args.workers == 1:
         uvicorn.run(app, **options)

@@ -13,6 +13,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
+
 from tracking.entities import Experiment, FileInfo, Metric, Run, RunInfo, RunStatus, ViewType
 from tracking.errors import InvalidParameterError
 
@@ -263,4 +265,9 @@ def file_info_json(info: FileInfo, path: str | None = None) -> dict[str, Any]:
 
 
 def dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    """Compact JSON of an answer, by orjson (5-10x faster than json; json for integers beyond
+    64 bits). Answers hold no NaN or infinities: `float_json` spells those as strings."""
+    try:
+        return orjson.dumps(payload)
+    except TypeError:
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()

@@ -27,11 +27,15 @@ MAX_METRIC_HISTORY_RESULTS = 1_000_000
 
 Handler = Callable[["ServerContext", Fields], dict[str, Any]]
 ROUTES: list[tuple[str, tuple[str, ...], Handler]] = []
+#: Endpoints that make one short transaction on one run or experiment (the hot ones).
+QUICK: set[Handler] = set()
 
 
-def route(path: str, *methods: str) -> Callable[[Handler], Handler]:
+def route(path: str, *methods: str, quick: bool = False) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         ROUTES.append((path, methods, handler))
+        if quick:
+            QUICK.add(handler)
         return handler
 
     return register
@@ -55,13 +59,13 @@ def create_experiment(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     return {"experiment_id": experiment_id}
 
 
-@route("/experiments/get", "GET")
+@route("/experiments/get", "GET", quick=True)
 def get_experiment(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     experiment = ctx.store.get_experiment(f.string("experiment_id", required=True))
     return {"experiment": messages.experiment_json(experiment)}
 
 
-@route("/experiments/get-by-name", "GET")
+@route("/experiments/get-by-name", "GET", quick=True)
 def get_experiment_by_name(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     name = f.string("experiment_name", required=True)
     experiment = ctx.store.get_experiment_by_name(name)
@@ -136,7 +140,7 @@ def _run_json(ctx: ServerContext, run: Run) -> dict[str, Any]:
     return _runs_json(ctx, [run])[0]
 
 
-@route("/runs/create", "POST")
+@route("/runs/create", "POST", quick=True)
 def create_run(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     tags = [RunTag(*_key_value("tags", i, t)) for i, t in enumerate(f.objects("tags"))]
     tag_name = next((t.value for t in tags if t.key == system_tags.RUN_NAME), None)
@@ -152,12 +156,12 @@ def create_run(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     return {"run": messages.run_json(run, {})}  # a new run has no metrics yet
 
 
-@route("/runs/get", "GET")
+@route("/runs/get", "GET", quick=True)
 def get_run(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     return {"run": _run_json(ctx, ctx.store.get_run(f.run_id()))}
 
 
-@route("/runs/update", "POST")
+@route("/runs/update", "POST", quick=True)
 def update_run(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     status = to_status("status", f.raw("status")) if f.has("status") else None
     info = ctx.store.update_run_info(
@@ -214,27 +218,27 @@ def _metric(item: dict[str, Any], where: str = "") -> Metric:
     )
 
 
-@route("/runs/log-metric", "POST")
+@route("/runs/log-metric", "POST", quick=True)
 def log_metric(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     ctx.store.log_metric(f.run_id(), _metric(f.as_dict()))
     return {}
 
 
-@route("/runs/log-parameter", "POST")
+@route("/runs/log-parameter", "POST", quick=True)
 def log_param(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     param = Param(f.string("key", required=True), f.string("value", default=""))
     ctx.store.log_param(f.run_id(), param)
     return {}
 
 
-@route("/runs/set-tag", "POST")
+@route("/runs/set-tag", "POST", quick=True)
 def set_tag(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     tag = RunTag(f.string("key", required=True), f.string("value", default=""))
     ctx.store.set_tag(f.run_id(), tag)
     return {}
 
 
-@route("/runs/delete-tag", "POST")
+@route("/runs/delete-tag", "POST", quick=True)
 def delete_tag(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     ctx.store.delete_tag(f.run_id(), f.string("key", required=True))
     return {}

@@ -220,19 +220,30 @@ class AuthMiddleware:
 # --- Host and Origin checks (DNS rebinding, cross-site requests) -------------------------------
 
 
-def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
-    """Whether a Host header (with or without its port) matches a pattern; '*' is a wildcard."""
+HostPatterns = tuple[re.Pattern[str], ...] | None  # None: any host
+
+
+def host_patterns(allowed: tuple[str, ...]) -> HostPatterns:
+    """Allowed Host header values compiled once; '*' is a wildcard, a lone '*' allows any."""
     if "*" in allowed:
+        return None
+    return tuple(re.compile(re.escape(p.lower()).replace(r"\*", ".*")) for p in allowed)
+
+
+def host_allowed(host: str, patterns: HostPatterns) -> bool:
+    """Whether a Host header (with or without its port) matches one of the patterns."""
+    if patterns is None:
         return True
     if not host:
         return False
     host = host.lower()
     name = host if host.endswith("]") else host.rsplit(":", 1)[0]  # "[::1]:5000" -> "[::1]"
-    for pattern in allowed:
-        regex = re.escape(pattern.lower()).replace(r"\*", ".*")
-        if re.fullmatch(regex, host) or re.fullmatch(regex, name):
-            return True
-    return False
+    return any(p.fullmatch(host) or p.fullmatch(name) for p in patterns)
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    """The request's headers by lower-case name (the first of repeated ones, as `_header`)."""
+    return {k.lower(): v.decode("latin-1") for k, v in reversed(scope.get("headers", []))}
 
 
 class RequestGuardMiddleware:
@@ -246,7 +257,7 @@ class RequestGuardMiddleware:
 
     def __init__(self, app: ASGIApp, allowed_hosts: tuple[str, ...]) -> None:
         self.app = app
-        self.allowed_hosts = allowed_hosts
+        self.allowed_hosts = host_patterns(allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
@@ -257,7 +268,8 @@ class RequestGuardMiddleware:
                 send, 400, INVALID_PARAMETER_VALUE, "Control characters are not allowed in paths"
             )
             return
-        host = _header(scope, b"host") or ""
+        headers = _headers(scope)
+        host = headers.get(b"host", "")
         if not host_allowed(host, self.allowed_hosts):
             logger.warning("Refused a request for host %r (not in --allowed-hosts)", host)
             await send_json_error(
@@ -270,16 +282,16 @@ class RequestGuardMiddleware:
             return
         method = scope["method"]
         if method in STATE_CHANGING:
-            origin = _header(scope, b"origin")
+            origin = headers.get(b"origin")
             if origin and origin != "null" and urlsplit(origin).netloc.lower() != host.lower():
                 await send_json_error(
                     send, 403, PERMISSION_DENIED, "Cross-origin requests are not allowed"
                 )
                 return
             if method == "POST" and not scope["path"].startswith(ARTIFACTS_PREFIXES):
-                content_type = (_header(scope, b"content-type") or "").split(";")[0].strip()
-                length = _header(scope, b"content-length")
-                has_body = length not in (None, "0") or _header(scope, b"transfer-encoding")
+                content_type = headers.get(b"content-type", "").split(";")[0].strip()
+                length = headers.get(b"content-length")
+                has_body = length not in (None, "0") or headers.get(b"transfer-encoding")
                 if has_body and content_type.lower() != "application/json":
                     await send_json_error(
                         send,
