@@ -5,6 +5,7 @@ uvicorn --factory tracking.server.app:app_from_env   # settings from TRACKFLOW_S
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from dataclasses import dataclass, field
@@ -302,6 +303,14 @@ def settings_to_env(settings: dict[str, Any]) -> dict[str, str]:
 def app_from_env() -> FastAPI:
     """uvicorn factory (``--factory``): the app configured by TRACKFLOW_SERVER_* variables."""
     return create_app(**settings_from_env())
+
+
+def freeze_startup_objects() -> None:
+    """Exempt everything alive at startup (modules, the app, the store) from garbage collection
+    for good: a full collection then scans only what requests create (~1 ms instead of ~100 ms
+    stalls every few thousand requests). For server processes only."""
+    gc.collect()
+    gc.freeze()
 
 
 __all__ = ["LOOPBACK_HOSTS", "ServerContext", "app_from_env", "create_app"]

@@ -186,7 +186,7 @@ def run_server(args: argparse.Namespace) -> int:
     """Handler of ``trackflow server``: check the settings, then serve until Ctrl+C."""
     import uvicorn
 
-    from tracking.server.app import create_app, settings_to_env
+    from tracking.server.app import create_app, freeze_startup_objects, settings_to_env
 
     if args.workers < 1:
         print("trackflow server: error: --workers must be at least 1", file=sys.stderr)
@@ -236,6 +236,7 @@ def run_server(args: argparse.Namespace) -> int:
         "log_config": _log_config(),
     }
     if args.workers == 1:
+        freeze_startup_objects()
         uvicorn.run(app, **options)
     else:  # each worker process builds its own app from the environment
         os.environ.update(settings_to_env(settings))
@@ -253,13 +254,20 @@ def _tcp_socket(sock: socket.socket) -> socket.socket:
     return tcp
 
 
+def worker_app() -> Any:
+    """uvicorn factory of each ``--workers N`` process: `app_from_env`, startup objects frozen."""
+    from tracking.server.app import app_from_env, freeze_startup_objects
+
+    app = app_from_env()
+    freeze_startup_objects()
+    return app
+
+
 def _run_workers(workers: int, options: dict[str, Any]) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    config = uvicorn.Config(
-        "tracking.server.app:app_from_env", factory=True, workers=workers, **options
-    )
+    config = uvicorn.Config(f"{__name__}:worker_app", factory=True, workers=workers, **options)
     sock = _tcp_socket(config.bind_socket())
     try:
         Multiprocess(config, sockets=[sock]).run()
