@@ -10,6 +10,7 @@ HTTP by N client processes (spawned) with MLflow's own client (`MlflowClient`) a
 
 Printed per line: MLflow's server, ours, the speed-up (ours / MLflow, aggregate calls/s of the
 N clients) and PASS/FAIL against the target (ours >= 5x MLflow's server, same client, same N).
+Under the table: each client alone against a stub server that answers at once, for scale.
 
     python bench/bench_server.py                  # SQLite, workers 1 and 2, 1 and 4 clients
     python bench/bench_server.py --quick          # fewer calls, workers 1 only (~3 min)
@@ -26,6 +27,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import http.server
+import json
 import multiprocessing
 import os
 import platform
@@ -320,6 +323,72 @@ def print_table(lines: list[Line]) -> None:
                 print(f"\nerror, {kind} server, {ln.workload}, {ln.client} client:\n{m.error}")
 
 
+# --------------------------------------------------------------------------- client alone
+_STUB_INFO = {
+    "run_id": "a" * 32, "run_uuid": "a" * 32, "run_name": "stub", "experiment_id": "1",
+    "user_id": "", "status": "RUNNING", "start_time": 1, "artifact_uri": "file:///stub",
+    "lifecycle_stage": "active",
+}  # fmt: skip
+_STUB_ANSWERS = {
+    "/experiments/create": {"experiment_id": "1"},
+    "/runs/create": {"run": {"info": _STUB_INFO, "data": {}}},
+    "/runs/update": {"run_info": _STUB_INFO},
+}
+
+
+class _StubHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every API call at once with a canned body: no store, no validation."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, like both servers
+
+    def setup(self) -> None:
+        super().setup()  # headers and body are two writes: no 40 ms Nagle wait between them
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = self.path.split("?")[0].removeprefix("/api/2.0/mlflow")
+        body = json.dumps(_STUB_ANSWERS.get(path, {})).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def client_alone(
+    client_kinds: list[str], metric_calls: int, runs: int
+) -> dict[str, dict[str, Measure]]:
+    """Each client against a stub server (in this process) that answers at once, one client
+    process: the fastest any server could be measured with that client."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StubHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        return {kind: drive(url, kind, 1, metric_calls, runs) for kind in client_kinds}
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def print_client_alone(alone: dict[str, dict[str, Measure]]) -> None:
+    print(
+        "\nClient alone: one client process against a stub server in this process that answers "
+        "at once\n(no store, no checks): about the fastest any server can be measured with that "
+        "client (N=1) under the current load."
+    )
+    for kind, measured in alone.items():
+        figures = "   ".join(f"{w} {fmt(m).strip()}" for w, m in measured.items())
+        print(f"  {kind:9} client: {figures}")
+
+
 # --------------------------------------------------------------------------- profiling
 def profile_driver(url: str, metric_calls: int, runs: int, results: Any) -> None:
     """The profiled workload, from a client process: (log_metric s, create+end s, error)."""
@@ -427,13 +496,13 @@ IDLE = (
 )
 #: Where one request's server time goes (cumulative, so nested lines overlap).
 STAGES = (
-    ("uvicorn h11: parse the request", "h11_impl.py", "handle_events"),
-    ("uvicorn h11: write the response", "h11_impl.py", "send"),
+    ("uvicorn httptools: parse the request", "httptools_impl.py", "data_received"),
+    ("uvicorn httptools: write the response", "httptools_impl.py", "send"),
     ("whole ASGI app (middleware + routing + endpoint)", "fastapi/applications.py", "__call__"),
-    ("routing: match the path against every route", "fastapi/routing.py", "_match"),
+    ("API dispatch (lookup, body, handler, answer)", "tracking/server/dispatch.py", "__call__"),
     ("our 5 middleware layers, outermost (includes the rest)", "security.py", "__call__"),
-    ("endpoint: read + parse the JSON body", "tracking/server/rest_api.py", "_fields"),
-    ("endpoint: threadpool hop (run_in_threadpool)", "anyio/to_thread.py", "run_sync"),
+    ("endpoint: read + parse the JSON body", "tracking/server/dispatch.py", "request_fields"),
+    ("endpoint: threadpool hop (handlers not run inline)", "anyio/to_thread.py", "run_sync"),
     ("store.log_metric (SQL)", "tracking/stores/sql.py", "log_metric"),
     ("store.create_run (SQL)", "tracking/stores/sql.py", "create_run"),
     ("store.update_run_info (SQL)", "tracking/stores/sql.py", "update_run_info"),
@@ -596,8 +665,10 @@ def main(argv: list[str] | None = None) -> int:
                             for server in servers.values():
                                 stop_server(server)
                         lines += list(group.values())
+                alone = client_alone(args.client_kinds, args.metric_calls, args.runs)
                 print()
                 print_table(lines)
+                print_client_alone(alone)
             missed = any(ln.verdict != "PASS" for ln in lines)
             if args.profile_only or args.profile or (missed and not args.no_profile):
                 for backend in args.backends:
