@@ -22,7 +22,7 @@ from collections.abc import Callable
 Action = Callable[[], None]
 
 
-BATCH_SECONDS = 0.5  # how long queued writes may wait for more to join them
+BATCH_SECONDS = 1.0  # how long queued writes may wait for more to join them
 MAX_BATCH = 1000  # a batch starts at once when this many writes are queued
 
 
