@@ -13,6 +13,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -837,8 +838,11 @@ def test_several_workers_share_one_store(tmp_path: Path, mlflow_env: Callable[[s
             ids.append(run.info.run_id)
         client = mlflow.MlflowClient()
         assert [client.get_run(r).data.metrics["i"] for r in ids] == [float(i) for i in range(6)]
-        text = running.log_text()
-        assert text.count("Started server process") >= 2
+        # The server answers once one worker is up; the other may still be starting.
+        deadline = time.monotonic() + 60
+        while running.log_text().count("Started server process") < 2:
+            assert time.monotonic() < deadline, running.log_text()
+            time.sleep(0.1)
     finally:
         stop_server(running)
 
