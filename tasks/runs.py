@@ -296,7 +296,8 @@ def open_run(
     """Create the run with Prefect's id, or resume it on a retry; None if tracking is off.
 
     With `defer_under` (the enclosing run of this process), a first attempt's run is built in
-    memory and created, like all its later writes, by tracking.write_behind."""
+    memory and created, like all its later writes, by tracking.write_behind, when the store is
+    known to create runs under the ids asked for (MLflow's server picks its own)."""
     mode = on_error_mode(options.on_error)
     try:
         client = fluent.current_client()
@@ -308,7 +309,9 @@ def open_run(
         all_tags[ATTEMPTS_TAG] = str(attempt)
     if parent_run_id:
         all_tags[system_tags.PARENT_RUN_ID] = parent_run_id
-    planned = _planned_run(defer_under, run_id, run_name, all_tags) if attempt == 1 else None
+    planned = None
+    if attempt == 1 and client.keeps_requested_run_ids:
+        planned = _planned_run(defer_under, run_id, run_name, all_tags)
     if planned is not None:
         tracked = TrackedRun(client, planned, options, label, name, deferred=True)
         info = planned.info

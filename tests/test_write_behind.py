@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from server_process import quiet_clients, start_server, stop_server
 
 import tracking
 from flows import flow
@@ -132,3 +133,47 @@ def test_task_body_reads_its_own_queued_run_and_result_is_kept_as_returned(
     assert run.info.status == "FINISHED"
     local = client.download_artifacts(run.info.run_id, "result.json", str(tracking_dir))
     assert json.loads(Path(local).read_text()) == [3, 4]
+
+
+@task
+def note(i: int) -> int:
+    tracking.log_text(f"item {i}", f"notes/{i}.txt")
+    return i * i
+
+
+@flow
+def noting_pipeline(n: int) -> list[str]:
+    return [str(f.task_run_id) for f in note.map(range(n))]
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_queued_task_runs_through_our_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the REST store (our server keeps the ids asked for): mapped task runs are
+    planned, queued and land with Prefect's ids, the right parent and their artifacts."""
+    server = start_server(
+        tmp_path / "server",
+        f"sqlite:///{tmp_path / 'server' / 'tracking.db'}",
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(tmp_path / "artifacts"),
+    )
+    try:
+        quiet_clients(monkeypatch)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+        state = noting_pipeline(6, return_state=True)
+        task_run_ids = state.result()
+        client = tracking.TrackingClient(server.url)
+        flow_run_id = state.state_details.flow_run_id.hex
+        for i, task_run_id in enumerate(task_run_ids):
+            run = client.get_run(task_run_id.replace("-", ""))
+            assert run.info.status == "FINISHED"
+            assert run.info.artifact_uri.startswith("mlflow-artifacts:")
+            assert run.data.tags["mlflow.parentRunId"] == flow_run_id
+            assert run.data.params == {"i": str(i)}
+            assert run.data.metrics["note"] == i * i
+            local = client.download_artifacts(run.info.run_id, f"notes/{i}.txt", str(tmp_path))
+            assert Path(local).read_text() == f"item {i}"
+    finally:
+        stop_server(server)

@@ -53,6 +53,11 @@ class TrackingClient:
         write_behind.flush()
         return self._store
 
+    @property
+    def keeps_requested_run_ids(self) -> bool:
+        """The store's keeps_requested_run_ids, without waiting for queued writes."""
+        return self._store.keeps_requested_run_ids
+
     # --- experiments -------------------------------------------------------------------------
     def create_experiment(
         self,

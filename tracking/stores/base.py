@@ -76,6 +76,12 @@ class TrackingStore(ABC):
     #: Base URI under which new experiments get their artifact location.
     artifact_root: str
 
+    @property
+    def keeps_requested_run_ids(self) -> bool:
+        """Whether create_run(run_id=...) is known to create the run under that very id, so a
+        run's id and artifact URI can be planned before it is written (tracking.write_behind)."""
+        return True
+
     # --- experiments -------------------------------------------------------------------------
     @abstractmethod
     def create_experiment(

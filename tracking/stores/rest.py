@@ -662,6 +662,11 @@ class RestStore(TrackingStore):
         if taken:
             raise AlreadyExistsError(f"Run {run_id!r} already exists")
 
+    @property
+    def keeps_requested_run_ids(self) -> bool:
+        """True once a create_run showed that the server honours chosen ids (MLflow's does not)."""
+        return self._server_keeps_run_ids is True
+
     # --- runs --------------------------------------------------------------------------------
     def create_run(
         self,
