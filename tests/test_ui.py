@@ -2,7 +2,8 @@
 
 The browser is Debian's chromium (`apt-get install -y chromium`), driven by Playwright's Python
 API; every browser test fails on a console error, a page error or a JavaScript dialog. Screenshots
-of the main pages land in docs/screenshots/.
+of the main pages land in $TRACKFLOW_SCREENSHOTS (default: a folder under the system temp folder);
+`TRACKFLOW_SCREENSHOTS=docs/screenshots python -m pytest tests/test_ui.py` refreshes the README's.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -37,7 +39,9 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
     "--disable-background-networking",
 ]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOTS = Path(
+    os.environ.get("TRACKFLOW_SCREENSHOTS") or Path(tempfile.gettempdir()) / "trackflow-screenshots"
+)
 XSS = "<script>alert(1)</script>"
 XSS_FILE = "<img src=x onerror=alert(1)>.txt"
 NOTE = "Nightly demo pipeline.\nTrains with the given learning rate; <b>not bold</b>."
