@@ -17,13 +17,14 @@ from typing import Any, Literal, TypeVar
 from tasks.capture import metrics_from_result, params_from_arguments
 from tracking import config, fluent, system_tags, write_behind
 from tracking.client import TrackingClient
-from tracking.entities import Metric, Param, Run, RunData, RunInfo, RunStatus, RunTag
+from tracking.entities import Metric, Param, Run, RunData, RunStatus, RunTag
 from tracking.errors import (
     AlreadyExistsError,
     InvalidParameterError,
     NotFoundError,
     TrackingError,
 )
+from tracking.stores.base import new_run_info
 
 ON_ERROR_ENV = "TRACKFLOW_ON_ERROR"
 DURATION_METRIC = "trackflow.duration_seconds"
@@ -338,20 +339,14 @@ def _planned_run(
     the artifact URI cannot be derived from the parent's (`<location>/<run id>/artifacts`)."""
     if parent is None:
         return None
-    suffix = f"/{parent.info.run_id}/artifacts"
-    if not parent.info.artifact_uri.endswith(suffix):
+    uri = parent.info.artifact_uri
+    location = uri.removesuffix(f"/{parent.info.run_id}/artifacts")
+    if location == uri:
         return None
     tags = {**tags, system_tags.RUN_NAME: run_name}
-    info = RunInfo(
-        run_id=run_id,
-        experiment_id=parent.info.experiment_id,
-        run_name=run_name,
-        user_id=tags.get(system_tags.USER) or system_tags.current_user(),
-        status=RunStatus.RUNNING.name,
-        start_time=int(time.time() * 1000),
-        end_time=None,
-        artifact_uri=f"{parent.info.artifact_uri.removesuffix(suffix)}/{run_id}/artifacts",
-    )
+    user = tags.get(system_tags.USER) or system_tags.current_user()
+    start_time = int(time.time() * 1000)
+    info = new_run_info(run_id, parent.info.experiment_id, run_name, user, start_time, location)
     return Run(info, RunData(tags=tags))
 
 

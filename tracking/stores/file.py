@@ -28,7 +28,13 @@ from tracking.errors import (
     InvalidStateError,
     NotFoundError,
 )
-from tracking.stores.base import SEARCH_MAX_RESULTS_DEFAULT, PagedList, TrackingStore, paginate
+from tracking.stores.base import (
+    SEARCH_MAX_RESULTS_DEFAULT,
+    PagedList,
+    TrackingStore,
+    new_run_info,
+    paginate,
+)
 from tracking.stores.files import (
     DamagedFileError,
     FileLock,
@@ -408,15 +414,13 @@ class FileStore(TrackingStore):
             os.mkdir(f"{run_dir}/{sub}")
         for tag in checked:  # readers skip the folder until its meta.yaml exists
             write_new(f"{run_dir}/tags/{tag.key}", tag.value)
-        info = RunInfo(
-            run_id=run_id,
-            experiment_id=str(experiment["experiment_id"]),
-            run_name=run_name,
-            user_id=user_id,
-            status=RunStatus.RUNNING.name,
-            start_time=start_time,
-            end_time=None,
-            artifact_uri=f"{experiment['artifact_location']}/{run_id}/artifacts",
+        info = new_run_info(
+            run_id,
+            str(experiment["experiment_id"]),
+            run_name,
+            user_id,
+            start_time,
+            experiment["artifact_location"],
         )
         self._write_meta(run_dir, self._meta_dict(info))
         self._run_experiment[run_id] = experiment_path

@@ -63,6 +63,7 @@ from tracking.stores.base import (
     check_max_results,
     decode_page_token,
     encode_page_token,
+    new_run_info,
     paginate,
 )
 from tracking.stores.sql_search import search_source
@@ -425,16 +426,7 @@ class SqlStore(TrackingStore):
             checked = {t.key: validation.tag_value(t.key, t.value) for t in tags}
             if run_name:
                 checked.setdefault("mlflow.runName", run_name)
-            info = RunInfo(
-                run_id=new_id,
-                experiment_id=str(key),
-                run_name=run_name,
-                user_id=user_id,
-                status=RunStatus.RUNNING.name,
-                start_time=start_time,
-                end_time=None,
-                artifact_uri=f"{location}/{new_id}/artifacts",
-            )
+            info = new_run_info(new_id, str(key), run_name, user_id, start_time, location)
             row = {
                 "run_uuid": new_id,
                 "name": run_name,
