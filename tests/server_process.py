@@ -1,5 +1,6 @@
-"""Our tracking server in a subprocess, for the tests: a free 127.0.0.1 port, ready once
-/health answers, stopped with Ctrl+C (SIGINT) to its process group."""
+"""Tracking servers in subprocesses, for the tests: ours (`start_server`, stopped with Ctrl+C,
+SIGINT, to its process group) and a stock `mlflow server` (`MlflowServer`), each on a free
+127.0.0.1 port and ready once /health answers."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from s3_servers import _log_tail, _stop_process_group
 
 from tracking.stores import get_store
 from tracking.stores.base import TrackingStore
 
 STARTUP_TIMEOUT = 60.0
+MLFLOW_BOOT_TIMEOUT = 240.0  # MLflow's server imports for a long time on a busy machine
 
 # HTTP clients in the tests: no telemetry, no retries (a 5xx must surface), no stray settings.
 CLIENT_ENV = {
@@ -36,6 +39,9 @@ CLIENT_ENV_CLEARED = (
     "MLFLOW_EXPERIMENT_NAME",
     "MLFLOW_EXPERIMENT_ID",
     "MLFLOW_RUN_ID",
+    "MLFLOW_ARTIFACT_ROOT",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "TRACKFLOW_HTTP_RETRY_TIMEOUT",
 )
 
 
@@ -118,3 +124,48 @@ def stop_server(server: Server) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.process.pid, signal.SIGKILL)
             server.process.wait(timeout=10)
+
+
+class MlflowServer:
+    """`python -m mlflow server` (SQLite backend, artifact proxy into `destination`) in its own
+    process group; it boots from construction on, `wait()` returns its URL once it answers."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.destination = root / "mlartifacts"
+        self.log = root / "server.log"
+        env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_CLEARED}
+        env.update(CLIENT_ENV, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        command = [
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination", str(self.destination),
+            "--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1],
+            "--workers", "1",
+        ]  # fmt: skip
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+    def log_tail(self) -> str:
+        return _log_tail(self.log)
+
+    def wait(self) -> str:
+        deadline = time.monotonic() + MLFLOW_BOOT_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                pytest.fail(f"mlflow server exited ({self.proc.returncode}):\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).text.strip() == "OK":
+                    return self.url
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow server not up in {MLFLOW_BOOT_TIMEOUT} s:\n{self.log_tail()}")
+            time.sleep(0.25)
+
+    def stop(self) -> None:
+        _stop_process_group(self.proc)

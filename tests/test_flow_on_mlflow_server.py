@@ -11,22 +11,15 @@ our `TrackingClient` read everything back, artifacts through the server's proxy.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
+from server_process import MlflowServer, quiet_clients
 
 import tracking
 from flows import flow
@@ -41,88 +34,11 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::FutureWarning"),
 ]
 
-HOST = "127.0.0.1"
-BOOT_TIMEOUT = 240.0
 FLOW_NAME = "flow-on-mlflow-server"
 PARENT_TAG = "mlflow.parentRunId"
-CLIENT_ENV = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-}
-CLEARED_ENV = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_TRACKING_TOKEN",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_EXPERIMENT_NAME",
-    "MLFLOW_EXPERIMENT_ID",
-    "MLFLOW_RUN_ID",
-    "MLFLOW_ARTIFACT_ROOT",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-    "TRACKFLOW_HTTP_RETRY_TIMEOUT",
-)
 
 
 # --------------------------------------------------------------------------- the MLflow server
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-class MlflowServer:
-    """`python -m mlflow server` in its own process group, on a free port."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.url = f"http://{HOST}:{free_port()}"
-        self.destination = root / "mlartifacts"
-        self.log = root / "server.log"
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **CLIENT_ENV}
-        for name in CLEARED_ENV:
-            env.pop(name, None)
-        command = [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination", str(self.destination),
-            "--host", HOST, "--port", self.url.rsplit(":", 1)[1],
-            "--workers", "1",
-        ]  # fmt: skip
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def wait(self) -> None:
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"mlflow server exited ({self.proc.returncode}):\n{self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=2).text.strip() == "OK":
-                    return
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not up in {BOOT_TIMEOUT} s:\n{self.log_tail()}")
-            time.sleep(0.25)
-
-    def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def mlflow_server_booting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """Started before the (session-scoped, also slow) Prefect API, so that both boot at once.
@@ -147,10 +63,7 @@ def mlflow_server(mlflow_server_booting: MlflowServer) -> Iterator[MlflowServer]
 @pytest.fixture
 def server_url(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> str:
     """The server, made the tracking URI of this test (for our fluent API and the decorators)."""
-    for name in CLEARED_ENV:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in CLIENT_ENV.items():
-        monkeypatch.setenv(name, value)
+    quiet_clients(monkeypatch)
     tracking.set_tracking_uri(mlflow_server.url)
     return mlflow_server.url
 

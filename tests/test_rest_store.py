@@ -11,8 +11,6 @@ import contextlib
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -21,9 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from s3_servers import _log_tail, _stop_process_group, free_port
+from s3_servers import free_port
+from server_process import MlflowServer
 
 import tracking
 from tracking import TrackingClient, ViewType
@@ -45,7 +43,6 @@ pytestmark = [
 ]
 
 HOST = "127.0.0.1"
-BOOT_TIMEOUT = 240.0
 HTTP_ENV = (
     "MLFLOW_TRACKING_TOKEN",
     "MLFLOW_TRACKING_USERNAME",
@@ -57,73 +54,10 @@ HTTP_ENV = (
 
 
 # --------------------------------------------------------------------------- the MLflow server
-class MlflowServer:
-    """`python -m mlflow server` in its own process group, on a free port."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.port = free_port()
-        self.url = f"http://{HOST}:{self.port}"
-        self.log = root / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.ready = False
-
-    def start(self) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{self.root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(self.root / "mlartifacts"),
-            "--host",
-            HOST,
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-        ]
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        for name in ("MLFLOW_TRACKING_URI", *HTTP_ENV):
-            env.pop(name, None)
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                command,
-                cwd=self.root,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait(self) -> str:
-        assert self.proc is not None
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while not self.ready:
-            if self.proc.poll() is not None:
-                pytest.fail(
-                    f"mlflow server exited ({self.proc.returncode}):\n{_log_tail(self.log)}"
-                )
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not up in {BOOT_TIMEOUT} s:\n{_log_tail(self.log)}")
-            with contextlib.suppress(httpx.HTTPError):
-                self.ready = httpx.get(f"{self.url}/health", timeout=2).text.strip() == "OK"
-            if not self.ready:
-                time.sleep(0.25)
-        return self.url
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            _stop_process_group(self.proc)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """Started when the module starts; tests that need it wait through `server_url`."""
     server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
-    server.start()
     try:
         yield server
     finally:
