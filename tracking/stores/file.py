@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
+import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from tracking import search, validation
 from tracking.entities import (
@@ -44,6 +46,7 @@ from tracking.stores.files import (
     create_exclusive,
     parse_yaml,
     read_text,
+    translating_os_errors,
     walk_files,
     warn_damaged,
     write_new,
@@ -70,8 +73,11 @@ MetricPoint = tuple[int, float, int]  # (timestamp, value, step)
 
 
 def _parse_metric_lines(path: str, text: bytes) -> list[MetricPoint]:
+    """The points of a metric file; a last line without its newline is a write still under
+    way (every line is appended whole, newline included) and is left for the next read."""
     points = []
-    for number, line in enumerate(text.decode("utf-8", "replace").splitlines(), 1):
+    complete = text[: text.rfind(b"\n") + 1]
+    for number, line in enumerate(complete.decode("utf-8", "replace").splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
@@ -100,6 +106,7 @@ def _parse_text(path: str, text: bytes) -> str:
     return text.decode("utf-8")
 
 
+@translating_os_errors
 class FileStore(TrackingStore):
     """Experiments and runs as folders of YAML and text files (MLflow-readable)."""
 
@@ -200,7 +207,12 @@ class FileStore(TrackingStore):
         self, name: str, artifact_location: str | None = None, tags: dict[str, str] | None = None
     ) -> str:
         validation.experiment_name(name)
+        if artifact_location is not None:
+            validation.artifact_location(artifact_location)
         checked = {k: validation.experiment_tag_value(k, v) for k, v in (tags or {}).items()}
+        clash = validation.key_clash(checked)
+        if clash:
+            raise validation.clash_error("Experiment tag", clash[1], *clash)
         with self._lock():
             for _, experiment in self._all_experiments():
                 if experiment.name == name:
@@ -304,8 +316,11 @@ class FileStore(TrackingStore):
 
     def set_experiment_tag(self, experiment_id: str, tag: RunTag) -> None:
         value = validation.experiment_tag_value(tag.key, tag.value)
-        path = self._experiment_dir(str(experiment_id))
-        self._write_tag_file(os.path.join(path, "tags"), tag.key, value)
+        folder = os.path.join(self._experiment_dir(str(experiment_id)), "tags")
+        try:
+            self._write_tag_file(folder, tag.key, value)
+        except OSError as e:
+            raise self._clash_or(e, folder, tag.key, "Experiment tag") from None
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
         validation.validate_key(key, "Experiment tag key")
@@ -402,29 +417,39 @@ class FileStore(TrackingStore):
         run_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
         if run_id in self._run_experiment:  # known elsewhere (the mkdir below checks this folder)
             raise AlreadyExistsError(f"Run {run_id!r} already exists")
-        checked = [RunTag(t.key, validation.tag_value(t.key, t.value)) for t in tags]
-        if run_name and not any(t.key == "mlflow.runName" for t in checked):
-            checked.append(RunTag("mlflow.runName", run_name))
+        validation.run_name(run_name)
+        validation.user_id(user_id)
+        validation.time_ms("Run start_time", start_time)
+        checked = {t.key: validation.tag_value(t.key, t.value) for t in tags}
+        if run_name:
+            checked.setdefault("mlflow.runName", run_name)
+        clash = validation.key_clash(checked)
+        if clash:
+            raise validation.clash_error("Tag", clash[1], *clash)
         run_dir = f"{experiment_path}/{run_id}"
         try:
             os.mkdir(run_dir)
         except FileExistsError:
             raise AlreadyExistsError(f"Run {run_id!r} already exists") from None
-        for sub in ("metrics", "params", "tags", "artifacts"):
-            os.mkdir(f"{run_dir}/{sub}")
-        for tag in checked:  # readers skip the folder until its meta.yaml exists
-            write_new(f"{run_dir}/tags/{tag.key}", tag.value)
-        info = new_run_info(
-            run_id,
-            str(experiment["experiment_id"]),
-            run_name,
-            user_id,
-            start_time,
-            experiment["artifact_location"],
-        )
-        self._write_meta(run_dir, self._meta_dict(info))
+        try:
+            for sub in ("metrics", "params", "tags", "artifacts"):
+                os.mkdir(f"{run_dir}/{sub}")
+            for key, value in checked.items():  # readers skip the folder until meta.yaml exists
+                write_new(f"{run_dir}/tags/{key}", value)
+            info = new_run_info(
+                run_id,
+                str(experiment["experiment_id"]),
+                run_name,
+                user_id,
+                start_time,
+                experiment["artifact_location"],
+            )
+            self._write_meta(run_dir, self._meta_dict(info))
+        except BaseException:  # a half-made run would keep its id taken: remove it
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         self._run_experiment[run_id] = experiment_path
-        return Run(info, RunData(tags={t.key: t.value for t in checked}))
+        return Run(info, RunData(tags=checked))
 
     @staticmethod
     def _meta_dict(info: RunInfo, deleted_time: int | None = None) -> dict:
@@ -486,6 +511,10 @@ class FileStore(TrackingStore):
         end_time: int | None = None,
         run_name: str | None = None,
     ) -> RunInfo:
+        if end_time is not None:
+            validation.time_ms("Run end_time", end_time)
+        if run_name:
+            validation.run_name(run_name)
         run_dir = self._active_run_dir(run_id)
         info = self._run_info(run_dir)
         if run_status is not None:
@@ -523,20 +552,62 @@ class FileStore(TrackingStore):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             atomic_write(path, value)
 
+    @staticmethod
+    def _clash(folder: str, key: str, kind: str) -> InvalidParameterError | None:
+        """The error if `key` cannot be a file in `folder` because a '/'-folder of it is a
+        file, or because it is a folder (of other keys) itself."""
+        parts = key.split("/")
+        for end in range(1, len(parts)):
+            folder_key = "/".join(parts[:end])
+            if os.path.isfile(os.path.join(folder, folder_key)):
+                return validation.clash_error(kind, key, folder_key, key)
+        path = os.path.join(folder, key)
+        if os.path.isdir(path):
+            with contextlib.suppress(OSError):
+                os.rmdir(path)  # an empty folder left by deleted keys is no clash
+                return None
+            below = next((k for k, _ in walk_files(path, key + "/")), key + "/")
+            return validation.clash_error(kind, key, key, below)
+        return None
+
+    def _clash_or(self, error: OSError, folder: str, key: str, kind: str) -> Exception:
+        """The key clash ('a' and 'a/b') behind the file system's `error`, else `error`."""
+        if isinstance(error, NotADirectoryError | IsADirectoryError):
+            return self._clash(folder, key, kind) or error
+        return error
+
+    def _check_keys(self, folder: str, keys: Collection[str], kind: str) -> None:
+        """Raise if any of `keys` clashes with another one or with a key in `folder`."""
+        clash = validation.key_clash(keys)
+        if clash:
+            raise validation.clash_error(kind, clash[1], *clash)
+        for key in keys:
+            error = self._clash(folder, key, kind)
+            if error is not None:
+                raise error
+
     def log_metric(self, run_id: str, metric: Metric) -> None:
         value = validation.metric_value(metric.key, metric.value)
         step = validation.metric_step(metric.key, metric.step)
         timestamp = validation.metric_timestamp(metric.key, metric.timestamp)
-        run_dir = self._active_run_dir(run_id)
-        append_line(f"{run_dir}/metrics/{metric.key}", f"{timestamp} {value} {step}\n")
+        folder = f"{self._active_run_dir(run_id)}/metrics"
+        try:
+            append_line(f"{folder}/{metric.key}", f"{timestamp} {value} {step}\n")
+        except OSError as e:
+            raise self._clash_or(e, folder, metric.key, "Metric") from None
 
     def log_param(self, run_id: str, param: Param) -> None:
         self.log_batch(run_id, [], [param], [])
 
     def set_tag(self, run_id: str, tag: RunTag) -> None:
         value = validation.tag_value(tag.key, tag.value)
-        run_dir = self._active_run_dir(run_id)
-        self._write_tag_file(os.path.join(run_dir, "tags"), tag.key, value)
+        if tag.key == "mlflow.runName":
+            validation.run_name(value)
+        folder = os.path.join(self._active_run_dir(run_id), "tags")
+        try:
+            self._write_tag_file(folder, tag.key, value)
+        except OSError as e:
+            raise self._clash_or(e, folder, tag.key, "Tag") from None
         if tag.key == "mlflow.runName":
             self.update_run_info(run_id, run_name=value)
 
@@ -561,8 +632,13 @@ class FileStore(TrackingStore):
             value = validation.param_value(p.key, p.value)
             if new_params.setdefault(p.key, value) != value:
                 raise validation.param_conflict(run_id, p.key, new_params[p.key], value)
-        checked_tags = [(t.key, validation.tag_value(t.key, t.value)) for t in tags]
+        checked_tags = {t.key: validation.tag_value(t.key, t.value) for t in tags}
+        if "mlflow.runName" in checked_tags:
+            validation.run_name(checked_tags["mlflow.runName"])
         run_dir = self._active_run_dir(run_id)
+        self._check_keys(f"{run_dir}/params", new_params, "Param")
+        self._check_keys(f"{run_dir}/tags", checked_tags, "Tag")
+        self._check_keys(f"{run_dir}/metrics", lines, "Metric")
         for key, value in new_params.items():
             old = self._existing_param(run_dir, key)
             if old is not None and old != value:
@@ -571,7 +647,7 @@ class FileStore(TrackingStore):
             old = create_exclusive(f"{run_dir}/params/{key}", value)
             if old is not None and old != value:
                 raise validation.param_conflict(run_id, key, old, value)
-        for key, value in checked_tags:
+        for key, value in checked_tags.items():
             self._write_tag_file(os.path.join(run_dir, "tags"), key, value)
         for key, key_lines in lines.items():
             append_line(os.path.join(run_dir, "metrics", key), "".join(key_lines))
