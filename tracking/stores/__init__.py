@@ -7,7 +7,7 @@ import os
 import threading
 from urllib.parse import urlparse
 
-from tracking.errors import InvalidParameterError
+from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.stores.base import TrackingStore
 
 ARTIFACT_ROOT_ENV = "MLFLOW_ARTIFACT_ROOT"
@@ -34,6 +34,26 @@ def local_path(uri: str) -> str:
     if parsed.scheme == "file":
         return os.path.abspath(parsed.path)
     return os.path.abspath(uri)
+
+
+def sqlite_path(uri: str) -> str | None:
+    """The file of a sqlite:/// tracking URI (None for an in-memory database)."""
+    path = uri.split(":///", 1)[-1].split("?", 1)[0] if uri.startswith("sqlite:") else ""
+    return path if path and path != ":memory:" else None
+
+
+def check_exists(uri: str) -> None:
+    """Raise NotFoundError if `uri` names a local store (a folder or a SQLite file) that does
+    not exist: commands that only read call it rather than create an empty store."""
+    scheme = _scheme(uri)
+    if scheme in ("", "file"):
+        path = local_path(uri)
+        if not os.path.isdir(path):
+            raise NotFoundError(f"No tracking store at {path}: the folder does not exist")
+    elif scheme == "sqlite":
+        file = sqlite_path(uri)
+        if file is not None and not os.path.isfile(file):
+            raise NotFoundError(f"SQLite database {os.path.abspath(file)} does not exist")
 
 
 def _scheme(uri: str) -> str:
