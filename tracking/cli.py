@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import tracking
+from tracking import stores
 from tracking.entities import Run
 
 
@@ -31,8 +32,13 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     Console().print(table)
 
 
-def _client(args: argparse.Namespace) -> tracking.TrackingClient:
-    return tracking.TrackingClient(args.tracking_uri)
+def _client(args: argparse.Namespace, must_exist: bool = True) -> tracking.TrackingClient:
+    """The client of --tracking-uri; unless `must_exist` is False (commands that create
+    things), a local store that does not exist is an error rather than created empty."""
+    uri = args.tracking_uri or tracking.get_tracking_uri()
+    if must_exist:
+        stores.check_exists(uri)
+    return tracking.TrackingClient(uri)
 
 
 def _experiment_ids(client: tracking.TrackingClient, experiment: str | None) -> list[str]:
@@ -176,7 +182,7 @@ def _experiment_rows(e: Any) -> list[list[str]]:
 def experiments_create(args: argparse.Namespace) -> int:
     from tracking.artifacts import resolve_uri
 
-    client = _client(args)
+    client = _client(args, must_exist=False)
     location = resolve_uri(args.artifact_location) if args.artifact_location else None
     experiment_id = client.create_experiment(args.name, artifact_location=location)
     _report(
