@@ -65,14 +65,25 @@ def temp_path(folder: str) -> str:
     return f"{folder}/{TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{next(_tmp_names)}"
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """write(2) until all of `data` is written; a write that cannot go on raises OSError."""
+def write_all(fd: int, data: bytes, path: str) -> None:
+    """write(2) until all of `data` is written to `path`; a write that cannot go on raises
+    OSError naming `path`."""
     view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        if written == 0:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        view = view[written:]
+    try:
+        while view:
+            written = os.write(fd, view)
+            if written == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            view = view[written:]
+    except OSError as e:
+        raise _naming(e, path) from None
+
+
+def _naming(error: OSError, path: str) -> OSError:
+    """`error` with `path` as its file name (write(2) errors carry none)."""
+    if error.filename is not None:
+        return error
+    return type(error)(error.errno, error.strerror, path)
 
 
 def _write_temp(folder: str, data: bytes) -> str:
@@ -80,7 +91,7 @@ def _write_temp(folder: str, data: bytes) -> str:
     tmp = temp_path(folder)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        write_all(fd, data)
+        write_all(fd, data, tmp)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
@@ -114,7 +125,7 @@ def write_new(path: str, data: str) -> None:
     """Write a file nobody reads yet (inside a run folder whose meta.yaml is not written)."""
     fd = _open_creating_dirs(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
-        write_all(fd, data.encode())
+        write_all(fd, data.encode(), path)
     finally:
         os.close(fd)
 
@@ -153,7 +164,7 @@ def _create_exclusive_without_links(path: str, data: str) -> str | None:
     except FileExistsError:
         return read_text(path)
     try:
-        write_all(fd, data.encode())
+        write_all(fd, data.encode(), path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(path)
@@ -282,6 +293,8 @@ def append_line(path: str, line: str) -> None:
                 return
             end = os.lseek(fd, 0, os.SEEK_CUR)  # O_APPEND: right after this write's bytes
             _blank_out(path, end - written, written)
+    except OSError as e:
+        raise _naming(e, path) from None
     finally:
         os.close(fd)
     raise OSError(

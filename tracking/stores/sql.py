@@ -234,8 +234,8 @@ class SqlStore(TrackingStore):
                     hint = ""
                     if "readonly" in text:
                         hint = " (this process may not write it: read-only file or folder)"
-                    elif "full" in text:
-                        hint = " (free some disk space and retry)"
+                    elif "full" in text or "disk i/o" in text:
+                        hint = " (is the disk full? free some space and retry)"
                     raise StorageError(
                         f"Database error on {redact_uri(self.uri)}: {e.orig}{hint}"
                     ) from e
