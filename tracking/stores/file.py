@@ -319,8 +319,9 @@ class FileStore(TrackingStore):
         folder = os.path.join(self._experiment_dir(str(experiment_id)), "tags")
         try:
             self._write_tag_file(folder, tag.key, value)
-        except OSError as e:
-            raise self._clash_or(e, folder, tag.key, "Experiment tag") from None
+        except (NotADirectoryError, IsADirectoryError):
+            self._settle_clash(folder, tag.key, "Experiment tag")
+            self._write_tag_file(folder, tag.key, value)
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
         validation.validate_key(key, "Experiment tag key")
@@ -408,15 +409,6 @@ class FileStore(TrackingStore):
         run_name: str,
         run_id: str | None = None,
     ) -> Run:
-        experiment_path = self._experiment_dir(str(experiment_id))
-        experiment = self._read_meta(experiment_path)
-        if experiment.get("lifecycle_stage") != LifecycleStage.ACTIVE:
-            raise InvalidStateError(
-                f"Cannot create a run in deleted experiment {experiment_id!r}; restore it first"
-            )
-        run_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
-        if run_id in self._run_experiment:  # known elsewhere (the mkdir below checks this folder)
-            raise AlreadyExistsError(f"Run {run_id!r} already exists")
         validation.run_name(run_name)
         validation.user_id(user_id)
         validation.time_ms("Run start_time", start_time)
@@ -426,6 +418,15 @@ class FileStore(TrackingStore):
         clash = validation.key_clash(checked)
         if clash:
             raise validation.clash_error("Tag", clash[1], *clash)
+        run_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
+        experiment_path = self._experiment_dir(str(experiment_id))
+        experiment = self._read_meta(experiment_path)
+        if experiment.get("lifecycle_stage") != LifecycleStage.ACTIVE:
+            raise InvalidStateError(
+                f"Cannot create a run in deleted experiment {experiment_id!r}; restore it first"
+            )
+        if run_id in self._run_experiment:  # known elsewhere (the mkdir below checks this folder)
+            raise AlreadyExistsError(f"Run {run_id!r} already exists")
         run_dir = f"{experiment_path}/{run_id}"
         try:
             os.mkdir(run_dir)
@@ -570,11 +571,12 @@ class FileStore(TrackingStore):
             return validation.clash_error(kind, key, key, below)
         return None
 
-    def _clash_or(self, error: OSError, folder: str, key: str, kind: str) -> Exception:
-        """The key clash ('a' and 'a/b') behind the file system's `error`, else `error`."""
-        if isinstance(error, NotADirectoryError | IsADirectoryError):
-            return self._clash(folder, key, kind) or error
-        return error
+    def _settle_clash(self, folder: str, key: str, kind: str) -> None:
+        """After the file system refused `key` as a file of `folder`: raise its clash with
+        another key ('a' and 'a/b'), or return once an empty folder in the way is removed."""
+        clash = self._clash(folder, key, kind)
+        if clash is not None:
+            raise clash
 
     def _check_keys(self, folder: str, keys: Collection[str], kind: str) -> None:
         """Raise if any of `keys` clashes with another one or with a key in `folder`."""
@@ -591,10 +593,12 @@ class FileStore(TrackingStore):
         step = validation.metric_step(metric.key, metric.step)
         timestamp = validation.metric_timestamp(metric.key, metric.timestamp)
         folder = f"{self._active_run_dir(run_id)}/metrics"
+        line = f"{timestamp} {value} {step}\n"
         try:
-            append_line(f"{folder}/{metric.key}", f"{timestamp} {value} {step}\n")
-        except OSError as e:
-            raise self._clash_or(e, folder, metric.key, "Metric") from None
+            append_line(f"{folder}/{metric.key}", line)
+        except (NotADirectoryError, IsADirectoryError):
+            self._settle_clash(folder, metric.key, "Metric")
+            append_line(f"{folder}/{metric.key}", line)
 
     def log_param(self, run_id: str, param: Param) -> None:
         self.log_batch(run_id, [], [param], [])
@@ -606,8 +610,9 @@ class FileStore(TrackingStore):
         folder = os.path.join(self._active_run_dir(run_id), "tags")
         try:
             self._write_tag_file(folder, tag.key, value)
-        except OSError as e:
-            raise self._clash_or(e, folder, tag.key, "Tag") from None
+        except (NotADirectoryError, IsADirectoryError):
+            self._settle_clash(folder, tag.key, "Tag")
+            self._write_tag_file(folder, tag.key, value)
         if tag.key == "mlflow.runName":
             self.update_run_info(run_id, run_name=value)
 

@@ -478,8 +478,6 @@ class SqlStore(TrackingStore):
         run_name: str,
         run_id: str | None = None,
     ) -> Run:
-        experiment_id = str(experiment_id)
-        key = self._experiment_key(experiment_id)
         validation.run_name(run_name)
         validation.user_id(user_id)
         validation.time_ms("Run start_time", start_time)
@@ -489,6 +487,9 @@ class SqlStore(TrackingStore):
         clash = validation.key_clash(checked)
         if clash:
             raise validation.clash_error("Tag", clash[1], *clash)
+        new_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
+        experiment_id = str(experiment_id)
+        key = self._experiment_key(experiment_id)
         duplicate = self.engine.dialect.dbapi.IntegrityError
 
         def work(cursor: Cursor) -> Run:
@@ -500,7 +501,6 @@ class SqlStore(TrackingStore):
                 raise InvalidStateError(
                     f"Cannot create a run in deleted experiment {experiment_id!r}; restore it first"
                 )
-            new_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
             info = new_run_info(new_id, str(key), run_name, user_id, start_time, location)
             row = {
                 "run_uuid": new_id,
