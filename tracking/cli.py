@@ -479,6 +479,7 @@ def models_serve(args: argparse.Namespace) -> int:
 def gc_command(args: argparse.Namespace) -> int:
     from tracking.gc import gc
 
+    stores.check_exists(args.tracking_uri or tracking.get_tracking_uri())
     report = gc(
         args.tracking_uri,
         older_than=args.older_than,
