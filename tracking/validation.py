@@ -10,8 +10,12 @@ import sys
 import warnings
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from tracking.errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from tracking.entities import RunTag
 
 MAX_ENTITY_KEY_LENGTH = 250
 MAX_PARAM_VAL_LENGTH = 6000
@@ -93,17 +97,15 @@ def text(what: str, value: str) -> str:
     return value
 
 
-def key_clash(keys: Iterable[str]) -> tuple[str, str] | None:
-    """(folder key, key below it) of two keys where one is a '/'-folder of the other, as 'a'
-    and 'a/b'; None if there is no such pair."""
+def no_key_clash(kind: str, keys: Iterable[str]) -> None:
+    """Raise if one of `keys` is a '/'-folder of another, as 'a' and 'a/b'."""
     unique = set(keys)
     for key in unique:
         parts = key.split("/")
         for end in range(1, len(parts)):
             folder = "/".join(parts[:end])
             if folder in unique:
-                return folder, key
-    return None
+                raise clash_error(kind, key, folder, key)
 
 
 def clash_error(kind: str, key: str, folder: str, below: str) -> InvalidParameterError:
@@ -212,28 +214,33 @@ def time_ms(what: str, value: object) -> int:
     return int64(f"{what} (milliseconds)", value)
 
 
+def _bounded_text(what: str, value: object, limit: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidParameterError(f"{what} must be a string, got {shown(value)}")
+    if len(value) > limit:
+        raise InvalidParameterError(
+            f"{what} {shown(value)} is {len(value)} characters long; at most {limit} are allowed"
+        )
+    return text(what, value)
+
+
 def run_name(name: object) -> str:
     """A run name: text of at most MAX_RUN_NAME_LENGTH characters ("" for none)."""
-    if not isinstance(name, str):
-        raise InvalidParameterError(f"Run name must be a string, got {shown(name)}")
-    if len(name) > MAX_RUN_NAME_LENGTH:
-        raise InvalidParameterError(
-            f"Run name {shown(name)} is {len(name)} characters long; "
-            f"at most {MAX_RUN_NAME_LENGTH} are allowed"
-        )
-    return text("Run name", name)
+    return _bounded_text("Run name", name, MAX_RUN_NAME_LENGTH)
 
 
-def user_id(value: object) -> str:
-    """The user of a run: text of at most MAX_USER_ID_LENGTH characters."""
-    if not isinstance(value, str):
-        raise InvalidParameterError(f"User id must be a string, got {shown(value)}")
-    if len(value) > MAX_USER_ID_LENGTH:
-        raise InvalidParameterError(
-            f"User id {shown(value)} is {len(value)} characters long; "
-            f"at most {MAX_USER_ID_LENGTH} are allowed"
-        )
-    return text("User id", value)
+def new_run_tags(
+    user: object, start_time: object, name: object, tags: list[RunTag]
+) -> dict[str, str]:
+    """Validate a new run's user, start time, name and tags; return its tags (with
+    mlflow.runName set from `name`) as {key: value}."""
+    _bounded_text("User id", user, MAX_USER_ID_LENGTH)
+    time_ms("Run start_time", start_time)
+    checked = {t.key: tag_value(t.key, t.value) for t in tags}
+    if run_name(name):
+        checked.setdefault("mlflow.runName", name)
+    no_key_clash("Tag", checked)
+    return checked
 
 
 def run_id(value: object) -> str:

@@ -210,9 +210,7 @@ class FileStore(TrackingStore):
         if artifact_location is not None:
             validation.artifact_location(artifact_location)
         checked = {k: validation.experiment_tag_value(k, v) for k, v in (tags or {}).items()}
-        clash = validation.key_clash(checked)
-        if clash:
-            raise validation.clash_error("Experiment tag", clash[1], *clash)
+        validation.no_key_clash("Experiment tag", checked)
         with self._lock():
             for _, experiment in self._all_experiments():
                 if experiment.name == name:
@@ -409,15 +407,7 @@ class FileStore(TrackingStore):
         run_name: str,
         run_id: str | None = None,
     ) -> Run:
-        validation.run_name(run_name)
-        validation.user_id(user_id)
-        validation.time_ms("Run start_time", start_time)
-        checked = {t.key: validation.tag_value(t.key, t.value) for t in tags}
-        if run_name:
-            checked.setdefault("mlflow.runName", run_name)
-        clash = validation.key_clash(checked)
-        if clash:
-            raise validation.clash_error("Tag", clash[1], *clash)
+        checked = validation.new_run_tags(user_id, start_time, run_name, tags)
         run_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
         experiment_path = self._experiment_dir(str(experiment_id))
         experiment = self._read_meta(experiment_path)
@@ -580,13 +570,9 @@ class FileStore(TrackingStore):
 
     def _check_keys(self, folder: str, keys: Collection[str], kind: str) -> None:
         """Raise if any of `keys` clashes with another one or with a key in `folder`."""
-        clash = validation.key_clash(keys)
-        if clash:
-            raise validation.clash_error(kind, clash[1], *clash)
+        validation.no_key_clash(kind, keys)
         for key in keys:
-            error = self._clash(folder, key, kind)
-            if error is not None:
-                raise error
+            self._settle_clash(folder, key, kind)
 
     def log_metric(self, run_id: str, metric: Metric) -> None:
         value = validation.metric_value(metric.key, metric.value)

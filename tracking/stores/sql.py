@@ -305,9 +305,7 @@ class SqlStore(TrackingStore):
         if artifact_location is not None:
             validation.artifact_location(artifact_location)
         checked = {k: validation.experiment_tag_value(k, v) for k, v in (tags or {}).items()}
-        clash = validation.key_clash(checked)
-        if clash:
-            raise validation.clash_error("Experiment tag", clash[1], *clash)
+        validation.no_key_clash("Experiment tag", checked)
         try:
             return self._write(
                 lambda conn: self._insert_experiment(conn, name, artifact_location, checked)
@@ -478,15 +476,7 @@ class SqlStore(TrackingStore):
         run_name: str,
         run_id: str | None = None,
     ) -> Run:
-        validation.run_name(run_name)
-        validation.user_id(user_id)
-        validation.time_ms("Run start_time", start_time)
-        checked = {t.key: validation.tag_value(t.key, t.value) for t in tags}
-        if run_name:
-            checked.setdefault("mlflow.runName", run_name)
-        clash = validation.key_clash(checked)
-        if clash:
-            raise validation.clash_error("Tag", clash[1], *clash)
+        checked = validation.new_run_tags(user_id, start_time, run_name, tags)
         new_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
         experiment_id = str(experiment_id)
         key = self._experiment_key(experiment_id)
@@ -735,9 +725,7 @@ class SqlStore(TrackingStore):
             validation.run_name(checked_tags["mlflow.runName"])
         metric_keys = {row["key"] for row in metric_rows}
         for kind, keys in (("Param", new_params), ("Tag", checked_tags), ("Metric", metric_keys)):
-            clash = validation.key_clash(keys)
-            if clash:
-                raise validation.clash_error(kind, clash[1], *clash)
+            validation.no_key_clash(kind, keys)
 
         def work(conn: Connection) -> None:
             self._check_active(conn, run_id)
