@@ -138,5 +138,8 @@ def test_the_python_client_gets_the_error_at_once(
         client.store.set_tag(run_id, RunTag("folder", "v"))
     with pytest.raises(InvalidParameterError, match="64-bit"):
         client.store.log_metric(run_id, Metric("m", 1.0, 1, 2**63))
+    with pytest.raises(InvalidParameterError, match="NUL"):
+        client.search_runs(["0"], "params.p = 'a\x00'")
+    assert client.get_experiment_by_name("a\x00b") is None
     with pytest.raises(InvalidParameterError, match="clashes"):
         client.store.log_param(run_id, Param("taken/y", "v"))

@@ -97,6 +97,15 @@ def text(what: str, value: str) -> str:
     return value
 
 
+def is_text(value: str) -> bool:
+    """Whether `text` accepts `value` (a name holding NUL can name nothing stored)."""
+    try:
+        text("Text", value)
+    except InvalidParameterError:
+        return False
+    return True
+
+
 def no_key_clash(kind: str, keys: Iterable[str]) -> None:
     """Raise if one of `keys` is a '/'-folder of another, as 'a' and 'a/b'."""
     unique = set(keys)

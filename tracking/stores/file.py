@@ -562,8 +562,8 @@ class FileStore(TrackingStore):
         return None
 
     def _settle_clash(self, folder: str, key: str, kind: str) -> None:
-        """After the file system refused `key` as a file of `folder`: raise its clash with
-        another key ('a' and 'a/b'), or return once an empty folder in the way is removed."""
+        """Raise if `key` clashes with a key stored in `folder` ('a' and 'a/b'); an empty
+        folder left in its way by deleted keys is removed instead."""
         clash = self._clash(folder, key, kind)
         if clash is not None:
             raise clash

@@ -363,9 +363,7 @@ class SqlStore(TrackingStore):
         return found[0]
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
-        try:
-            validation.text("Experiment name", name)
-        except InvalidParameterError:  # PostgreSQL could not even compare it
+        if not validation.is_text(name):  # PostgreSQL could not even compare it
             return None
         found = self._experiments(schema.experiments.c.name == name)
         return found[0] if found else None
