@@ -169,7 +169,8 @@ class Served:
 
 
 def _serve(app: Any) -> Served:
-    from tracking.ui.cli import bind, make_server
+    from tracking.listen import bind
+    from tracking.ui.cli import make_server
 
     sock = bind("127.0.0.1", 0)
     server = make_server(app, sock)
@@ -771,7 +772,7 @@ def test_ui_command(ui_store: UIStore) -> None:
 
 
 def test_ui_command_reports_a_busy_port(ui_store: UIStore) -> None:
-    from tracking.ui.cli import bind
+    from tracking.listen import bind
 
     sock = bind("127.0.0.1", 0)
     try:
@@ -786,7 +787,8 @@ def test_ui_command_reports_a_busy_port(ui_store: UIStore) -> None:
     finally:
         sock.close()
     assert result.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert f"Cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_add_ui_command_parses_its_options() -> None:
