@@ -8,9 +8,7 @@ Ctrl+C (SIGINT to its process group).
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_process import free_port
+from server_process import free_port, interrupt
 
 import tracking
 import tracking.sklearn
@@ -100,19 +98,8 @@ def start(argv: list[str], workdir: Path) -> Running:
             running.url = found.group(0)
             return running
         time.sleep(0.1)
-    stop(running)
+    interrupt(running.process)
     pytest.fail(f"{argv} announced no address:\n{running.output()}")
-
-
-def stop(running: Running) -> None:
-    """Ctrl+C (SIGINT) to the command's process group; SIGKILL if it hangs."""
-    if running.process.poll() is None:
-        os.killpg(running.process.pid, signal.SIGINT)
-        try:
-            running.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(running.process.pid, signal.SIGKILL)
-            running.process.wait(timeout=10)
 
 
 @contextmanager
@@ -121,7 +108,7 @@ def running(argv: list[str], workdir: Path) -> Iterator[Running]:
     try:
         yield started
     finally:
-        stop(started)
+        interrupt(started.process)
     assert "Traceback" not in started.output(), started.output()
 
 
