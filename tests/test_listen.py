@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -170,10 +171,19 @@ def test_the_announced_address_is_the_one_listened_on(
 
 
 def test_server_workers_listen_on_the_announced_port(stores: Stores, tmp_path: Path) -> None:
+    """Worker processes share the socket bound first, and get the settings (here the artifact
+    location flag) through the environment."""
     argv = command("server", stores, "--port", "0", "--workers", "2", "--host", "localhost")
-    with running(argv, tmp_path) as server:
+    with running([*argv, "--allow-any-artifact-location"], tmp_path) as server:
         assert answers(server.url, "/health").text == "OK"
         assert f"MLFLOW_TRACKING_URI={server.url}" in server.output()
+        for _ in range(4):  # whichever worker answers
+            created = httpx.post(
+                f"{server.url}/api/2.0/mlflow/experiments/create",
+                json={"name": uuid.uuid4().hex, "artifact_location": (tmp_path / "x").as_uri()},
+                timeout=60,
+            )
+            assert created.status_code == 200, created.text
 
 
 # --------------------------------------------------------------------------- Host headers
