@@ -117,13 +117,19 @@ def start_server(
 
 def stop_server(server: Server) -> None:
     """SIGINT (what Ctrl+C sends) to the server's process group; SIGKILL if it hangs."""
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGINT)
+    interrupt(server.process)
+
+
+def interrupt(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT (what Ctrl+C sends) to the process group of `process`, started with
+    start_new_session=True; SIGKILL if it does not exit within 20 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
         try:
-            server.process.wait(timeout=20)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=10)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
 
 class MlflowServer:

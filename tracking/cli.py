@@ -11,6 +11,15 @@ from typing import Any
 
 import tracking
 from tracking.entities import Run
+from tracking.listen import port_number
+
+PICKLE_WARNING = (
+    "WARNING: loading a model runs code from its files. A model.pkl (the default cloudpickle "
+    "and pickle formats) executes whatever it contains when it is unpickled, and a skops model "
+    "trusts the types its own MLmodel file lists. Serving a runs:/ or models:/ URI (any version "
+    "in the model registry) therefore runs code chosen by whoever logged or registered that "
+    "model: anyone who can write to the tracking store or server. Serve only models you trust."
+)
 
 
 def _time(ms: int | None) -> str:
@@ -606,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
         models_serve,
         "Serve a model over HTTP with MLflow's scoring protocol (POST /invocations).",
     )
+    serve.description = f"{serve.description} {PICKLE_WARNING}"
     serve.add_argument(
         "--model-uri",
         "-m",
@@ -617,7 +627,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
-    serve.add_argument("--port", "-p", type=int, default=5000, help="(default: 5000)")
+    serve.add_argument(
+        "--port",
+        "-p",
+        type=port_number,
+        default=5000,
+        help="port to listen on, 1-65535, or 0 for any free port (default: 5000)",
+    )
 
     collect = command(
         commands,
