@@ -14,6 +14,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", os.path.join(_PREFECT_HOME, "results"))
+# Task-run journals (tracking.journal) of the tests' processes, away from the user's own.
+os.environ.setdefault("TRACKFLOW_JOURNAL_DIR", os.path.join(_PREFECT_HOME, "journal"))
 
 import pytest  # noqa: E402
 
