@@ -62,3 +62,16 @@ def prefect_api() -> Iterator[None]:
         temporary_settings(updates={ps.PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         yield
+
+
+@pytest.fixture
+def prefect_env(prefect_api: None, tracking_dir: Path) -> dict[str, str]:
+    """Environment for a subprocess running flows against the session's Prefect API, tracking
+    into this test's ./mlruns."""
+    import prefect.settings as ps
+
+    return {
+        **os.environ,
+        "PREFECT_API_URL": str(ps.PREFECT_API_URL.value()),
+        "MLFLOW_TRACKING_URI": str(tracking_dir),
+    }

@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import threading
-import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -147,6 +145,8 @@ def journal_root() -> Path:
 
 def journal_dir(uri: str) -> Path:
     """The folder holding the journals of every process writing to the store `uri`."""
+    import hashlib  # not at import time: `import tracking` stays light
+
     from tracking.stores import store_identity
 
     key = repr(store_identity(uri)).encode()
@@ -158,7 +158,7 @@ class Journal:
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / f"{os.getpid()}-{uuid.uuid4().hex[:8]}{SUFFIX}"
+        self.path = directory / f"{os.getpid()}-{os.urandom(4).hex()}{SUFFIX}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         self.fd = os.open(self.path, flags, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX)

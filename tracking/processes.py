@@ -84,3 +84,11 @@ def liveness(process: ProcessId | None) -> Liveness:
 def run_liveness(tags: dict[str, str]) -> Liveness:
     """Liveness of the process recorded in a run's tags."""
     return liveness(ProcessId.parse(tags.get(PROCESS_TAG)))
+
+
+def shown_status(status: str, tags: dict[str, str]) -> str:
+    """A run's status for people: "RUNNING (process gone)" for a run left behind by a dead
+    process of this host, until `trackflow runs reconcile` ends it."""
+    if status == "RUNNING" and run_liveness(tags) is Liveness.GONE:
+        return "RUNNING (process gone)"
+    return status

@@ -8,7 +8,7 @@ import itertools
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 from tracking.entities import Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag, ViewType
@@ -106,6 +106,17 @@ def batches(
         if not (chunk_m or chunk_p or chunk_t):
             return
         yield chunk_m, chunk_p, chunk_t
+
+
+def all_pages(fetch: Callable[[str | None], PagedList[T]]) -> Iterator[T]:
+    """Every item of a paged search: `fetch(page_token)` returns one page."""
+    token = None
+    while True:
+        page = fetch(token)
+        yield from page
+        token = page.token
+        if not token:
+            return
 
 
 def paginate(items: Sequence[T], max_results: int, page_token: str | None) -> PagedList[T]:
@@ -242,6 +253,13 @@ class TrackingStore(ABC):
             histories = {key: self.get_metric_history(run_id, key) for key in keys}
             found[run_id] = {k: max(h, key=metric_order) for k, h in histories.items() if h}
         return found
+
+    def last_write_time(self, run_id: str) -> int:
+        """When the run was last written, as far as the store knows (ms): its latest metric
+        point or its start."""
+        run = self.get_run(run_id)
+        latest = self.get_latest_metrics([run_id]).get(run_id, {})
+        return max([run.info.start_time or 0, *(m.timestamp for m in latest.values())])
 
     @abstractmethod
     def search_runs(
