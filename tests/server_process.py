@@ -77,11 +77,16 @@ class Server:
 
 
 def start_server(
-    workdir: Path, backend_uri: str, *args: str, env: dict[str, str] | None = None
+    workdir: Path,
+    backend_uri: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Server:
-    """``python -m tracking.server`` on a free port; returns once /health answers."""
+    """``python -m tracking.server`` on `port` (default: a free one); returns once /health
+    answers."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log = workdir / "server.log"
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_SERVER_")}
     child_env.update(env or {})

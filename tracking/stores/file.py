@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -406,14 +407,8 @@ class FileStore(TrackingStore):
         if run_name and not any(t.key == "mlflow.runName" for t in checked):
             checked.append(RunTag("mlflow.runName", run_name))
         run_dir = f"{experiment_path}/{run_id}"
-        try:
-            os.mkdir(run_dir)
-        except FileExistsError:
-            raise AlreadyExistsError(f"Run {run_id!r} already exists") from None
-        for sub in ("metrics", "params", "tags", "artifacts"):
-            os.mkdir(f"{run_dir}/{sub}")
-        for tag in checked:  # readers skip the folder until its meta.yaml exists
-            write_new(f"{run_dir}/tags/{tag.key}", tag.value)
+        if os.path.exists(run_dir):
+            raise AlreadyExistsError(f"Run {run_id!r} already exists")
         info = new_run_info(
             run_id,
             str(experiment["experiment_id"]),
@@ -422,7 +417,22 @@ class FileStore(TrackingStore):
             start_time,
             experiment["artifact_location"],
         )
-        self._write_meta(run_dir, self._meta_dict(info))
+        # Built under a hidden name (readers skip it), then renamed into place in one step:
+        # a creation that is killed halfway leaves no half-made run behind.
+        building = f"{experiment_path}/.tmp-{run_id}-{os.getpid()}"
+        os.mkdir(building)
+        for sub in ("metrics", "params", "tags", "artifacts"):
+            os.mkdir(f"{building}/{sub}")
+        for tag in checked:
+            write_new(f"{building}/tags/{tag.key}", tag.value)
+        meta = self._meta_dict(info)
+        write_yaml(self._meta_path(building), meta)
+        try:
+            os.rename(building, run_dir)  # fails when another creator got there first
+        except OSError:
+            shutil.rmtree(building, ignore_errors=True)
+            raise AlreadyExistsError(f"Run {run_id!r} already exists") from None
+        self._cache.put(self._meta_path(run_dir), meta)
         self._run_experiment[run_id] = experiment_path
         return Run(info, RunData(tags={t.key: t.value for t in checked}))
 
