@@ -858,3 +858,28 @@ def test_bench_runs_on_a_small_store(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "filled" in out and "| runs tree, page 1 |" in out
     assert out.count(" ms |") >= 6 * len(bench.PAGES)
+
+
+def test_runs_of_dead_processes_show_as_process_gone(tmp_path: Path) -> None:
+    """Until `trackflow runs reconcile` ends it, a run whose process died says so."""
+    from test_reconcile import dead_process
+
+    from tracking import processes
+    from tracking.ui import create_ui_app
+
+    uri = str(tmp_path / "mlruns")
+    client = tracking.TrackingClient(uri)
+    experiment_id = client.create_experiment("crashed")
+    stale = client.create_run(experiment_id, tags={processes.PROCESS_TAG: dead_process()})
+    live = client.create_run(
+        experiment_id, tags={processes.PROCESS_TAG: processes.current().tag_value()}
+    )
+    served = _serve(create_ui_app(uri))
+    try:
+        http = httpx.Client(base_url=served.url)
+        listing = http.get(f"/experiments/{experiment_id}").text
+        assert listing.count("RUNNING (process gone)") == 1
+        assert "RUNNING (process gone)" in http.get(f"/runs/{stale.info.run_id}").text
+        assert "process gone" not in http.get(f"/runs/{live.info.run_id}").text
+    finally:
+        _stop(served)

@@ -26,7 +26,7 @@ from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
 from starlette.responses import StreamingResponse
 
-from tracking import __version__
+from tracking import __version__, processes
 from tracking.artifacts import ArtifactRepository
 from tracking.client import TrackingClient
 from tracking.config import redact_uri
@@ -93,6 +93,7 @@ def _environment() -> jinja2.Environment:
         f"tags.{data.quote_key(data.PARENT_TAG)} = {data.quote_string(run_id)}"
     )
     env.globals["version"] = __version__
+    env.globals["run_status"] = lambda run: processes.shown_status(run.info.status, run.data.tags)
     return env
 
 
