@@ -113,7 +113,7 @@ def _start(
         name=ctx.flow.name,
     )
     if tracked is not None:
-        tracked.log_params(ctx.parameters)
+        tracked.start(ctx.parameters)
     return tracked
 
 

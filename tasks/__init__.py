@@ -88,7 +88,7 @@ def _start(options: CaptureOptions, nested: bool) -> TrackedRun | None:
     else:
         tracked = _open_task_run(ctx, options, label, enclosing, defer=enclosing is not None)
     if tracked is not None:
-        tracked.log_params(ctx.parameters)
+        tracked.start(ctx.parameters)
     return tracked
 
 

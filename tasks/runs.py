@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import pickle
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from tasks.capture import metrics_from_result, params_from_arguments
-from tracking import config, fluent, system_tags, write_behind
+from tracking import config, fluent, journal, processes, system_tags, write_behind
 from tracking.client import TrackingClient
 from tracking.entities import Metric, Param, Run, RunData, RunStatus, RunTag
 from tracking.errors import (
@@ -24,6 +23,7 @@ from tracking.errors import (
     NotFoundError,
     TrackingError,
 )
+from tracking.journal import RunCreation, RunRecord
 from tracking.stores.base import new_run_info
 
 ON_ERROR_ENV = "TRACKFLOW_ON_ERROR"
@@ -91,8 +91,10 @@ class TrackedRun:
     """A run opened for one execution; every store call goes through `guard`.
 
     A deferred run (a task run inside a tracked run of this process) queues its store calls
-    on tracking.write_behind; a run that is not deferred waits for that queue before it ends
-    and fails with the first tracking error a deferred run recorded there.
+    on tracking.write_behind, and everything it writes once the body has returned goes into
+    one `RunRecord` appended to the process's journal first (tracking.journal), so it survives
+    the process. A run that is not deferred waits for the queue before it ends and fails with
+    the first tracking error a deferred run recorded there.
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class TrackedRun:
         name: str,
         owns_run: bool = True,
         deferred: bool = False,
+        creation: RunCreation | None = None,
     ) -> None:
         self.client = client
         self.run = run
@@ -115,6 +118,9 @@ class TrackedRun:
         self.mode = on_error_mode(options.on_error)
         self.disabled = False
         self.started = time.time()
+        # A deferred run's writes from the end of its body: replayable from the journal.
+        self.record = RunRecord(run.info.run_id, creation) if deferred else None
+        self.written = False  # the queued start (creation, params) is in the store
 
     @property
     def run_id(self) -> str:
@@ -174,6 +180,8 @@ class TrackedRun:
             return
         if not self.owns_run:  # logging into the enclosing run: keep tasks apart by name
             params = {f"{self.name}.{k}": v for k, v in params.items()}
+        if self.record is not None:
+            self.record.params.update(params)
         batch = [Param(k, v) for k, v in params.items()]
 
         def log() -> None:
@@ -186,6 +194,27 @@ class TrackedRun:
                 warnings.warn(f"{self.label}: params not logged: {e}", stacklevel=2)
 
         self.guard("logging params", log)
+
+    def start(self, arguments: Mapping[str, Any]) -> None:
+        """Write the run's beginning: create it (a planned run) and log its params."""
+        if self.record is not None and self.record.create is not None:
+            creation = self.record.create
+            self.guard(
+                "creating its run",
+                lambda: self.client.create_run(
+                    creation.experiment_id,
+                    creation.start_time,
+                    creation.tags,
+                    creation.run_name,
+                    self.run_id,
+                ),
+            )
+        self.log_params(arguments)
+        if self.record is not None:
+            self.guard("creating its run", self._mark_written)
+
+    def _mark_written(self) -> None:
+        self.written = True  # not reached when a queued start step failed (guard)
 
     def finish(self, result: Any) -> None:
         """Record metrics from the return value (and the result artifact); end FINISHED."""
@@ -200,15 +229,22 @@ class TrackedRun:
         if self.options.log_metrics:
             captured = metrics_from_result(self.name, result)
             metrics += [Metric(k, v, now, 0) for k, v in captured.items()]
+        if self.options.log_result:
+            self._guarded("storing the result", lambda: self._log_result(result))
+        if self.record is not None:
+            self.record.metrics += metrics
+            self._end_record(RunStatus.FINISHED if self.owns_run else None)
+            return
         if metrics:
             self.guard("logging metrics", lambda: self.client.log_batch(self.run_id, metrics))
-        if self.options.log_result:
-            artifact = self._guarded("storing the result", lambda: _result_artifact(result))
-            if artifact is not None:
-                self.guard(
-                    "storing the result", lambda: _log_result(self.client, self.run_id, *artifact)
-                )
         self.end(RunStatus.FINISHED)
+
+    def _log_result(self, result: Any) -> None:
+        """Store the return value as it is now, once the run exists (its queued creation is
+        written first: the file store refuses to create a run whose folder exists)."""
+        name, content = _result_artifact(result)
+        write_behind.flush()
+        self.client.artifact_repo_at(self.run.info.artifact_uri).write_bytes(name, content)
 
     def fail(self, error: BaseException) -> None:
         """Record the error in tags and end FAILED (KILLED for interrupts)."""
@@ -217,9 +253,7 @@ class TrackedRun:
         pending = self._deferred_error()
         if pending is not None and pending is not error:
             warnings.warn(str(pending), stacklevel=2)
-        status = RunStatus.FAILED
-        if isinstance(error, (KeyboardInterrupt, SystemExit)):
-            status = RunStatus.KILLED
+        status = RunStatus.KILLED if _is_interrupt(error) else RunStatus.FAILED
         message = str(error) or repr(error)
         tags = [
             RunTag(ERROR_TYPE_TAG, type(error).__name__),
@@ -227,6 +261,11 @@ class TrackedRun:
         ]
         now = int(time.time() * 1000)
         metric = Metric(DURATION_METRIC, time.time() - self.started, now, 0)
+        if self.record is not None:
+            self.record.metrics.append(metric)
+            self.record.tags.update({t.key: t.value for t in tags})
+            self._end_record(status)
+            return
         self.guard(
             "recording the failure",
             lambda: self.client.log_batch(self.run_id, [metric], tags=tags),
@@ -241,6 +280,40 @@ class TrackedRun:
             "ending the run",
             lambda: self.client.set_terminated(self.run_id, status.name, end_time),
         )
+
+    def _end_record(self, status: RunStatus | None) -> None:
+        """Make the record durable (journal), then queue it; written synchronously when no
+        journal can be kept (e.g. a full disk)."""
+        record = self.record
+        assert record is not None
+        if status is not None:
+            record.status, record.end_time = status.name, int(time.time() * 1000)
+        log = journal.journal_for(self.client.tracking_uri)
+        if log is not None:
+            try:
+                write_behind.submit_durable(log, record.to_line(), self._write_record)
+                return
+            except OSError as e:
+                warnings.warn(f"{self.label}: journal not written ({e}); writing now", stacklevel=3)
+        write_behind.flush()
+        self._write_record()
+
+    def _write_record(self) -> bool:
+        """Apply the record; True once it is in the store."""
+        assert self.record is not None
+        try:
+            self.record.apply(self.client.store, created=self.written)
+        except Exception as e:
+            self._failed("writing its run", e)
+            return False
+        return True
+
+
+def _is_interrupt(error: BaseException) -> bool:
+    """Ctrl-C, SystemExit, or SIGTERM (Prefect raises TerminationSignal): the run is KILLED."""
+    from prefect.exceptions import TerminationSignal
+
+    return isinstance(error, (KeyboardInterrupt, SystemExit, TerminationSignal))
 
 
 def report(mode: OnError, label: str, what: str, error: Exception) -> None:
@@ -273,14 +346,6 @@ def _result_artifact(result: Any) -> tuple[str, bytes]:
         return "result.pkl", pickle.dumps(result)
 
 
-def _log_result(client: TrackingClient, run_id: str, name: str, content: bytes) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, name)
-        with open(path, "wb") as f:
-            f.write(content)
-        client.log_artifact(run_id, path)
-
-
 def open_run(
     *,
     label: str,
@@ -305,7 +370,7 @@ def open_run(
     except Exception as e:
         report(mode, label, "opening the tracking store", e)
         return None
-    all_tags = {**tags, **options.run_tags}
+    all_tags = {**tags, **options.run_tags, processes.PROCESS_TAG: processes.current().tag_value()}
     if attempt > 1:
         all_tags[ATTEMPTS_TAG] = str(attempt)
     if parent_run_id:
@@ -314,15 +379,11 @@ def open_run(
     if attempt == 1 and client.keeps_requested_run_ids:
         planned = _planned_run(defer_under, run_id, run_name, all_tags)
     if planned is not None:
-        tracked = TrackedRun(client, planned, options, label, name, deferred=True)
         info = planned.info
-        tracked.guard(
-            "creating its run",
-            lambda: client.create_run(
-                info.experiment_id, info.start_time, all_tags, run_name, run_id
-            ),
+        creation = RunCreation(
+            info.experiment_id, run_name, info.user_id, info.start_time, all_tags
         )
-        return tracked
+        return TrackedRun(client, planned, options, label, name, deferred=True, creation=creation)
     try:
         run = _create_or_resume(client, run_id, run_name, experiment_id, all_tags, attempt)
     except Exception as e:
@@ -362,7 +423,9 @@ def _create_or_resume(
     try:
         return client.create_run(experiment_id(), tags=tags, run_name=run_name, run_id=run_id)
     except AlreadyExistsError:  # a retry of the same Prefect run: resume its tracking run
-        client.log_batch(run_id, tags=[RunTag(ATTEMPTS_TAG, str(attempt))])
+        process = tags[processes.PROCESS_TAG]
+        resumed = [RunTag(ATTEMPTS_TAG, str(attempt)), RunTag(processes.PROCESS_TAG, process)]
+        client.log_batch(run_id, tags=resumed)
         client.update_run(run_id, RunStatus.RUNNING.name)
         return client.get_run(run_id)
 

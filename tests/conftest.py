@@ -14,6 +14,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", os.path.join(_PREFECT_HOME, "results"))
+# Task-run journals (tracking.journal) of the tests' processes, away from the user's own.
+os.environ.setdefault("TRACKFLOW_JOURNAL_DIR", os.path.join(_PREFECT_HOME, "journal"))
 
 import pytest  # noqa: E402
 
@@ -60,3 +62,16 @@ def prefect_api() -> Iterator[None]:
         temporary_settings(updates={ps.PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         yield
+
+
+@pytest.fixture
+def prefect_env(prefect_api: None, tracking_dir: Path) -> dict[str, str]:
+    """Environment for a subprocess running flows against the session's Prefect API, tracking
+    into this test's ./mlruns."""
+    import prefect.settings as ps
+
+    return {
+        **os.environ,
+        "PREFECT_API_URL": str(ps.PREFECT_API_URL.value()),
+        "MLFLOW_TRACKING_URI": str(tracking_dir),
+    }

@@ -77,11 +77,16 @@ class Server:
 
 
 def start_server(
-    workdir: Path, backend_uri: str, *args: str, env: dict[str, str] | None = None
+    workdir: Path,
+    backend_uri: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Server:
-    """``python -m tracking.server`` on a free port; returns once /health answers."""
+    """``python -m tracking.server`` on `port` (default: a free one); returns once /health
+    answers."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log = workdir / "server.log"
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_SERVER_")}
     child_env.update(env or {})
@@ -117,13 +122,19 @@ def start_server(
 
 def stop_server(server: Server) -> None:
     """SIGINT (what Ctrl+C sends) to the server's process group; SIGKILL if it hangs."""
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGINT)
+    interrupt(server.process)
+
+
+def interrupt(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT (what Ctrl+C sends) to the process group of `process`, started with
+    start_new_session=True; SIGKILL if it does not exit within 20 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
         try:
-            server.process.wait(timeout=20)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=10)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
 
 class MlflowServer:

@@ -374,7 +374,7 @@ def test_store_breaking_mid_run_fails_the_flow_by_default(
     assert state.is_failed(), state
     error = state.result(raise_on_failure=False)
     assert isinstance(error, TrackingFailedError), repr(error)
-    assert "destroy_own_run" in str(error) and "logging metrics" in str(error), str(error)
+    assert "destroy_own_run" in str(error) and "writing its run" in str(error), str(error)
     assert ON_ERROR_ENV in str(error)
 
     client = tracking.MlflowClient()

@@ -217,22 +217,22 @@ def test_jsonable_predictions() -> None:
 def test_cli_serve_prints_where_it_listens(
     served: Served, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
+    calls: list[uvicorn.Config] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server, sockets: calls.append(server.config))
     port = _free_port()
     uri = f"models:/{MODEL}@champion"
     args = ["models", "serve", "-m", uri, "--port", str(port)]
     assert main([*args, "--tracking-uri", served.tracking_uri]) == 0
     out = capsys.readouterr().out
     assert f"http://127.0.0.1:{port}" in out and "/invocations" in out and "Ctrl+C" in out
-    assert calls[0]["host"] == "127.0.0.1" and calls[0]["port"] == port  # loopback by default
-    assert calls[0]["app"].state.model_uri == uri
+    assert calls[0].host == "127.0.0.1" and calls[0].port == port  # loopback by default
+    assert calls[0].app.state.model_uri == uri
 
 
 def test_cli_serve_errors_are_one_line(
     served: Served, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: pytest.fail("must not serve"))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *args, **kw: pytest.fail("must not serve"))
     uri = served.tracking_uri
     assert main(["models", "serve", "-m", f"models:/{MODEL}@nope", "--tracking-uri", uri]) == 1
     err = capsys.readouterr().err

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from server_process import start_server, stop_server
 
 import tracking
 from flows import flow
@@ -169,7 +171,8 @@ class Served:
 
 
 def _serve(app: Any) -> Served:
-    from tracking.ui.cli import bind, make_server
+    from tracking.listen import bind
+    from tracking.ui.cli import make_server
 
     sock = bind("127.0.0.1", 0)
     server = make_server(app, sock)
@@ -597,6 +600,38 @@ def test_headers_escaping_and_errors(ui_url: str, ui_store: UIStore) -> None:
     assert fragment.status_code == 404 and "<html" not in fragment.text
 
 
+def test_server_ui_shows_artifacts_only_under_its_roots(page: Any, tmp_path: Path) -> None:
+    """`trackflow server`'s UI in the browser: a proxied run's artifacts browse and preview; a
+    run whose experiment points outside the server's artifact roots (a folder chosen by a
+    client) shows the refusal and nothing of what lies there."""
+    backend = str(tmp_path / "mlruns")
+    outside = tmp_path / "outside"
+    local = tracking.TrackingClient(backend)
+    planted_in = local.create_experiment("planted", artifact_location=outside.as_uri())
+    planted = local.create_run(planted_in, run_name="planted", run_id=uuid.uuid4().hex)
+    secret_dir = outside / planted.info.run_id / "artifacts"
+    secret_dir.mkdir(parents=True)
+    (secret_dir / "secret.txt").write_text("top secret")
+    server = start_server(tmp_path / "srv", backend, "--artifacts-destination", str(tmp_path / "a"))
+    try:
+        remote = tracking.TrackingClient(server.url)
+        run = remote.create_run(remote.create_experiment("proxied"), run_name="proxied")
+        remote.log_text(run.info.run_id, "through the proxy\n", "notes.txt")
+        page.goto(f"{server.url}/runs/{run.info.run_id}")
+        page.locator("#artifact-list a[data-preview='notes.txt']").click()
+        page.wait_for_selector("#artifact-preview .preview[data-kind=text]")
+        assert page.locator("#artifact-preview pre").inner_text() == "through the proxy\n"
+
+        page.goto(f"{server.url}/runs/{planted.info.run_id}")
+        alert = page.locator("#artifact-list .error")
+        assert "outside the locations this server serves" in alert.inner_text()
+        assert page.locator("#artifact-list a[data-preview]").count() == 0
+        assert "secret" not in page.locator("#artifacts").inner_text()
+    finally:
+        stop_server(server)
+    assert server.process.returncode == 0, server.log_text()
+
+
 # --------------------------------------------------------------------------- stores and paths
 
 
@@ -771,7 +806,7 @@ def test_ui_command(ui_store: UIStore) -> None:
 
 
 def test_ui_command_reports_a_busy_port(ui_store: UIStore) -> None:
-    from tracking.ui.cli import bind
+    from tracking.listen import bind
 
     sock = bind("127.0.0.1", 0)
     try:
@@ -786,7 +821,8 @@ def test_ui_command_reports_a_busy_port(ui_store: UIStore) -> None:
     finally:
         sock.close()
     assert result.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert f"Cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_add_ui_command_parses_its_options() -> None:
@@ -822,3 +858,28 @@ def test_bench_runs_on_a_small_store(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "filled" in out and "| runs tree, page 1 |" in out
     assert out.count(" ms |") >= 6 * len(bench.PAGES)
+
+
+def test_runs_of_dead_processes_show_as_process_gone(tmp_path: Path) -> None:
+    """Until `trackflow runs reconcile` ends it, a run whose process died says so."""
+    from test_reconcile import dead_process
+
+    from tracking import processes
+    from tracking.ui import create_ui_app
+
+    uri = str(tmp_path / "mlruns")
+    client = tracking.TrackingClient(uri)
+    experiment_id = client.create_experiment("crashed")
+    stale = client.create_run(experiment_id, tags={processes.PROCESS_TAG: dead_process()})
+    live = client.create_run(
+        experiment_id, tags={processes.PROCESS_TAG: processes.current().tag_value()}
+    )
+    served = _serve(create_ui_app(uri))
+    try:
+        http = httpx.Client(base_url=served.url)
+        listing = http.get(f"/experiments/{experiment_id}").text
+        assert listing.count("RUNNING (process gone)") == 1
+        assert "RUNNING (process gone)" in http.get(f"/runs/{stale.info.run_id}").text
+        assert "process gone" not in http.get(f"/runs/{live.info.run_id}").text
+    finally:
+        _stop(served)

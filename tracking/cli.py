@@ -10,8 +10,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import tracking
-from tracking import stores
+from tracking import processes, stores
 from tracking.entities import Run
+from tracking.listen import port_number
+
+PICKLE_WARNING = (
+    "WARNING: loading a model runs code from its files. A model.pkl (the default cloudpickle "
+    "and pickle formats) executes whatever it contains when it is unpickled, and a skops model "
+    "trusts the types its own MLmodel file lists. Serving a runs:/ or models:/ URI (any version "
+    "in the model registry) therefore runs code chosen by whoever logged or registered that "
+    "model: anyone who can write to the tracking store or server. Serve only models you trust."
+)
 
 
 def _time(ms: int | None) -> str:
@@ -80,7 +89,7 @@ def runs_list(args: argparse.Namespace) -> int:
         [
             r.info.run_id,
             r.info.run_name,
-            r.info.status,
+            processes.shown_status(r.info.status, r.data.tags),
             _time(r.info.start_time),
             r.data.tags.get("mlflow.parentRunId", "")[:8],
             *(_fmt(r.data.params.get(k)) for k in param_keys),
@@ -124,6 +133,30 @@ def runs_describe(args: argparse.Namespace) -> int:
         [[k, _fmt(v)] for k, v in sorted(run.data.metrics.items())],
     )
     _table("Tags", ["key", "value"], [[k, v] for k, v in sorted(run.data.tags.items())])
+    return 0
+
+
+def runs_reconcile(args: argparse.Namespace) -> int:
+    from tracking import reconcile
+
+    client = _client(args)
+    store = client.store  # opening it replayed the journals of dead processes
+    runs = list(reconcile.running_runs(store, _experiment_ids(client, args.experiment)))
+    decisions = reconcile.decide(store, runs, reconcile.state_sources())
+    ended = [d for d in decisions if d.new_status is not None]
+    if not args.dry_run:
+        reconcile.apply(store, ended)
+    verb = "would be ended (dry run)" if args.dry_run else "ended"
+    columns = ["run id", "name", "status", "end", "why"]
+    rows = [
+        [d.run.info.run_id, d.run.info.run_name, d.new_status, _time(d.end_time), d.reason]
+        for d in ended
+    ]
+    _table(f"{len(ended)} of {len(runs)} RUNNING runs {verb}", columns, rows)
+    left = [d for d in decisions if d.new_status is None]
+    if left:
+        rows = [[d.run.info.run_id, d.run.info.run_name, "RUNNING", "-", d.reason] for d in left]
+        _table(f"{len(left)} runs left RUNNING", columns, rows)
     return 0
 
 
@@ -563,6 +596,16 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--max-columns", type=int, default=6, help="params/metrics shown")
     describe = command(run_commands, "describe", runs_describe, "Show one run in full.")
     describe.add_argument("run_id")
+    reconcile = command(
+        run_commands,
+        "reconcile",
+        runs_reconcile,
+        "End runs left RUNNING by processes that died: KILLED when their process is gone "
+        "from this host, or the final state the Prefect API reports (Completed -> FINISHED, "
+        "Failed -> FAILED, Crashed/Cancelled -> KILLED). Runs of live processes are kept.",
+    )
+    reconcile.add_argument("--experiment", "-e", help="experiment name or id (default: all)")
+    reconcile.add_argument("--dry-run", action="store_true", help="show what would change")
     delete = command(
         run_commands,
         "delete",
@@ -613,6 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
         models_serve,
         "Serve a model over HTTP with MLflow's scoring protocol (POST /invocations).",
     )
+    serve.description = f"{serve.description} {PICKLE_WARNING}"
     serve.add_argument(
         "--model-uri",
         "-m",
@@ -624,7 +668,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
-    serve.add_argument("--port", "-p", type=int, default=5000, help="(default: 5000)")
+    serve.add_argument(
+        "--port",
+        "-p",
+        type=port_number,
+        default=5000,
+        help="port to listen on, 1-65535, or 0 for any free port (default: 5000)",
+    )
 
     collect = command(
         commands,

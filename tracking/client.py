@@ -25,7 +25,6 @@ from tracking.entities import (
 from tracking.errors import InvalidParameterError
 from tracking.stores import get_store
 from tracking.stores.base import SEARCH_MAX_RESULTS_DEFAULT, PagedList, TrackingStore
-from tracking.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
 if TYPE_CHECKING:
     from tracking.artifacts import ArtifactRepository
@@ -200,15 +199,12 @@ class TrackingClient:
         tags: Sequence[RunTag] = (),
     ) -> None:
         """Log many values; split into chunks that fit MLflow's per-request limits."""
-        metrics, params, tags = list(metrics), list(params), list(tags)
-        params = [Param(p.key, str(p.value)) for p in params]
-        tags = [RunTag(t.key, str(t.value)) for t in tags]
-        while metrics or params or tags:
-            chunk_p, params = params[:MAX_PARAMS_TAGS_PER_BATCH], params[MAX_PARAMS_TAGS_PER_BATCH:]
-            chunk_t, tags = tags[:MAX_PARAMS_TAGS_PER_BATCH], tags[MAX_PARAMS_TAGS_PER_BATCH:]
-            room = MAX_METRICS_PER_BATCH - len(chunk_p) - len(chunk_t)
-            chunk_m, metrics = metrics[:room], metrics[room:]
-            self.store.log_batch(run_id, chunk_m, chunk_p, chunk_t)
+        self.store.log_all(
+            run_id,
+            metrics,
+            [Param(p.key, str(p.value)) for p in params],
+            [RunTag(t.key, str(t.value)) for t in tags],
+        )
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every logged value of a metric, in logging order."""
@@ -222,12 +218,16 @@ class TrackingClient:
         return uri
 
     def _artifact_repo(self, run_id: str) -> ArtifactRepository:
+        return self.artifact_repo_at(self.get_artifact_uri(run_id))
+
+    def artifact_repo_at(self, artifact_uri: str) -> ArtifactRepository:
+        """The artifacts at `artifact_uri` (a run's artifact URI, or a folder inside it)."""
         from tracking.artifacts import ArtifactRepository
 
-        uri = self.get_artifact_uri(run_id)
         # mlflow-artifacts:/ URIs go through the artifact proxy of *this* client's server.
-        proxied = uri.startswith("mlflow-artifacts:")
-        return ArtifactRepository(uri, {"tracking_uri": self.tracking_uri} if proxied else None)
+        proxied = artifact_uri.startswith("mlflow-artifacts:")
+        options = {"tracking_uri": self.tracking_uri} if proxied else None
+        return ArtifactRepository(artifact_uri, options)
 
     def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
         self._artifact_repo(run_id).log_artifact(local_path, artifact_path)

@@ -24,7 +24,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -39,7 +39,7 @@ from tracking.errors import (
     TrackingError,
 )
 from tracking.stores import get_store
-from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, TrackingStore
+from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, TrackingStore, all_pages
 
 __all__ = ["GcError", "GcReport", "gc", "parse_older_than"]
 
@@ -327,19 +327,9 @@ def _backend(store: TrackingStore, uri: str) -> _Backend:
 
 
 # --- planning --------------------------------------------------------------------------------
-def _all_pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
-    token = None
-    while True:
-        page = fetch(token)
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
 def _experiments(store: TrackingStore, view: ViewType) -> list[Experiment]:
     return list(
-        _all_pages(
+        all_pages(
             lambda token: store.search_experiments(
                 view, SEARCH_MAX_RESULTS_THRESHOLD, None, None, token
             )
@@ -351,7 +341,7 @@ def _deleted_runs(store: TrackingStore, experiment_ids: list[str]) -> list[Run]:
     if not experiment_ids:
         return []
     return list(
-        _all_pages(
+        all_pages(
             lambda token: store.search_runs(
                 experiment_ids, "", ViewType.DELETED_ONLY, SEARCH_MAX_RESULTS_THRESHOLD, None, token
             )
@@ -498,7 +488,7 @@ def _model_versions_by_run(tracking_uri: str) -> dict[str, list[str]]:
 
         client = TrackingClient(tracking_uri)
         found: dict[str, list[str]] = {}
-        for mv in _all_pages(lambda token: client.search_model_versions(None, 10_000, None, token)):
+        for mv in all_pages(lambda token: client.search_model_versions(None, 10_000, None, token)):
             if mv.run_id:
                 found.setdefault(mv.run_id, []).append(f"{mv.name}/{mv.version}")
         return found

@@ -34,9 +34,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
-from tracking import stores, validation
+from tracking import stores
 from tracking.config import redact_uri
 from tracking.entities import (
     Experiment,
@@ -49,13 +48,10 @@ from tracking.entities import (
     ViewType,
 )
 from tracking.errors import AlreadyExistsError, NotFoundError, TrackingError
-from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, TrackingStore
+from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, TrackingStore, batches
 
 DEFAULT_EXPERIMENT_ID = "0"
 RUN_NAME_TAG = "mlflow.runName"
-MAX_METRICS_PER_BATCH = validation.MAX_METRICS_PER_BATCH
-MAX_PARAMS_TAGS_PER_BATCH = validation.MAX_PARAMS_TAGS_PER_BATCH
-MAX_ENTITIES_PER_BATCH = validation.MAX_ENTITIES_PER_BATCH
 
 
 class MigrationError(TrackingError):
@@ -109,33 +105,6 @@ class MigrationReport:
 
 
 # --- URIs and opening stores --------------------------------------------------------------------
-def _scheme(uri: str) -> str:
-    scheme = urlparse(uri).scheme.lower()
-    return "" if len(scheme) <= 1 else scheme  # "C:\\x" and relative paths are local files
-
-
-def _sqlite_path(uri: str) -> str | None:
-    """The database file of a sqlite:/// URI; None for an in-memory database."""
-    if ":///" not in uri:
-        return None
-    path = uri.split(":///", 1)[1].split("?", 1)[0]
-    return None if path in ("", ":memory:") else os.path.abspath(path)
-
-
-def _identity(uri: str) -> tuple[Any, ...]:
-    """What tells two URIs apart as stores (spelling, relative paths and aliases ignored)."""
-    scheme = _scheme(uri)
-    if scheme in ("", "file"):
-        return ("file", stores.local_path(uri))
-    if scheme == "sqlite":
-        return ("sqlite", _sqlite_path(uri) or uri)
-    if scheme.startswith("postgres"):
-        parsed = urlparse(uri)
-        host = parsed.hostname or "localhost"
-        return ("postgresql", host, parsed.port or 5432, parsed.path.lstrip("/") or parsed.username)
-    return (scheme, uri)
-
-
 def _one_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     text = lines[0] if lines else type(error).__name__
@@ -148,7 +117,7 @@ def _open_error(role: str, uri: str, error: BaseException) -> MigrationError:
 
 def _check_source_exists(uri: str) -> None:
     """Refuse a source that is not there: opening a store would create an empty one."""
-    scheme = _scheme(uri)
+    scheme = stores.uri_scheme(uri)
     if scheme in ("", "file"):
         path = stores.local_path(uri)
         if not os.path.isdir(path):
@@ -164,7 +133,7 @@ def _check_source_exists(uri: str) -> None:
                 f"Source store {uri!r} is not a tracking store (no experiment folders in {path})"
             )
     elif scheme == "sqlite":
-        path = _sqlite_path(uri)
+        path = stores.sqlite_path(uri)
         if path is None:
             raise MigrationError(f"Source store {uri!r}: an in-memory database has nothing to copy")
         if not os.path.isfile(path):
@@ -196,8 +165,8 @@ def _check_sql_source(uri: str) -> None:
 
 def _open(uri: str, role: str, artifact_root: str | None = None) -> TrackingStore:
     """A private store instance (closed at the end), every failure as one line naming the URI."""
-    scheme = _scheme(uri)
-    if scheme == "sqlite" and _sqlite_path(uri) is None:
+    scheme = stores.uri_scheme(uri)
+    if scheme == "sqlite" and stores.sqlite_path(uri) is None:
         raise MigrationError(f"{role.capitalize()} store {uri!r}: in-memory databases do not last")
     try:
         return stores.open_store(uri, artifact_root)
@@ -233,7 +202,7 @@ def migrate(source_uri: str, target_uri: str, progress: bool = True) -> Migratio
     both URIs are the same store, or when a run cannot be copied (rerun to resume).
     """
     started = time.monotonic()
-    if _identity(source_uri) == _identity(target_uri):
+    if stores.store_identity(source_uri) == stores.store_identity(target_uri):
         raise MigrationError(
             f"Source and target are the same store ({redact_uri(source_uri)!r}"
             + (f" and {redact_uri(target_uri)!r})" if source_uri != target_uri else ")")
@@ -507,14 +476,7 @@ class _Migration:
         self, run_id: str, metrics: Iterable[Metric], params: list[Param], tags: list[RunTag]
     ) -> None:
         """log_batch in chunks within MLflow's limits; params and tags go first."""
-        points = iter(metrics)
-        while True:
-            chunk_p, params = params[:MAX_PARAMS_TAGS_PER_BATCH], params[MAX_PARAMS_TAGS_PER_BATCH:]
-            chunk_t, tags = tags[:MAX_PARAMS_TAGS_PER_BATCH], tags[MAX_PARAMS_TAGS_PER_BATCH:]
-            room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(chunk_p) - len(chunk_t))
-            chunk_m = list(itertools.islice(points, room))
-            if not (chunk_m or chunk_p or chunk_t):
-                return
+        for chunk_m, chunk_p, chunk_t in batches(metrics, params, tags):
             self.target.log_batch(run_id, chunk_m, chunk_p, chunk_t)
             self.report.metric_points_copied += len(chunk_m)
             self.report.params_copied += len(chunk_p)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import socket
 import sys
 import tempfile
 from typing import Any
@@ -58,7 +57,7 @@ _FORMATS_HELP = (
 
 
 class ScoringError(TrackingError):
-    """The model cannot be served (not loadable, port taken, ...)."""
+    """The model cannot be served (not loadable, unsupported flavor, ...)."""
 
 
 class InvalidInput(Exception):
@@ -420,24 +419,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 # --- running it ------------------------------------------------------------------------------
-def check_port(host: str, port: int) -> None:
-    """Raise ScoringError now if (host, port) cannot be listened on, instead of a uvicorn log."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as e:
-        raise ScoringError(f"Cannot listen on {host}:{port}: unknown address ({e})") from None
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
-        try:
-            sock.bind(address)
-        except OSError as e:
-            raise ScoringError(
-                f"Cannot listen on {host}:{port}: {e.strerror or e}; is another server using "
-                "it? Choose another port with --port"
-            ) from None
-
-
 def serve(
     model_uri: str,
     host: str = "127.0.0.1",
@@ -445,16 +426,16 @@ def serve(
     tracking_uri: str | None = None,
     log_level: str = "info",
 ) -> None:
-    """Load the model, then serve it with uvicorn until Ctrl+C."""
-    import uvicorn
+    """Load the model, then serve it with uvicorn until Ctrl+C (port 0: any free port).
 
-    from tracking.server.cli import _is_loopback, _url
+    Loading a pickled model runs code from its file: serve only models you trust.
+    """
+    from tracking import listen
 
-    if not 0 < port < 65536:
-        raise ScoringError(f"Invalid port {port}: use 1-65535")
+    listen.check_port(port)
     app = create_scoring_app(model_uri, tracking_uri)
-    check_port(host, port)
-    url = _url(host, port)
+    sock = listen.bind(host, port)
+    url = listen.socket_url(sock)
     model = app.state.model
     print(f"Serving model {model_uri} ({type(model.raw_model).__name__}) on {url}", flush=True)
     print(
@@ -464,11 +445,11 @@ def serve(
     )
     print(f"  GET  {url}/ping", flush=True)
     print("Press Ctrl+C to stop.", flush=True)
-    if not _is_loopback(host):
+    if not listen.is_loopback(host):
         print(
             f"WARNING: listening on {host}: anyone who can reach this port can query the model "
             "(there is no authentication).",
             file=sys.stderr,
             flush=True,
         )
-    uvicorn.run(app, host=host, port=port, server_header=False, log_level=log_level)
+    listen.serve(app, sock, server_header=False, log_level=log_level)

@@ -8,6 +8,10 @@ run waits for the queue before it ends, and the interpreter waits for it at exit
 
 An action that fails must handle its own error (the decorators warn or record a
 `TrackingFailedError`); whatever escapes is kept for `take_errors()`.
+
+A durable action (`submit_durable`) comes with a journal line (tracking.journal) appended before
+it is queued: it must return True once its record is in the store, and its journal is kept for
+replay when it does not. Whenever the queue runs empty, the journals are emptied.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
-Action = Callable[[], None]
+from tracking import journal as journals
+
+Action = Callable[[], Any]
 
 
 BATCH_SECONDS = 1.0  # how long queued writes may wait for more to join them
@@ -42,7 +49,10 @@ class WriteBehind:
 
     def _reset(self) -> None:
         self._changed = threading.Condition()
-        self._queued: collections.deque[Action] = collections.deque()
+        self._queued: collections.deque[tuple[Action, journals.Journal | None]] = (
+            collections.deque()
+        )
+        self._journals: set[journals.Journal] = set()  # written to since they were emptied
         self._pending = 0  # queued or running
         self._flushing = 0  # threads waiting in flush()
         self._thread: threading.Thread | None = None
@@ -51,15 +61,27 @@ class WriteBehind:
     def submit(self, action: Action) -> None:
         """Queue `action`; it runs after every action queued before it."""
         with self._changed:
-            self._queued.append(action)
-            self._pending += 1
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._work, name="trackflow-write-behind", daemon=True
-                )
-                self._thread.start()
-            if len(self._queued) in (1, self.max_batch):
-                self._changed.notify_all()
+            self._enqueue(action, None)
+
+    def submit_durable(self, journal: journals.Journal, line: bytes, action: Action) -> None:
+        """Append `line` to `journal`, then queue `action` (which returns True when done);
+        raises OSError, queueing nothing, when the journal cannot be written."""
+        with self._changed:
+            journal.append(line)
+            self._journals.add(journal)
+            self._enqueue(action, journal)
+
+    def _enqueue(self, action: Action, journal: journals.Journal | None) -> None:
+        """Queue one action; the caller holds the lock."""
+        self._queued.append((action, journal))
+        self._pending += 1
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._work, name="trackflow-write-behind", daemon=True
+            )
+            self._thread.start()
+        if len(self._queued) in (1, self.max_batch):
+            self._changed.notify_all()
 
     def flush(self) -> None:
         """Block until every queued action has run (no-op on the writer thread itself)."""
@@ -79,7 +101,7 @@ class WriteBehind:
             errors, self._errors = self._errors, []
         return errors
 
-    def _next_batch(self) -> list[Action]:
+    def _next_batch(self) -> list[tuple[Action, journals.Journal | None]]:
         with self._changed:
             self._changed.wait_for(lambda: self._queued)
             deadline = time.monotonic() + self.batch_seconds
@@ -96,14 +118,21 @@ class WriteBehind:
         while True:
             batch = self._next_batch()
             errors = []
-            for action in batch:
+            for action, journal in batch:
                 try:
-                    action()
+                    done = action()
                 except BaseException as e:
                     errors.append(e)
+                    done = False
+                if journal is not None and done is not True:
+                    journal.keep = True
             with self._changed:
                 self._errors += errors
                 self._pending -= len(batch)
+                if not self._queued:
+                    for journal in self._journals:
+                        journal.clear()
+                    self._journals.clear()
                 if not self._pending:
                     self._changed.notify_all()
 
@@ -111,8 +140,15 @@ class WriteBehind:
 WRITER = WriteBehind()
 # A forked child has no writer thread and must not wait for the parent's queue.
 os.register_at_fork(after_in_child=WRITER._reset)
-atexit.register(WRITER.flush)
+
+
+@atexit.register
+def _at_exit() -> None:
+    WRITER.flush()
+    journals.close_all()
+
 
 submit = WRITER.submit
+submit_durable = WRITER.submit_durable
 flush = WRITER.flush
 take_errors = WRITER.take_errors

@@ -64,7 +64,7 @@ def get_registry_uri(tracking_uri: str | None = None) -> str:
 def _create(uri: str) -> RegistryStore:
     from tracking import stores
 
-    scheme = stores._scheme(uri)
+    scheme = stores.uri_scheme(uri)
     if scheme in ("http", "https"):  # a tracking server's registry, over its REST API
         from tracking.registry.rest import RestRegistryStore
 

@@ -22,12 +22,16 @@ import tracking
 from tracking.artifacts import ArtifactRepository, resolve_uri
 from tracking.errors import InvalidParameterError, TrackingError
 from tracking.server import artifacts_proxy, registry_api, rest_api
-from tracking.server.artifacts_proxy import PROXY_SCHEME, ArtifactDestination, proxied_path
+from tracking.server.artifacts_proxy import (
+    PROXY_SCHEME,
+    ArtifactDestination,
+    is_proxied,
+    proxied_path,
+)
 from tracking.server.dispatch import ApiDispatcher, Handler, api_routes
 from tracking.server.messages import dumps
 from tracking.server.security import (
     BAD_REQUEST,
-    LOOPBACK_HOSTS,
     RESOURCE_LIMIT_EXCEEDED,
     AuthMiddleware,
     BodyLimitMiddleware,
@@ -35,8 +39,12 @@ from tracking.server.security import (
     Credentials,
     RequestGuardMiddleware,
     SecurityHeadersMiddleware,
+    contained,
+    location_outside_roots,
+    served_repository,
     tracking_error_answer,
     uri_without_traversal,
+    within_roots,
 )
 from tracking.stores import open_store
 from tracking.stores.base import TrackingStore
@@ -60,11 +68,7 @@ ENV_BASIC_AUTH = ENV_PREFIX + "BASIC_AUTH"
 ENV_MAX_REQUEST_BYTES = ENV_PREFIX + "MAX_REQUEST_BYTES"
 ENV_MAX_ARTIFACT_BYTES = ENV_PREFIX + "MAX_ARTIFACT_BYTES"
 ENV_ALLOWED_HOSTS = ENV_PREFIX + "ALLOWED_HOSTS"
-
-
-def _under(uri: str, root: str) -> bool:
-    root = root.rstrip("/")
-    return uri == root or uri.startswith(root + "/")
+ENV_ALLOW_ANY_ARTIFACT_LOCATION = ENV_PREFIX + "ALLOW_ANY_ARTIFACT_LOCATION"
 
 
 @dataclass
@@ -75,26 +79,48 @@ class ServerContext:
     destination: ArtifactDestination | None
     #: Non-proxied artifact locations the server may list itself (resolved URIs).
     served_roots: list[str] = field(default_factory=list)
+    #: Accept new experiments' artifact locations outside the roots (--allow-any-...).
+    allow_any_artifact_location: bool = False
 
     def check_artifact_location(self, location: str) -> None:
-        """Refuse experiment artifact locations that could reach outside their storage."""
+        """Refuse experiment artifact locations that could reach outside their storage, and
+        (unless allowed) locations outside this server's artifact roots: the proxy's own
+        ``mlflow-artifacts:/`` space and the served roots."""
         uri_without_traversal(location, "artifact_location")
-        scheme = urlsplit(location).scheme
-        if scheme == "runs":
+        parts = urlsplit(location)
+        if parts.scheme == "runs":
             raise InvalidParameterError("An experiment's artifact_location cannot be a runs:/ URI")
-        if scheme == PROXY_SCHEME:
+        if parts.scheme == PROXY_SCHEME:
             proxied_path(location)
+            served = self.destination is not None and not parts.netloc
+        else:
+            served = within_roots(location, self.served_roots)
+        if not served and not self.allow_any_artifact_location:
+            proxy = [f"{PROXY_SCHEME}:/"] if self.destination is not None else []
+            raise location_outside_roots(location, [*proxy, *self.served_roots])
 
     def server_side_repository(self, root: str) -> ArtifactRepository:
         """The repository of a non-proxied run artifact root the server is allowed to read."""
-        uri_without_traversal(root, "artifact URI")
-        resolved = resolve_uri(root)
-        if not any(_under(resolved, served) for served in self.served_roots):
+        return served_repository(root, self.served_roots)
+
+    def proxied_location(self, root: str) -> tuple[ArtifactDestination, str]:
+        """The proxy's destination and the path under it of a ``mlflow-artifacts:`` run root."""
+        if self.destination is None:
             raise InvalidParameterError(
-                f"Artifacts at {root} are outside the locations this server serves; "
-                "read them from the artifact store directly"
+                f"Run artifacts are at {root}, but this server does not serve artifacts "
+                "(started with --no-serve-artifacts)"
             )
-        return ArtifactRepository(resolved)
+        return self.destination, proxied_path(root)
+
+    def run_artifacts(self, root: str) -> ArtifactRepository:
+        """Where the server reads the artifacts of a run whose artifact URI is `root`, for the
+        UI: under the proxy's destination, else under the served roots (as REST reads them)."""
+        if not is_proxied(root):
+            return self.server_side_repository(root)
+        destination, rel = self.proxied_location(root)
+        if destination.local_root is not None:
+            contained(destination.local_root, rel)
+        return ArtifactRepository(f"{destination.uri}/{rel}" if rel else destination.uri)
 
     @staticmethod
     def real_local_root(repo: ArtifactRepository) -> str:
@@ -150,6 +176,7 @@ def create_app(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     max_artifact_bytes: int | None = None,
     allowed_hosts: list[str] | tuple[str, ...] | None = None,
+    allow_any_artifact_location: bool = False,
 ) -> FastAPI:
     """The tracking server as an ASGI app.
 
@@ -162,7 +189,10 @@ def create_app(
     `auth_token` / `basic_auth` ("user:password") require credentials on every endpoint but
     /health. `max_request_bytes` bounds API request bodies (413), `max_artifact_bytes`
     artifact uploads (None: no limit). `allowed_hosts` lists the Host header values served
-    (fnmatch patterns, "*" = any; None = any), against DNS rebinding.
+    (fnmatch patterns, "*" = any; None = any), against DNS rebinding. New experiments'
+    artifact locations must lie under the server's artifact roots unless
+    `allow_any_artifact_location`; the server reads artifacts for clients (REST and UI) only
+    under those roots either way.
     """
     credentials = Credentials(auth_token or None, basic_auth or None)
     if max_request_bytes <= 0:
@@ -187,7 +217,7 @@ def create_app(
         served_roots.append(resolve_uri(file_root))
 
     hosts = tuple(allowed_hosts) if allowed_hosts else ("*",)
-    context = ServerContext(store, destination, served_roots)
+    context = ServerContext(store, destination, served_roots, allow_any_artifact_location)
     routes = api_routes(API_PREFIXES, [rest_api.ROUTES, registry_api.ROUTES])
     app = FastAPI(
         title="Trackflow tracking server",
@@ -244,7 +274,8 @@ def create_app(
             app.include_router(proxy, prefix=prefix)
     from tracking.ui.app import create_ui_router
 
-    app.include_router(create_ui_router(backend_store_uri))  # the same UI as `trackflow ui`
+    # the same UI as `trackflow ui`, reading artifacts only where the REST API would
+    app.include_router(create_ui_router(backend_store_uri, context.run_artifacts))
     logger.info(
         "Trackflow server: store %s, artifacts %s",
         type(store).__name__,
@@ -270,6 +301,7 @@ def settings_from_env() -> dict[str, Any]:
         raise ValueError(f"{ENV_BACKEND_STORE_URI} is not set")
     serve = os.environ.get(ENV_SERVE_ARTIFACTS, "true").strip().lower()
     hosts = [h.strip() for h in os.environ.get(ENV_ALLOWED_HOSTS, "").split(",") if h.strip()]
+    allow_any = os.environ.get(ENV_ALLOW_ANY_ARTIFACT_LOCATION, "").strip().lower()
     return {
         "backend_store_uri": uri,
         "default_artifact_root": os.environ.get(ENV_DEFAULT_ARTIFACT_ROOT) or None,
@@ -280,6 +312,7 @@ def settings_from_env() -> dict[str, Any]:
         "max_request_bytes": _env_int(ENV_MAX_REQUEST_BYTES) or DEFAULT_MAX_REQUEST_BYTES,
         "max_artifact_bytes": _env_int(ENV_MAX_ARTIFACT_BYTES),
         "allowed_hosts": hosts or None,
+        "allow_any_artifact_location": allow_any in ("1", "true", "yes", "on"),
     }
 
 
@@ -297,6 +330,8 @@ def settings_to_env(settings: dict[str, Any]) -> dict[str, str]:
     env = {var: str(settings[key]) for key, var in names.items() if settings.get(key) is not None}
     env[ENV_SERVE_ARTIFACTS] = "true" if settings.get("serve_artifacts", True) else "false"
     env[ENV_ALLOWED_HOSTS] = ",".join(settings.get("allowed_hosts") or ())
+    allow_any = settings.get("allow_any_artifact_location", False)
+    env[ENV_ALLOW_ANY_ARTIFACT_LOCATION] = "true" if allow_any else "false"
     return env
 
 
@@ -313,4 +348,4 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-__all__ = ["LOOPBACK_HOSTS", "ServerContext", "app_from_env", "create_app"]
+__all__ = ["ServerContext", "app_from_env", "create_app"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import copy
 import http
-import ipaddress
 import logging
 import os
 import socket
@@ -19,6 +18,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tracking.config import redact_uri
+from tracking.listen import (
+    add_allowed_hosts_option,
+    allowed_hosts,
+    bind,
+    is_loopback,
+    port_number,
+    serve,
+    socket_url,
+    uvicorn_config,
+)
 
 DESCRIPTION = (
     "Run an MLflow-compatible tracking server: MLflow's REST API (MLflow clients and "
@@ -84,7 +93,13 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
-    parser.add_argument("--port", "-p", type=int, default=5000, help="(default: 5000)")
+    parser.add_argument(
+        "--port",
+        "-p",
+        type=port_number,
+        default=5000,
+        help="port to listen on, 1-65535, or 0 for any free port (default: 5000)",
+    )
     parser.add_argument(
         "--workers", "-w", type=int, default=1, help="uvicorn worker processes (default: 1)"
     )
@@ -122,11 +137,13 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="largest artifact upload through the proxy (default: no limit)",
     )
+    add_allowed_hosts_option(parser)
     parser.add_argument(
-        "--allowed-hosts",
-        metavar="HOSTS",
-        help="comma-separated Host header values to serve (fnmatch patterns; '*' = any). "
-        "Default: localhost names when listening on a loopback address, else any",
+        "--allow-any-artifact-location",
+        action="store_true",
+        help="let clients create experiments whose artifact_location lies outside this "
+        "server's artifact roots (refused by default; the server never reads such locations "
+        "for the REST API or the UI either way)",
     )
 
 
@@ -139,20 +156,6 @@ def add_server_command(subparsers: Any) -> None:
     parser.set_defaults(handler=run_server)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _url(host: str, port: int) -> str:
-    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return f"http://{shown}:{port}"
-
-
 def _backend_uri(uri: str) -> str:
     scheme = urlsplit(uri).scheme
     if len(scheme) <= 1:  # a folder: absolute, so that every worker opens the same one
@@ -161,14 +164,8 @@ def _backend_uri(uri: str) -> str:
 
 
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    from tracking.server.app import ENV_BASIC_AUTH, ENV_TOKEN, LOOPBACK_HOSTS
+    from tracking.server.app import ENV_BASIC_AUTH, ENV_TOKEN
 
-    if args.allowed_hosts:
-        hosts = [h.strip() for h in args.allowed_hosts.split(",") if h.strip()]
-    elif _is_loopback(args.host):
-        hosts = list(LOOPBACK_HOSTS)
-    else:
-        hosts = ["*"]
     return {
         "backend_store_uri": _backend_uri(args.backend_store_uri),
         "default_artifact_root": args.default_artifact_root,
@@ -178,14 +175,13 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "basic_auth": args.basic_auth or os.environ.get(ENV_BASIC_AUTH) or None,
         "max_request_bytes": args.max_request_bytes,
         "max_artifact_bytes": args.max_artifact_bytes,
-        "allowed_hosts": hosts,
+        "allowed_hosts": allowed_hosts(args.allowed_hosts, args.host),
+        "allow_any_artifact_location": args.allow_any_artifact_location,
     }
 
 
 def run_server(args: argparse.Namespace) -> int:
     """Handler of ``trackflow server``: check the settings, then serve until Ctrl+C."""
-    import uvicorn
-
     from tracking.server.app import create_app, freeze_startup_objects, settings_to_env
 
     if args.workers < 1:
@@ -205,21 +201,9 @@ def run_server(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    context = app.state.trackflow
-    artifacts = (
-        f"proxied to {context.destination.uri}"
-        if context.destination
-        else f"clients write to {context.store.artifact_root}"
-    )
-    auth = "required" if settings["auth_token"] or settings["basic_auth"] else "off"
-    url = _url(args.host, args.port)
-    print(f"Trackflow tracking server on {url}", flush=True)
-    print(f"  backend store: {redact_uri(settings['backend_store_uri'])}", flush=True)
-    print(f"  artifacts:     {artifacts}", flush=True)
-    print(f"  auth:          {auth}", flush=True)
-    print(f"Point clients at it with MLFLOW_TRACKING_URI={url}", flush=True)
-    print("Press Ctrl+C to stop.", flush=True)
-    if auth == "off" and not _is_loopback(args.host):
+    sock = bind(args.host, args.port)
+    _announce(app, settings, socket_url(sock))
+    if not (settings["auth_token"] or settings["basic_auth"]) and not is_loopback(args.host):
         print(
             f"WARNING: listening on {args.host} without authentication: anyone who can reach "
             "this port can read and change all runs and artifacts. Set TRACKFLOW_SERVER_TOKEN "
@@ -228,8 +212,6 @@ def run_server(args: argparse.Namespace) -> int:
             flush=True,
         )
     options: dict[str, Any] = {
-        "host": args.host,
-        "port": args.port,
         "server_header": False,
         "log_level": "info",
         "access_log": args.access_log,
@@ -237,21 +219,30 @@ def run_server(args: argparse.Namespace) -> int:
     }
     if args.workers == 1:
         freeze_startup_objects()
-        uvicorn.run(app, **options)
+        serve(app, sock, **options)
     else:  # each worker process builds its own app from the environment
         os.environ.update(settings_to_env(settings))
-        _run_workers(args.workers, options)
+        _run_workers(sock, args.workers, options)
     return 0
 
 
-def _tcp_socket(sock: socket.socket) -> socket.socket:
-    """The shared listening socket marked as TCP, so that asyncio turns Nagle's algorithm off
-    on accepted connections (uvicorn's own socket is not: +40 ms per keep-alive request)."""
-    if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.proto == socket.IPPROTO_TCP:
-        return sock
-    tcp = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
-    tcp.set_inheritable(True)
-    return tcp
+def _announce(app: Any, settings: dict[str, Any], url: str) -> None:
+    """Where the server listens (`url`: the bound socket's address) and how it is set up."""
+    context = app.state.trackflow
+    artifacts = (
+        f"proxied to {context.destination.uri}"
+        if context.destination
+        else f"clients write to {context.store.artifact_root}"
+    )
+    auth = "required" if settings["auth_token"] or settings["basic_auth"] else "off"
+    print(f"Trackflow tracking server on {url}", flush=True)
+    print(f"  backend store: {redact_uri(settings['backend_store_uri'])}", flush=True)
+    print(f"  artifacts:     {artifacts}", flush=True)
+    print(f"  auth:          {auth}", flush=True)
+    if settings["allow_any_artifact_location"]:
+        print("  experiments:   any artifact_location accepted", flush=True)
+    print(f"Point clients at it with MLFLOW_TRACKING_URI={url}", flush=True)
+    print("Press Ctrl+C to stop.", flush=True)
 
 
 def worker_app() -> Any:
@@ -263,12 +254,11 @@ def worker_app() -> Any:
     return app
 
 
-def _run_workers(workers: int, options: dict[str, Any]) -> None:
-    import uvicorn
+def _run_workers(sock: socket.socket, workers: int, options: dict[str, Any]) -> None:
     from uvicorn.supervisors import Multiprocess
 
-    config = uvicorn.Config(f"{__name__}:worker_app", factory=True, workers=workers, **options)
-    sock = _tcp_socket(config.bind_socket())
+    app = f"{__name__}:worker_app"
+    config = uvicorn_config(app, sock, factory=True, workers=workers, **options)
     try:
         Multiprocess(config, sockets=[sock]).run()
     finally:

@@ -15,7 +15,7 @@ from tracking import system_tags, validation
 from tracking.entities import Metric, Param, Run, RunTag
 from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.server import messages
-from tracking.server.artifacts_proxy import is_proxied, proxied_path
+from tracking.server.artifacts_proxy import is_proxied
 from tracking.server.messages import Fields, entry, to_float, to_int, to_status
 from tracking.server.security import contained, safe_relative_path
 from tracking.stores.base import SEARCH_MAX_RESULTS_DEFAULT, decode_page_token, encode_page_token
@@ -301,14 +301,9 @@ def list_artifacts(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     rel = safe_relative_path(f.string("path") or None)
     root = run.info.artifact_uri
     if is_proxied(root):
-        if ctx.destination is None:
-            raise InvalidParameterError(
-                f"Run artifacts are at {root}, but this server does not serve artifacts "
-                "(started with --no-serve-artifacts)"
-            )
-        prefix = proxied_path(root)
+        destination, prefix = ctx.proxied_location(root)
         full = f"{prefix}/{rel}" if rel else prefix
-        infos = ctx.destination.list(full)
+        infos = destination.list(full)
         files = [messages.file_info_json(i, i.path[len(prefix) :].lstrip("/")) for i in infos]
     else:
         repo = ctx.server_side_repository(root)

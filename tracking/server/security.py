@@ -1,4 +1,5 @@
-"""What keeps the server safe: authentication, path checks, request limits, error hygiene.
+"""What keeps the server safe: authentication, path checks, served artifact roots, request
+limits, error hygiene.
 
 Every piece is a plain ASGI middleware or function, so the rules hold for every route,
 including the artifact proxy and the routes FastAPI answers itself (404, 405).
@@ -13,13 +14,15 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from starlette.requests import ClientDisconnect
 
+from tracking.artifacts import ArtifactRepository, resolve_uri
 from tracking.errors import HTTP_STATUS, InvalidParameterError, TrackingError
 
 logger = logging.getLogger("tracking.server")
@@ -40,7 +43,7 @@ INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
 PUBLIC_PATHS = frozenset({"/health"})  # answered without credentials (load-balancer probes)
 ARTIFACTS_PREFIXES = ("/api/2.0/mlflow-artifacts/", "/ajax-api/2.0/mlflow-artifacts/")
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+ALLOW_ANY_LOCATION_FLAG = "--allow-any-artifact-location"
 
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
@@ -116,6 +119,52 @@ def uri_without_traversal(uri: str, what: str) -> str:
             break
         layer = decoded
     return uri
+
+
+# --- served artifact roots --------------------------------------------------------------------
+
+
+def _root_form(uri: str) -> str:
+    """`uri` as roots are compared: a local path or local file: URI as the file URI of its real
+    path (symlinks resolved, as reads would follow them), anything else without a trailing '/'."""
+    resolved = resolve_uri(uri)
+    parts = urlsplit(resolved)
+    if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost"):
+        return Path(os.path.realpath(unquote(parts.path))).as_uri()
+    return resolved.rstrip("/")
+
+
+def within_roots(uri: str, roots: Iterable[str]) -> bool:
+    """Whether `uri` is one of `roots` or lies below one."""
+    form = _root_form(uri)
+    for root in roots:
+        root_form = _root_form(root).rstrip("/")
+        if form == root_form or form.startswith(root_form + "/"):
+            return True
+    return False
+
+
+def served_repository(uri: str, roots: Iterable[str]) -> ArtifactRepository:
+    """The served-roots rule: the repository of a (non-proxied) run artifact URI that a server
+    reads for its clients (REST ``artifacts/list``, the UI's listings, previews and downloads),
+    or InvalidParameterError when `uri` lies outside the server's artifact `roots`."""
+    uri_without_traversal(uri, "artifact URI")
+    if not within_roots(uri, roots):
+        raise InvalidParameterError(
+            f"Artifacts at {uri} are outside the locations this server serves; "
+            "read them from the artifact store directly"
+        )
+    return ArtifactRepository(resolve_uri(uri))
+
+
+def location_outside_roots(location: str, roots: Iterable[str]) -> InvalidParameterError:
+    """The error for a new experiment's artifact_location outside the server's artifact roots."""
+    return InvalidParameterError(
+        f"Invalid artifact_location {location!r}: this server accepts experiment artifact "
+        f"locations under {', '.join(roots)} only. Leave artifact_location unset to get the "
+        f"server's default location, or start the server with {ALLOW_ANY_LOCATION_FLAG} "
+        "to accept any location"
+    )
 
 
 # --- responses written by middleware ----------------------------------------------------------

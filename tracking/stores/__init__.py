@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from typing import Any
 from urllib.parse import urlparse
 
+from tracking import journal
 from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.stores.base import TrackingStore
 
@@ -36,16 +38,24 @@ def local_path(uri: str) -> str:
     return os.path.abspath(uri)
 
 
+def uri_scheme(uri: str) -> str:
+    """The URI's scheme in lower case; "" for local paths ("C:\\x" and relative paths too)."""
+    scheme = urlparse(uri).scheme.lower()
+    return "" if len(scheme) <= 1 else scheme
+
+
 def sqlite_path(uri: str) -> str | None:
-    """The file of a sqlite:/// tracking URI (None for an in-memory database)."""
-    path = uri.split(":///", 1)[-1].split("?", 1)[0] if uri.startswith("sqlite:") else ""
-    return path if path and path != ":memory:" else None
+    """The database file of a sqlite:/// URI; None for an in-memory database."""
+    if ":///" not in uri:
+        return None
+    path = uri.split(":///", 1)[1].split("?", 1)[0]
+    return None if path in ("", ":memory:") else os.path.abspath(path)
 
 
 def check_exists(uri: str) -> None:
     """Raise NotFoundError if `uri` names a local store (a folder or a SQLite file) that does
     not exist: commands that only read call it rather than create an empty store."""
-    scheme = _scheme(uri)
+    scheme = uri_scheme(uri)
     if scheme in ("", "file"):
         path = local_path(uri)
         if not os.path.isdir(path):
@@ -53,18 +63,27 @@ def check_exists(uri: str) -> None:
     elif scheme == "sqlite":
         file = sqlite_path(uri)
         if file is not None and not os.path.isfile(file):
-            raise NotFoundError(f"SQLite database {os.path.abspath(file)} does not exist")
+            raise NotFoundError(f"SQLite database {file} does not exist")
 
 
-def _scheme(uri: str) -> str:
-    scheme = urlparse(uri).scheme
-    # "C:\\x" style paths and bare relative paths both count as local files.
-    return "" if len(scheme) <= 1 else scheme
+def store_identity(uri: str) -> tuple[Any, ...]:
+    """What tells two URIs apart as stores (spelling, relative paths and aliases ignored)."""
+    scheme = uri_scheme(uri)
+    if scheme in ("", "file"):
+        return ("file", local_path(uri))
+    if scheme == "sqlite":
+        return ("sqlite", sqlite_path(uri) or uri)
+    if scheme.startswith("postgres"):
+        parsed = urlparse(uri)
+        host = parsed.hostname or "localhost"
+        return ("postgresql", host, parsed.port or 5432, parsed.path.lstrip("/") or parsed.username)
+    return (scheme, uri)
 
 
 def open_store(uri: str, artifact_root: str | None = None) -> TrackingStore:
-    """A new store for `uri` (not cached); new experiments' artifacts go under artifact_root."""
-    scheme = _scheme(uri)
+    """A new store for `uri` (not cached); new experiments' artifacts go under artifact_root.
+    Task runs that a stopped process left in its journal for this store are written first."""
+    scheme = uri_scheme(uri)
     try:
         module_name, class_name, extra = STORE_REGISTRY[scheme]
     except KeyError:
@@ -81,7 +100,11 @@ def open_store(uri: str, artifact_root: str | None = None) -> TrackingStore:
     cls = getattr(module, class_name)
     if artifact_root and len(urlparse(artifact_root).scheme) <= 1:  # a local folder
         artifact_root = "file://" + os.path.abspath(artifact_root)
-    return cls(local_path(uri) if not scheme or scheme == "file" else uri, artifact_root)
+    store: TrackingStore = cls(
+        local_path(uri) if not scheme or scheme == "file" else uri, artifact_root
+    )
+    journal.replay_orphans(uri, store)
+    return store
 
 
 def get_store(uri: str) -> TrackingStore:

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 from tracking.entities import Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag, ViewType
 from tracking.errors import InvalidParameterError
-from tracking.validation import shown
+from tracking.validation import (
+    MAX_ENTITIES_PER_BATCH,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAMS_TAGS_PER_BATCH,
+    shown,
+)
 
 T = TypeVar("T")
 
@@ -90,6 +96,32 @@ def new_run_info(
         end_time=None,
         artifact_uri=f"{artifact_location}/{run_id}/artifacts",
     )
+
+
+def batches(
+    metrics: Iterable[Metric], params: list[Param], tags: list[RunTag]
+) -> Iterator[tuple[list[Metric], list[Param], list[RunTag]]]:
+    """Split values into log_batch calls within MLflow's limits; params and tags go first."""
+    points = iter(metrics)
+    while True:
+        chunk_p, params = params[:MAX_PARAMS_TAGS_PER_BATCH], params[MAX_PARAMS_TAGS_PER_BATCH:]
+        chunk_t, tags = tags[:MAX_PARAMS_TAGS_PER_BATCH], tags[MAX_PARAMS_TAGS_PER_BATCH:]
+        room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(chunk_p) - len(chunk_t))
+        chunk_m = list(itertools.islice(points, room))
+        if not (chunk_m or chunk_p or chunk_t):
+            return
+        yield chunk_m, chunk_p, chunk_t
+
+
+def all_pages(fetch: Callable[[str | None], PagedList[T]]) -> Iterator[T]:
+    """Every item of a paged search: `fetch(page_token)` returns one page."""
+    token = None
+    while True:
+        page = fetch(token)
+        yield from page
+        token = page.token
+        if not token:
+            return
 
 
 def paginate(items: Sequence[T], max_results: int, page_token: str | None) -> PagedList[T]:
@@ -196,6 +228,13 @@ class TrackingStore(ABC):
     ) -> None:
         """Write many values at once; validated as a whole before anything is written."""
 
+    def log_all(
+        self, run_id: str, metrics: Iterable[Metric], params: list[Param], tags: list[RunTag]
+    ) -> None:
+        """log_batch in as many calls as MLflow's per-request limits need."""
+        for chunk in batches(metrics, params, tags):
+            self.log_batch(run_id, *chunk)
+
     def log_metric(self, run_id: str, metric: Metric) -> None:
         self.log_batch(run_id, [metric], [], [])
 
@@ -219,6 +258,13 @@ class TrackingStore(ABC):
             histories = {key: self.get_metric_history(run_id, key) for key in keys}
             found[run_id] = {k: max(h, key=metric_order) for k, h in histories.items() if h}
         return found
+
+    def last_write_time(self, run_id: str) -> int:
+        """When the run was last written, as far as the store knows (ms): its latest metric
+        point or its start."""
+        run = self.get_run(run_id)
+        latest = self.get_latest_metrics([run_id]).get(run_id, {})
+        return max([run.info.start_time or 0, *(m.timestamp for m in latest.values())])
 
     @abstractmethod
     def search_runs(

@@ -46,6 +46,7 @@ from tracking.stores.files import (
     create_exclusive,
     parse_yaml,
     read_text,
+    temp_path,
     translating_os_errors,
     walk_files,
     warn_damaged,
@@ -418,27 +419,36 @@ class FileStore(TrackingStore):
         if run_id in self._run_experiment:  # known elsewhere (the mkdir below checks this folder)
             raise AlreadyExistsError(f"Run {run_id!r} already exists")
         run_dir = f"{experiment_path}/{run_id}"
-        try:
-            os.mkdir(run_dir)
-        except FileExistsError:
-            raise AlreadyExistsError(f"Run {run_id!r} already exists") from None
+        if os.path.exists(run_dir):
+            raise AlreadyExistsError(f"Run {run_id!r} already exists")
+        info = new_run_info(
+            run_id,
+            str(experiment["experiment_id"]),
+            run_name,
+            user_id,
+            start_time,
+            experiment["artifact_location"],
+        )
+        # Built under a hidden name (readers skip it), then renamed into place in one step:
+        # a creation that is killed or fails halfway leaves no half-made run behind.
+        building = temp_path(experiment_path)  # a short name, whatever the run id's length
+        os.mkdir(building)
         try:
             for sub in ("metrics", "params", "tags", "artifacts"):
-                os.mkdir(f"{run_dir}/{sub}")
-            for key, value in checked.items():  # readers skip the folder until meta.yaml exists
-                write_new(f"{run_dir}/tags/{key}", value)
-            info = new_run_info(
-                run_id,
-                str(experiment["experiment_id"]),
-                run_name,
-                user_id,
-                start_time,
-                experiment["artifact_location"],
-            )
-            self._write_meta(run_dir, self._meta_dict(info))
-        except BaseException:  # a half-made run would keep its id taken: remove it
-            shutil.rmtree(run_dir, ignore_errors=True)
+                os.mkdir(f"{building}/{sub}")
+            for key, value in checked.items():
+                write_new(f"{building}/tags/{key}", value)
+            meta = self._meta_dict(info)
+            write_yaml(self._meta_path(building), meta)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
             raise
+        try:
+            os.rename(building, run_dir)  # fails when another creator got there first
+        except OSError:
+            shutil.rmtree(building, ignore_errors=True)
+            raise AlreadyExistsError(f"Run {run_id!r} already exists") from None
+        self._cache.put(self._meta_path(run_dir), meta)
         self._run_experiment[run_id] = experiment_path
         return Run(info, RunData(tags=checked))
 

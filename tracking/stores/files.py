@@ -189,8 +189,8 @@ def _yaml_scalar(value: object) -> str | None:
     if type(value) is str:
         if value == "":
             return "''"
-        if not _NO_SPACE_TEXT.match(value) or value.endswith(":"):
-            return None
+        if not _NO_SPACE_TEXT.match(value) or value.endswith(":") or value.startswith("..."):
+            return None  # ("..." would read as YAML's document end: PyYAML quotes it)
         if _resolver.resolve(yaml.ScalarNode, value, (True, False)) == _STR_TAG:
             return value
         return f"'{value}'"  # looks like a number, bool, null or date: quoted to stay a str

@@ -15,7 +15,7 @@ import math
 import os
 import posixpath
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -23,12 +23,15 @@ import jinja2
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
+from starlette.middleware import Middleware
 from starlette.responses import StreamingResponse
 
-from tracking import __version__
+from tracking import __version__, processes
+from tracking.artifacts import ArtifactRepository
 from tracking.client import TrackingClient
 from tracking.config import redact_uri
 from tracking.errors import InvalidParameterError, NotFoundError, TrackingError
+from tracking.server.security import RequestGuardMiddleware
 from tracking.ui import artifacts_view, data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -90,6 +93,7 @@ def _environment() -> jinja2.Environment:
         f"tags.{data.quote_key(data.PARENT_TAG)} = {data.quote_string(run_id)}"
     )
     env.globals["version"] = __version__
+    env.globals["run_status"] = lambda run: processes.shown_status(run.info.status, run.data.tags)
     return env
 
 
@@ -203,13 +207,22 @@ def _route_class(pages: _Pages) -> type[APIRoute]:
     return UIRoute
 
 
-def create_ui_router(tracking_uri: str | None = None) -> APIRouter:
+def create_ui_router(
+    tracking_uri: str | None = None,
+    artifact_repository: Callable[[str], ArtifactRepository] = ArtifactRepository,
+) -> APIRouter:
     """Every UI page and endpoint as an APIRouter over one tracking store.
 
     Include it at any prefix: ``app.include_router(create_ui_router(uri), prefix="/ui")``.
-    Route names start with ``ui_``.
+    Route names start with ``ui_``. `artifact_repository` opens a run's artifact URI for
+    reading; a server passes its own rule (`ServerContext.run_artifacts`: only its served
+    roots), so the UI never reads what its REST API refuses.
     """
     client = TrackingClient(tracking_uri)
+
+    def run_artifacts(run: Any) -> artifacts_view.RunArtifacts:
+        return artifacts_view.RunArtifacts(artifact_repository(run.info.artifact_uri))
+
     pages = _Pages(client)
     router = APIRouter(route_class=_route_class(pages))
     render = pages.render
@@ -384,7 +397,7 @@ def create_ui_router(tracking_uri: str | None = None) -> APIRouter:
     def _listing(run: Any, path: str) -> tuple[list[Any], Exception | None, str | None]:
         """Entries of the folder to show: `path` itself, or the folder holding the file."""
         try:
-            artifacts = artifacts_view.RunArtifacts(run.info.artifact_uri)
+            artifacts = run_artifacts(run)
             rel = artifacts_view.clean_path(path)
             folder = rel if artifacts.is_dir(rel) else artifacts_view.parent_dir(rel)
             return artifacts.list(folder), None, folder
@@ -393,7 +406,7 @@ def create_ui_router(tracking_uri: str | None = None) -> APIRouter:
 
     def _preview(run: Any, path: str) -> tuple[Any, Exception | None]:
         try:
-            artifacts = artifacts_view.RunArtifacts(run.info.artifact_uri)
+            artifacts = run_artifacts(run)
             return artifacts_view.build_preview(artifacts, path), None
         except TrackingError as e:
             return None, e
@@ -401,7 +414,7 @@ def create_ui_router(tracking_uri: str | None = None) -> APIRouter:
     @router.get("/runs/{run_id}/artifacts", name="ui_artifacts", response_class=HTMLResponse)
     def artifact_listing(request: Request, run_id: str, path: str = "", fragment: int = 0):
         run = client.get_run(run_id)
-        artifacts = artifacts_view.RunArtifacts(run.info.artifact_uri)
+        artifacts = run_artifacts(run)
         rel = artifacts_view.clean_path(path)
         if rel and not artifacts.is_dir(rel):
             artifacts.info(rel)  # NotFoundError when there is nothing at all
@@ -427,7 +440,7 @@ def create_ui_router(tracking_uri: str | None = None) -> APIRouter:
     )
     def artifact_preview(request: Request, run_id: str, path: str, fragment: int = 0):
         run = client.get_run(run_id)
-        artifacts = artifacts_view.RunArtifacts(run.info.artifact_uri)
+        artifacts = run_artifacts(run)
         preview = artifacts_view.build_preview(artifacts, path)
         if fragment:
             return render(request, "_artifact_preview.html", run=run, preview=preview)
@@ -443,7 +456,7 @@ def create_ui_router(tracking_uri: str | None = None) -> APIRouter:
 
     def _file_response(run_id: str, path: str, download: bool) -> Response:
         run = client.get_run(run_id)
-        artifacts = artifacts_view.RunArtifacts(run.info.artifact_uri)
+        artifacts = run_artifacts(run)
         rel = artifacts_view.clean_path(path)
         info = artifacts.info(rel)
         if not rel or info.get("type") == "directory":
@@ -533,14 +546,22 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def create_ui_app(tracking_uri: str | None = None) -> FastAPI:
-    """A standalone FastAPI app serving the UI at / (what `trackflow ui` runs)."""
+def create_ui_app(
+    tracking_uri: str | None = None, allowed_hosts: Sequence[str] | None = None
+) -> FastAPI:
+    """A standalone FastAPI app serving the UI at / (what `trackflow ui` runs).
+
+    `allowed_hosts` lists the Host header values answered (fnmatch patterns, "*" = any; None =
+    any), against DNS rebinding: the tracking server's own check, 403 for other names.
+    """
+    hosts = tuple(allowed_hosts) if allowed_hosts else ("*",)
     app = FastAPI(
         title="Trackflow UI",
         version=__version__,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        middleware=[Middleware(RequestGuardMiddleware, allowed_hosts=hosts)],
     )
     app.include_router(create_ui_router(tracking_uri))
     return app

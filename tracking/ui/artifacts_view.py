@@ -70,10 +70,10 @@ def clean_path(path: str | None) -> str:
 
 
 class RunArtifacts:
-    """The artifacts of one run, read-only."""
+    """The artifacts of one run (in `repo`, rooted at the run's artifact folder), read-only."""
 
-    def __init__(self, artifact_uri: str) -> None:
-        self.repo = ArtifactRepository(artifact_uri)
+    def __init__(self, repo: ArtifactRepository) -> None:
+        self.repo = repo
 
     def _full(self, rel: str) -> str:
         full = self.repo._full(rel)

@@ -85,8 +85,9 @@ def measure(uri: str, repeat: int) -> dict[str, tuple[float, float, float]]:
     import httpx
 
     from tracking import TrackingClient
+    from tracking.listen import bind
     from tracking.ui.app import create_ui_app
-    from tracking.ui.cli import bind, make_server
+    from tracking.ui.cli import make_server
 
     client = TrackingClient(uri)
     experiment = client.get_experiment_by_name("bench-flow")

@@ -1,4 +1,5 @@
-"""The `ui` command: ``trackflow ui [--host 127.0.0.1] [--port 5000] [--backend-store-uri URI]``.
+"""The `ui` command: ``trackflow ui [--host 127.0.0.1] [--port 5000] [--backend-store-uri URI]
+[--allowed-hosts HOSTS]``.
 
 `tracking.cli` adds it with ``add_ui_command(subparsers)``; ``python -m tracking.ui`` runs it on
 its own. Importing this module is cheap: FastAPI and uvicorn load when the command runs.
@@ -12,6 +13,16 @@ import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
+
+from tracking.listen import (
+    add_allowed_hosts_option,
+    allowed_hosts,
+    bind,
+    port_number,
+    serve,
+    socket_url,
+    uvicorn_config,
+)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -31,7 +42,11 @@ def add_ui_command(subparsers: Any) -> argparse.ArgumentParser:
         "no authentication, to the network)",
     )
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any)"
+        "--port",
+        "-p",
+        type=port_number,
+        default=DEFAULT_PORT,
+        help=f"port to listen on, 1-65535, or 0 for any free port (default: {DEFAULT_PORT})",
     )
     parser.add_argument(
         "--backend-store-uri",
@@ -40,34 +55,21 @@ def add_ui_command(subparsers: Any) -> argparse.ArgumentParser:
         metavar="URI",
         help="store to show (default: $MLFLOW_TRACKING_URI or ./mlruns)",
     )
+    add_allowed_hosts_option(parser)
     parser.set_defaults(handler=run_ui)
     return parser
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket; OSError (port in use, bad address) is the caller's to report."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
+#: uvicorn settings of the UI: quiet (no access log), no lifespan events.
+UVICORN_OPTIONS: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "off"}
 
 
 def make_server(app: Any, sock: socket.socket) -> Any:
-    """A uvicorn.Server for `app` on an already bound socket (run it with .run(sockets=[sock]))."""
+    """A uvicorn.Server for `app` on a socket from `tracking.listen.bind`, for tests and
+    benchmarks that run it in a thread (``.run(sockets=[sock])``)."""
     import uvicorn
 
-    host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
-    )
-    return uvicorn.Server(config)
+    return uvicorn.Server(uvicorn_config(app, sock, **UVICORN_OPTIONS))
 
 
 def warm_up(uri: str) -> None:
@@ -96,24 +98,13 @@ def run_ui(args: argparse.Namespace) -> int:
     except RuntimeError as e:
         print(f"trackflow: error: {e}", file=sys.stderr)
         return 1
-    app = create_ui_app(uri)  # opens the store: a bad URI fails here, before listening
-    try:
-        sock = bind(args.host, args.port)
-    except OSError as e:
-        print(f"trackflow: error: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
-        return 1
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
+    # opens the store: a bad URI fails here, before listening
+    app = create_ui_app(uri, allowed_hosts(args.allowed_hosts, args.host))
+    sock = bind(args.host, args.port)
     print(f"Trackflow UI for {redact_uri(uri)}", flush=True)
-    print(f"Listening on http://{shown}:{port}/ (press Ctrl+C to stop)", flush=True)
+    print(f"Listening on {socket_url(sock)}/ (press Ctrl+C to stop)", flush=True)
     threading.Thread(target=warm_up, args=(uri,), name="trackflow-ui-warm-up", daemon=True).start()
-    server = make_server(app, sock)
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sock.close()
+    serve(app, sock, **UVICORN_OPTIONS)
     print("Trackflow UI stopped.", flush=True)
     return 0
 
