@@ -216,16 +216,29 @@ def test_read_commands_never_create_a_missing_store(tmp_path: Path, kind: str) -
 # --------------------------------------------------------------------------- killed writers
 
 
-def kill_at_random(work: Callable[[int], object], kills: int, window: float) -> None:
-    """For kill in range(kills): fork a process that runs `work(kill)`, SIGKILL it a random
-    moment (up to `window` seconds) later. Forking saves an interpreter start per kill."""
+def kill_at_random(
+    work: Callable[[int, Callable[[], None]], object], kills: int, window: float
+) -> None:
+    """For kill in range(kills): fork a process that runs `work(kill, started)`, wait until it
+    calls `started()`, SIGKILL it a random moment (up to `window` seconds) later. Forking saves
+    an interpreter start per kill."""
     for kill in range(kills):
+        read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: work until killed, never back into pytest
+            os.close(read_end)
+
+            def started(fd: int = write_end) -> None:
+                os.write(fd, b"!")
+
             try:
-                work(kill)
+                work(kill, started)
             finally:
                 os._exit(0)
+        os.close(write_end)
+        started = os.read(read_end, 1)  # b"" if the child ended without starting
+        os.close(read_end)
+        assert started == b"!"
         time.sleep(random.uniform(0, window))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -235,13 +248,15 @@ def test_killed_log_param_never_leaves_an_empty_or_partial_param(tracking_dir: P
     store = FileStore(str(tracking_dir))
     run_id = store.create_run("0", "u", 1, [], "r").info.run_id
 
-    def log_params(kill: int) -> None:
+    def log_params(kill: int, started: Callable[[], None]) -> None:
         for i in range(10**6):
             store.log_param(run_id, Param(f"p{kill}-{i}", f"value {kill}-{i} " + "x" * 2000))
+            if i == 0:
+                started()
 
-    kill_at_random(log_params, kills=200, window=0.02)
+    kill_at_random(log_params, kills=200, window=0.01)
     params = FileStore(str(tracking_dir)).get_run(run_id).data.params
-    assert len({key.split("-")[0] for key in params}) > 100  # most kills hit a writer
+    assert {key.split("-")[0] for key in params} == {f"p{kill}" for kill in range(200)}
     wrong = {
         key: value for key, value in params.items() if value != f"value {key[1:]} " + "x" * 2000
     }
@@ -254,7 +269,8 @@ def test_killed_metric_writer_leaves_only_whole_lines(tracking_dir: Path) -> Non
     store = FileStore(str(tracking_dir))
     run_id = store.create_run("0", "u", 1, [], "r").info.run_id
 
-    def log_metrics(kill: int) -> None:
+    def log_metrics(kill: int, started: Callable[[], None]) -> None:
+        started()
         for step in range(10**7):
             point = Metric("m", step * 0.5, 1700000000000 + step, step)
             store.log_batch(run_id, [point] * 3, [], [])
@@ -283,7 +299,12 @@ def test_killed_log_artifact_never_lists_a_partial_file(tracking_dir: Path) -> N
     repo.log_artifact(str(big), "whole")
     duration = time.monotonic() - started
     for _ in range(8):
-        kill_at_random(lambda _: repo.log_artifact(str(big), "data"), kills=1, window=duration)
+
+        def upload(kill: int, started: Callable[[], None]) -> None:
+            started()
+            repo.log_artifact(str(big), "data")
+
+        kill_at_random(upload, kills=1, window=duration)
         listed = {info.path: info.file_size for info in repo.list_artifacts("data")}
         assert listed in ({}, {"data/big.bin": size})
         repo.delete_artifacts("data")
