@@ -10,7 +10,7 @@ import pytest
 
 import tracking
 from tracking.entities import Metric, RunTag
-from tracking.stores.file import FileStore
+from tracking.stores.file.store import FileStore
 
 N_PROCS = 6
 
