@@ -264,7 +264,7 @@ class TrackingClient:
         try:
             from PIL import Image
         except ImportError:
-            raise ImportError("log_image needs Pillow: pip install pillow") from None
+            raise ImportError("log_image needs Pillow: pip install 'trackflow[images]'") from None
         if not isinstance(image, Image.Image):
             image = Image.fromarray(_image_array(image))
         buffer = io.BytesIO()

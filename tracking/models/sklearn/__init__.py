@@ -259,13 +259,24 @@ def _check_format(serialization_format: str) -> str:
     return serialization_format
 
 
+def _skops() -> Any:
+    """skops.io, or an ImportError naming the extra that installs it."""
+    try:
+        import skops.io
+    except ImportError:
+        raise ImportError(
+            "The skops serialization format needs skops: pip install 'trackflow[skops]'"
+        ) from None
+    return skops.io
+
+
 def _dump(sk_model: Any, file: str, fmt: str, trusted: list[str] | None) -> list[str] | None:
     """Serialize the model; for skops, return the trusted types a load will need."""
     if fmt == SERIALIZATION_FORMAT_SKOPS:
-        import skops.io
+        skops_io = _skops()
 
-        skops.io.dump(sk_model, file)
-        untrusted = sorted(set(skops.io.get_untrusted_types(file=file)) - set(trusted or ()))
+        skops_io.dump(sk_model, file)
+        untrusted = sorted(set(skops_io.get_untrusted_types(file=file)) - set(trusted or ()))
         if untrusted:
             raise InvalidParameterError(
                 f"The model uses types skops does not trust by default: {untrusted}. If loading "
@@ -382,12 +393,6 @@ def _load_local(path: str, uri: str) -> Any:
     if not os.path.isfile(file):
         raise NotFoundError(f"The model at {uri} lacks its model file {conf.get('pickled_model')}")
     if fmt == SERIALIZATION_FORMAT_SKOPS:
-        try:
-            import skops.io
-        except ImportError:
-            raise ImportError(
-                f"The model at {uri} was saved with skops: pip install skops"
-            ) from None
-        return skops.io.load(file, trusted=conf.get("skops_trusted_types"))
+        return _skops().load(file, trusted=conf.get("skops_trusted_types"))
     with open(file, "rb") as f:
         return pickle.load(f)  # cloudpickle files are plain pickles (cloudpickle.load is this)
