@@ -103,7 +103,7 @@ def start_server(kind: str, backend_uri: str, workdir: str, workers: int) -> Ser
     os.makedirs(workdir, exist_ok=True)
     port = free_port()
     artifacts = os.path.join(workdir, "artifacts")
-    module = "tracking.server" if kind == "trackflow" else "mlflow"
+    module = "tracking.servers.api" if kind == "trackflow" else "mlflow"
     if kind == "mlflow" and backend_uri.startswith("postgresql://"):
         # MLflow's SQLAlchemy would pick psycopg2 (not installed); we both use psycopg 3.
         backend_uri = "postgresql+psycopg://" + backend_uri.split("://", 1)[1]
@@ -415,7 +415,7 @@ def profile_our_server(backend_uri: str, workdir: str, metric_calls: int, runs: 
     threads that run the handlers) under its own cProfile; driven by our client."""
     import uvicorn
 
-    from tracking.server.app import create_app
+    from tracking.servers.api.app import create_app
 
     app = create_app(
         backend_uri,
@@ -499,16 +499,16 @@ STAGES = (
     ("uvicorn httptools: parse the request", "httptools_impl.py", "data_received"),
     ("uvicorn httptools: write the response", "httptools_impl.py", "send"),
     ("whole ASGI app (middleware + routing + endpoint)", "fastapi/applications.py", "__call__"),
-    ("API dispatch (lookup, body, handler, answer)", "tracking/server/dispatch.py", "__call__"),
+    ("API dispatch (lookup, body, handler, answer)", "api/dispatch.py", "__call__"),
     ("our 5 middleware layers, outermost (includes the rest)", "security.py", "__call__"),
-    ("endpoint: read + parse the JSON body", "tracking/server/dispatch.py", "request_fields"),
+    ("endpoint: read + parse the JSON body", "tracking/servers/api/dispatch.py", "request_fields"),
     ("endpoint: threadpool hop (handlers not run inline)", "anyio/to_thread.py", "run_sync"),
-    ("store.log_metric (SQL)", "tracking/stores/sql.py", "log_metric"),
-    ("store.create_run (SQL)", "tracking/stores/sql.py", "create_run"),
-    ("store.update_run_info (SQL)", "tracking/stores/sql.py", "update_run_info"),
-    ("store.get_latest_metrics (SQL, runs/create answer)", "tracking/stores/sql.py",
+    ("store.log_metric (SQL)", "tracking/stores/sql/store.py", "log_metric"),
+    ("store.create_run (SQL)", "tracking/stores/sql/store.py", "create_run"),
+    ("store.update_run_info (SQL)", "tracking/stores/sql/store.py", "update_run_info"),
+    ("store.get_latest_metrics (SQL, runs/create answer)", "tracking/stores/sql/store.py",
      "get_latest_metrics"),
-    ("answer: messages.dumps", "tracking/server/messages.py", "dumps"),
+    ("answer: messages.dumps", "tracking/servers/api/messages.py", "dumps"),
 )  # fmt: skip
 
 

@@ -168,7 +168,7 @@ class TrackedRun:
     def _autolog(self) -> contextlib.AbstractContextManager[None]:
         if not self.options.autolog or self.disabled:
             return contextlib.nullcontext()
-        from tracking.sklearn_autolog import scoped
+        from tracking.models.sklearn.autologging import scoped
 
         return scoped(self.run_id)
 

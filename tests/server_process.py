@@ -83,14 +83,14 @@ def start_server(
     env: dict[str, str] | None = None,
     port: int | None = None,
 ) -> Server:
-    """``python -m tracking.server`` on `port` (default: a free one); returns once /health
+    """``python -m tracking.servers.api`` on `port` (default: a free one); returns once /health
     answers."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log = workdir / "server.log"
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_SERVER_")}
     child_env.update(env or {})
-    command = [sys.executable, "-m", "tracking.server", "--backend-store-uri", backend_uri]
+    command = [sys.executable, "-m", "tracking.servers.api", "--backend-store-uri", backend_uri]
     command += ["--host", "127.0.0.1", "--port", str(port), *args]
     with open(log, "wb") as out:
         process = subprocess.Popen(

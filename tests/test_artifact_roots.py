@@ -1,6 +1,6 @@
 """The tracking server reads and accepts artifact locations only under its artifact roots.
 
-Real servers (``python -m tracking.server`` on free ports, tests/server_process.py), real HTTP:
+Real servers (``python -m tracking.servers.api`` on free ports, tests/server_process.py), real HTTP:
 the REST API and the web UI the server serves apply one served-roots rule, so no client can make
 the server read a folder outside its roots (the attack: an experiment whose artifact_location is
 ``file:///<dir>`` plus a run with a chosen id, whose artifacts the UI would then serve from

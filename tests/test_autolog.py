@@ -23,8 +23,8 @@ from sklearn.svm import LinearSVC
 
 import tracking as mlflow
 import tracking.sklearn
-from tracking import sklearn_autolog
-from tracking.sklearn_autolog import FIT_COUNT_TAG, AutologWarning
+from tracking.models.sklearn import autologging as sklearn_autolog
+from tracking.models.sklearn.autologging import FIT_COUNT_TAG, AutologWarning
 
 CLASSIFIER_METRICS = {
     "training_accuracy_score",

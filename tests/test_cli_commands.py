@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sqlalchemy import create_engine, text
 
 import tracking
-import tracking.gc
+import tracking.admin.gc
 import tracking.sklearn
 from tracking import TrackingClient, registry
 from tracking.cli import main
@@ -95,7 +95,7 @@ def test_runs_delete(store_uri: str, capsys: Capsys) -> None:
     out, _ = run_cli(capsys, "runs", "delete", gone, "--tracking-uri", store_uri)
     assert gone in out and "deleted" in out
     assert tracking.get_run(gone).info.lifecycle_stage == "deleted"
-    out, _ = run_cli(capsys, "runs", "list", "-e", "runs-exp")
+    out, _ = run_cli(capsys, "runs", "list", "-e", "runs-exp", "--full-ids")
     assert kept in out and gone not in out
     _, err = run_cli(capsys, "runs", "delete", "f" * 32, code=1)
     assert "not found" in err
@@ -143,7 +143,7 @@ def test_artifacts_download(
     assert (single / "dir" / "b.txt").is_file() and "2.0 KB" in out
 
     # Without --dst: a new temp folder, printed; with a progress bar once downloads are large.
-    monkeypatch.setattr("tracking.cli.PROGRESS_MIN_BYTES", 0)
+    monkeypatch.setattr("tracking.cli.artifacts.PROGRESS_MIN_BYTES", 0)
     out, _ = run_cli(capsys, "artifacts", "download", artifact_run)
     printed = next(line for line in out.splitlines() if "trackflow-artifacts-" in line)
     target = printed.split("│")[-2].strip()
@@ -260,7 +260,9 @@ def test_gc_removes_deleted_runs_and_their_artifacts(gc_store: str, capsys: Caps
     _assert_gone(gc_store, gone, dirs[gone])
     _assert_gone(gc_store, also_gone, dirs[also_gone])
     _assert_intact(gc_store, kept, dirs[kept])
-    out, _ = run_cli(capsys, "runs", "list", "-e", "gc-exp", "--tracking-uri", gc_store)
+    out, _ = run_cli(
+        capsys, "runs", "list", "-e", "gc-exp", "--full-ids", "--tracking-uri", gc_store
+    )
     assert kept in out
 
     out, _ = run_cli(capsys, "gc", "--tracking-uri", gc_store)  # nothing left to do
@@ -281,7 +283,7 @@ def test_gc_older_than(gc_store: str, capsys: Capsys, monkeypatch: pytest.Monkey
     assert "deleted less than 1d ago" in err and "Nothing was removed" in err
 
     later = int(time.time() * 1000) + 2 * 86_400_000  # two days from now
-    monkeypatch.setattr(tracking.gc, "_now_ms", lambda: later)
+    monkeypatch.setattr(tracking.admin.gc, "_now_ms", lambda: later)
     out, _ = run_cli(capsys, "gc", "--older-than", "1d12h", "--tracking-uri", gc_store)
     assert "Removed 1 runs" in out and gone in out
     _assert_gone(gc_store, gone, gone_dir)
@@ -383,7 +385,36 @@ def test_gc_function_api(tracking_dir: Path) -> None:
     tracking.set_tracking_uri(uri)
     run_id = _run_with_artifacts("x")
     tracking.delete_run(run_id)
-    report = tracking.gc.gc(uri, run_ids=[run_id])
+    report = tracking.admin.gc.gc(uri, run_ids=[run_id])
     assert [r.run_id for r in report.runs] == [run_id] and report.artifact_folders == 1
     assert dict(report.summary_rows())["runs removed"] == "1"
-    assert tracking.gc.parse_older_than("1d2h3m4.5s") == ((26 * 60 + 3) * 60 + 4.5) * 1000
+    assert tracking.admin.gc.parse_older_than("1d2h3m4.5s") == ((26 * 60 + 3) * 60 + 4.5) * 1000
+
+
+def test_runs_list_fits_the_terminal(
+    tracking_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An 80-column terminal gets readable columns (never 3-letter stubs) and a note naming
+    what did not fit; the sort key comes right after the fixed columns."""
+    tracking.set_experiment("wide")
+    for i in range(3):
+        with tracking.start_run(run_name=f"training-run-number-{i}"):
+            tracking.log_params({f"param_{k}": f"value-{k}-{i}" for k in range(8)})
+            tracking.log_metrics({"accuracy": 0.9 + i / 100, "zz_loss": 1.0 / (i + 1)})
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["runs", "list", "-e", "wide", "--order-by", "metrics.zz_loss ASC"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert all(f"training-run-number-{i}" in out for i in range(3))
+    header = next(line for line in lines if "status" in line)
+    assert "zz_loss" in header  # the sort key first
+    note = " ".join(out.split())  # rich wraps the note at the terminal's width
+    assert "more columns do not fit (accuracy, param_0" in note and "runs describe RUN_ID" in note
+
+    monkeypatch.setenv("COLUMNS", "400")
+    assert main(["runs", "list", "-e", "wide", "--full-ids"]) == 0
+    out = capsys.readouterr().out
+    run_ids = [r.info.run_id for r in tracking.search_runs(experiment_names=["wide"])]
+    assert all(run_id in out for run_id in run_ids)
+    assert "do not fit" not in out

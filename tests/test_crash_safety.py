@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 import tracking
-from tracking import reconcile, stores
+from tracking import stores
+from tracking.admin import reconcile
 from tracking.entities import RunStatus
 
 KILLS = int(os.environ.get("TRACKFLOW_KILL_LOOPS", "2"))

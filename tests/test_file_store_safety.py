@@ -10,8 +10,8 @@ import pytest
 
 import tracking
 from tracking.entities import Metric, RunTag
-from tracking.stores.file import FileStore
-from tracking.stores.files import TEMP_PREFIX
+from tracking.stores.file.disk import TEMP_PREFIX
+from tracking.stores.file.store import FileStore
 
 N_PROCS = 6
 

@@ -26,7 +26,7 @@ from flows import flow
 from tasks import task
 from tasks.runs import DURATION_METRIC
 from tracking.stores import open_store
-from tracking.stores.rest import REQUESTED_RUN_ID_TAG, RestStore
+from tracking.stores.rest.store import REQUESTED_RUN_ID_TAG, RestStore
 
 pytestmark = [
     pytest.mark.usefixtures("prefect_api"),

@@ -24,7 +24,7 @@ from server_process import free_port, interrupt
 
 import tracking
 import tracking.sklearn
-from tracking.listen import bind
+from tracking.servers.listen import bind
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::FutureWarning"),

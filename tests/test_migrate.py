@@ -12,9 +12,9 @@ import pytest
 
 import tracking
 from tracking import stores
+from tracking.admin.migrate import MigrationError, MigrationReport, migrate
 from tracking.cli import main
 from tracking.entities import LifecycleStage, Metric, Param, RunTag, ViewType
-from tracking.migrate import MigrationError, MigrationReport, migrate
 from tracking.stores.base import TrackingStore
 
 LONG_RUN_POINTS = 2500  # > 1000: several log_batch calls for one run

@@ -661,7 +661,7 @@ def test_sql_database_from_before_the_registry_is_upgraded(tmp_path: Path) -> No
     from alembic.config import Config
     from sqlalchemy import create_engine, inspect
 
-    import tracking.stores.sql_migrations as migrations
+    import tracking.stores.sql.migrations as migrations
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_engine(url)

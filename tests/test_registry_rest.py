@@ -1,7 +1,7 @@
 """The model registry over REST: our server's registry endpoints and our REST registry client.
 
-Our server runs for real (``python -m tracking.server`` in a subprocess on a free 127.0.0.1 port,
-artifacts proxied), once per backend (file store, SQLite) for the module. MLflow's own client
+Our server runs for real (``python -m tracking.servers.api`` in a subprocess on a free 127.0.0.1
+port, artifacts proxied), once per backend (file store, SQLite) for the module. MLflow's own client
 registers, stages, aliases, searches, loads and deletes models there; our client does the same
 through `tracking.TrackingClient(url)` and the fluent API, and raw HTTP checks MLflow's JSON
 shapes, error codes and auth.

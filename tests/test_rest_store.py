@@ -35,7 +35,7 @@ from tracking.errors import (
     TrackingError,
 )
 from tracking.stores import get_store
-from tracking.stores.rest import REQUESTED_RUN_ID_TAG, RestStore, split_proxy_uri
+from tracking.stores.rest.store import REQUESTED_RUN_ID_TAG, RestStore, split_proxy_uri
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),

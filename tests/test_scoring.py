@@ -29,7 +29,7 @@ import tracking
 import tracking.sklearn
 from tracking import config
 from tracking.cli import main
-from tracking.scoring import create_scoring_app, jsonable
+from tracking.servers.scoring import create_scoring_app, jsonable
 
 MODEL = "iris-scoring"
 

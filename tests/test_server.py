@@ -1,6 +1,6 @@
 """The tracking server, driven by MLflow's own client and by raw HTTP.
 
-The server runs for real: ``python -m tracking.server`` in a subprocess on a free 127.0.0.1
+The server runs for real: ``python -m tracking.servers.api`` in a subprocess on a free 127.0.0.1
 port, once per backend (file store and SQLite) for the module. Everything the MLflow client
 writes is read back through the client, through raw JSON, and through our store directly.
 """
@@ -126,7 +126,7 @@ def test_health_version_and_server_info(http: httpx.Client) -> None:
 def test_cli_server_command_options() -> None:
     import argparse
 
-    from tracking.server.cli import add_server_command, run_server
+    from tracking.servers.api.cli import add_server_command, run_server
 
     parser = argparse.ArgumentParser(prog="trackflow")
     add_server_command(parser.add_subparsers(dest="command"))
@@ -913,7 +913,7 @@ def test_server_refuses_bad_settings_in_one_line(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tracking.server", "--port", str(free_port()), *args],
+        [sys.executable, "-m", "tracking.servers.api", "--port", str(free_port()), *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -936,7 +936,7 @@ def test_server_serves_the_web_ui(tmp_path: Path) -> None:
     """`trackflow server` serves the same UI as `trackflow ui`, next to the REST API."""
     from fastapi.testclient import TestClient
 
-    from tracking.server.app import create_app
+    from tracking.servers.api.app import create_app
 
     store = f"sqlite:///{tmp_path / 'ui.db'}"
     client = tracking.TrackingClient(store)

@@ -1,6 +1,6 @@
 """Load on our tracking server: many client processes at once, nothing lost, no 5xx.
 
-The server runs for real (``python -m tracking.server --workers 2`` on a free 127.0.0.1 port)
+The server runs for real (``python -m tracking.servers.api --workers 2`` on a free 127.0.0.1 port)
 on SQLite and on PostgreSQL. CLIENTS processes (multiprocessing "spawn") start together behind
 a barrier; each logs METRIC_CALLS points into one run with `tracking.log_metric`, then makes
 RUNS runs of start_run / log_param / log_metric / end_run, all through our REST store.
@@ -205,7 +205,7 @@ def row_counts(backend_uri: str) -> dict[str, int]:
     from sqlalchemy import func, select
 
     from tracking.stores import open_store
-    from tracking.stores import sql_schema as schema
+    from tracking.stores.sql import schema as schema
 
     store = open_store(backend_uri)
     tables = {

@@ -28,8 +28,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from tracking.errors import StorageError
-from tracking.server import app_from_env, create_app
-from tracking.server.security import Credentials, safe_relative_path
+from tracking.servers.api import app_from_env, create_app
+from tracking.servers.api.security import Credentials, safe_relative_path
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::FutureWarning"),
@@ -505,7 +505,7 @@ def test_internal_errors_return_json_without_traceback(
 
     monkeypatch.setattr(store, "get_experiment", explode)
     monkeypatch.setattr(store, "search_runs", storage_down)
-    caplog.set_level(logging.ERROR, logger="tracking.server")
+    caplog.set_level(logging.ERROR, logger="tracking.servers.api")
     with httpx.Client(base_url=url) as client:
         for response in (
             client.get(f"{API}/experiments/get", params={"experiment_id": "0"}),

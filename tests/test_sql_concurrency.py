@@ -23,8 +23,8 @@ from sqlalchemy import func, select
 
 import tracking
 from tracking.entities import RunStatus
-from tracking.stores import sql_schema as schema
-from tracking.stores.sql import SqlStore
+from tracking.stores.sql import schema as schema
+from tracking.stores.sql.store import SqlStore
 
 WORKERS = 4
 RUNS_PER_WORKER = 250

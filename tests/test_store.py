@@ -15,8 +15,8 @@ from tracking.errors import (
     NotFoundError,
 )
 from tracking.stores.base import TrackingStore, encode_page_token
-from tracking.stores.file import FileStore
-from tracking.stores.sql import SqlStore
+from tracking.stores.file.store import FileStore
+from tracking.stores.sql.store import SqlStore
 
 
 @pytest.fixture(params=["file", "sqlite", "postgresql"])

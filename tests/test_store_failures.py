@@ -27,8 +27,8 @@ import pytest
 from tracking.entities import Metric, Param, RunTag
 from tracking.errors import StorageError
 from tracking.stores import open_store
-from tracking.stores.file import FileStore
-from tracking.stores.files import TEMP_PREFIX
+from tracking.stores.file.disk import TEMP_PREFIX
+from tracking.stores.file.store import FileStore
 
 # Runs `code` after opening the store ARGV[1] and finding run ARGV[2]; prints a JSON result.
 _PRELUDE = """

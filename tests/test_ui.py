@@ -1,4 +1,5 @@
-"""The web UI (tracking/ui) in real headless Chromium, on a store filled by a real Prefect flow.
+"""The web UI (tracking/servers/ui) in real headless Chromium, on a store filled by a real
+Prefect flow.
 
 The browser is Debian's chromium (`apt-get install -y chromium`), driven by Playwright's Python
 API; every browser test fails on a console error, a page error or a JavaScript dialog. Screenshots
@@ -8,6 +9,7 @@ of the main pages land in $TRACKFLOW_SCREENSHOTS (default: a folder under the sy
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -34,6 +36,7 @@ from tracking import config
 from tracking.entities import Metric, Param, RunTag
 
 CHROMIUM = "/usr/bin/chromium"
+BENCH_UI = Path(__file__).parent.parent / "bench" / "bench_ui.py"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -171,8 +174,8 @@ class Served:
 
 
 def _serve(app: Any) -> Served:
-    from tracking.listen import bind
-    from tracking.ui.cli import make_server
+    from tracking.servers.listen import bind
+    from tracking.servers.ui.cli import make_server
 
     sock = bind("127.0.0.1", 0)
     server = make_server(app, sock)
@@ -193,7 +196,7 @@ def _stop(served: Served) -> None:
 
 @pytest.fixture(scope="module")
 def ui_url(ui_store: UIStore) -> Iterator[str]:
-    from tracking.ui import create_ui_app
+    from tracking.servers.ui import create_ui_app
 
     served = _serve(create_ui_app(ui_store.uri))
     yield served.url
@@ -681,7 +684,7 @@ class _OpaqueStore:
 
 @pytest.mark.parametrize("kind", ["file", "sqlite"])
 def test_tree_pages_agree_across_store_paths(tmp_path: Path, kind: str) -> None:
-    from tracking.ui import data
+    from tracking.servers.ui import data
 
     uri = str(tmp_path / "mlruns") if kind == "file" else f"sqlite:///{tmp_path}/ui.db"
     client, experiment_id, _tops = _nested_store(uri)
@@ -729,7 +732,7 @@ def test_tree_pages_agree_across_store_paths(tmp_path: Path, kind: str) -> None:
 
 
 def test_pages_on_a_sqlite_store(tmp_path: Path) -> None:
-    from tracking.ui import create_ui_app
+    from tracking.servers.ui import create_ui_app
 
     uri = f"sqlite:///{tmp_path}/ui.db"
     _client, experiment_id, tops = _nested_store(uri)
@@ -761,7 +764,7 @@ def test_pages_on_a_sqlite_store(tmp_path: Path) -> None:
 def test_router_mounts_under_a_prefix(ui_store: UIStore) -> None:
     from fastapi import FastAPI
 
-    from tracking.ui import create_ui_router
+    from tracking.servers.ui import create_ui_router
 
     app = FastAPI()
     app.include_router(create_ui_router(ui_store.uri), prefix="/ui")
@@ -780,9 +783,17 @@ def test_router_mounts_under_a_prefix(ui_store: UIStore) -> None:
 
 
 def test_ui_command(ui_store: UIStore) -> None:
-    """`python -m tracking.ui` (what `trackflow ui` runs): listens, says where, stops on ^C."""
+    """`python -m tracking.servers.ui` (`trackflow ui`): listens, says where, stops on ^C."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tracking.ui", "--port", "0", "--backend-store-uri", ui_store.uri],
+        [
+            sys.executable,
+            "-m",
+            "tracking.servers.ui",
+            "--port",
+            "0",
+            "--backend-store-uri",
+            ui_store.uri,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -806,13 +817,13 @@ def test_ui_command(ui_store: UIStore) -> None:
 
 
 def test_ui_command_reports_a_busy_port(ui_store: UIStore) -> None:
-    from tracking.listen import bind
+    from tracking.servers.listen import bind
 
     sock = bind("127.0.0.1", 0)
     try:
         port = sock.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "tracking.ui", "--port", str(port)],
+            [sys.executable, "-m", "tracking.servers.ui", "--port", str(port)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -828,7 +839,7 @@ def test_ui_command_reports_a_busy_port(ui_store: UIStore) -> None:
 def test_add_ui_command_parses_its_options() -> None:
     import argparse
 
-    from tracking.ui.cli import add_ui_command, run_ui
+    from tracking.servers.ui.cli import add_ui_command, run_ui
 
     parser = argparse.ArgumentParser(prog="trackflow")
     add_ui_command(parser.add_subparsers(dest="command"))
@@ -841,7 +852,7 @@ def test_add_ui_command_parses_its_options() -> None:
 
 
 def test_plotly_is_served_from_the_installed_package() -> None:
-    from tracking.ui.app import plotly_js_path
+    from tracking.servers.ui.app import plotly_js_path
 
     path = Path(plotly_js_path())
     assert path.name == "plotly.min.js" and path.parent.parent.name == "plotly"
@@ -851,8 +862,11 @@ def test_plotly_is_served_from_the_installed_package() -> None:
 
 
 def test_bench_runs_on_a_small_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`python -m tracking.ui.bench` (the 10,000-run figures of the report), scaled down."""
-    from tracking.ui import bench
+    """`python bench/bench_ui.py` (the 10,000-run figures of the report), scaled down."""
+    spec = importlib.util.spec_from_file_location("bench_ui", BENCH_UI)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
 
     assert bench.main(["--runs", "25", "--repeat", "1", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -865,7 +879,7 @@ def test_runs_of_dead_processes_show_as_process_gone(tmp_path: Path) -> None:
     from test_reconcile import dead_process
 
     from tracking import processes
-    from tracking.ui import create_ui_app
+    from tracking.servers.ui import create_ui_app
 
     uri = str(tmp_path / "mlruns")
     client = tracking.TrackingClient(uri)

@@ -6,7 +6,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracking.stores.files import dump_yaml, parse_yaml
+from tracking.stores.file.disk import dump_yaml, parse_yaml
 
 TRICKY = [
     "",

@@ -3,6 +3,9 @@
 Importing this package is cheap: fsspec, scikit-learn and the store backends load on first use.
 """
 
+from types import ModuleType
+
+from tracking import mlflow_names
 from tracking.client import MlflowClient, TrackingClient
 from tracking.config import get_tracking_uri, is_tracking_uri_set, set_tracking_uri
 from tracking.entities import (
@@ -78,6 +81,14 @@ from tracking.fluent import (
 from tracking.registry.entities import ModelVersion, RegisteredModel
 
 __version__ = "0.1.0"
+
+mlflow_names.install()
+
+
+def __getattr__(name: str) -> ModuleType:
+    """`tracking.sklearn`, `tracking.pyfunc`, `tracking.models`, ... on first use (PEP 562)."""
+    return mlflow_names.submodule(name)
+
 
 __all__ = [
     "ActiveRun",

@@ -6,8 +6,8 @@ credentials come the way botocore takes them (``AWS_ENDPOINT_URL``, ``AWS_ACCESS
 
 ``mlflow-artifacts:/<path>`` URIs (runs of a tracking server proxying artifacts) and
 ``http(s)://<server>/api/2.0/mlflow-artifacts/artifacts/<path>`` go through the server's artifact
-proxy (tracking.stores.rest.ProxyArtifactFileSystem): the server is the current tracking URI's,
-or the ``tracking_uri`` storage option's, with the REST store's auth, TLS and retry settings.
+proxy (tracking.stores.rest.store.ProxyArtifactFileSystem): the server is the current tracking
+URI's, or the ``tracking_uri`` storage option's, with the REST store's auth, TLS and retry settings.
 """
 
 from __future__ import annotations
@@ -268,7 +268,7 @@ class ArtifactRepository:
             options = _s3_options(options)
         with self._errors("open", self.artifact_uri):
             if _is_proxy_uri(uri):  # a tracking server's artifact proxy, over its REST API
-                from tracking.stores.rest import proxy_filesystem
+                from tracking.stores.rest.store import proxy_filesystem
 
                 self.fs, root = proxy_filesystem(uri, options.get("tracking_uri"))
             elif "::" in uri:  # chained URL, e.g. simplecache::s3://bucket/path

@@ -264,7 +264,7 @@ class TrackingClient:
         try:
             from PIL import Image
         except ImportError:
-            raise ImportError("log_image needs Pillow: pip install pillow") from None
+            raise ImportError("log_image needs Pillow: pip install 'trackflow[images]'") from None
         if not isinstance(image, Image.Image):
             image = Image.fromarray(_image_array(image))
         buffer = io.BytesIO()
@@ -310,7 +310,7 @@ class TrackingClient:
         if local is not None and not os.path.isfile(os.path.join(local, "MLmodel")):
             raise NotFoundError(
                 f"Cannot register {model_uri!r}: no MLmodel file at {source} "
-                "(log the model first, e.g. with tracking.sklearn.log_model)"
+                "(log the model first, e.g. with tracking.models.sklearn.log_model)"
             )
         with contextlib.suppress(AlreadyExistsError):  # registered by a racing caller
             self.registry.create_registered_model(name)

@@ -76,7 +76,7 @@ def _create(uri: str) -> RegistryStore:
     entry = stores.STORE_REGISTRY.get(scheme)
     if entry is not None and entry[1] == "SqlStore":
         from tracking.registry.sql import SqlRegistryStore
-        from tracking.stores.sql import SqlStore
+        from tracking.stores.sql.store import SqlStore
 
         store = stores.get_store(uri)
         if isinstance(store, SqlStore):

@@ -40,7 +40,7 @@ from tracking.registry.entities import (
     canonical_stage,
     latest_per_stage,
 )
-from tracking.stores.files import (
+from tracking.stores.file.disk import (
     DamagedFileError,
     FileLock,
     StatCache,

@@ -4,7 +4,7 @@ An http(s) registry URI (by default: the tracking URI) selects this store. It sp
 registry API (``/api/2.0/mlflow/registered-models/...`` and ``/model-versions/...``, the shapes
 of ``model_registry.proto``), so it works against Trackflow's server and a stock
 ``mlflow server`` alike. Transport, retries, auth, TLS and error mapping are the REST tracking
-store's (tracking.stores.rest.HttpSession): NotFoundError for RESOURCE_DOES_NOT_EXIST,
+store's (tracking.stores.rest.store.HttpSession): NotFoundError for RESOURCE_DOES_NOT_EXIST,
 AlreadyExistsError for RESOURCE_ALREADY_EXISTS, InvalidParameterError for
 INVALID_PARAMETER_VALUE. Names, versions, tags, stages and aliases are checked here first, by the
 rules of the other registry stores, so bad input fails before any request.
@@ -38,7 +38,7 @@ from tracking.registry.entities import (
 )
 from tracking.registry.uris import scheme_of
 from tracking.stores.base import PagedList
-from tracking.stores.rest import API, ARTIFACTS_API, HttpSession
+from tracking.stores.rest.store import API, ARTIFACTS_API, HttpSession
 
 __all__ = ["RestRegistryStore"]
 

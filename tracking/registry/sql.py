@@ -28,7 +28,7 @@ from tracking.registry.entities import (
     canonical_stage,
     latest_per_stage,
 )
-from tracking.stores.sql import SqlStore
+from tracking.stores.sql.store import SqlStore
 
 _LIVE = t.model_versions.c.current_stage != STAGE_DELETED_INTERNAL
 

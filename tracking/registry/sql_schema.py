@@ -18,7 +18,7 @@ from sqlalchemy import (
     Text,
 )
 
-from tracking.stores.sql_schema import metadata
+from tracking.stores.sql.schema import metadata
 
 
 def _model_fk() -> ForeignKey:

@@ -16,14 +16,18 @@ ARTIFACT_ROOT_ENV = "MLFLOW_ARTIFACT_ROOT"
 
 #: scheme -> (module, class, what to install when the import fails)
 STORE_REGISTRY: dict[str, tuple[str, str, str | None]] = {
-    "": ("tracking.stores.file", "FileStore", None),
-    "file": ("tracking.stores.file", "FileStore", None),
-    "sqlite": ("tracking.stores.sql", "SqlStore", None),
-    "postgresql": ("tracking.stores.sql", "SqlStore", "psycopg[binary] (pip install trackflow)"),
-    "postgresql+psycopg": ("tracking.stores.sql", "SqlStore", "psycopg[binary]"),
-    "postgres": ("tracking.stores.sql", "SqlStore", "psycopg[binary]"),
-    "http": ("tracking.stores.rest", "RestStore", "httpx"),
-    "https": ("tracking.stores.rest", "RestStore", "httpx"),
+    "": ("tracking.stores.file.store", "FileStore", None),
+    "file": ("tracking.stores.file.store", "FileStore", None),
+    "sqlite": ("tracking.stores.sql.store", "SqlStore", None),
+    "postgresql": (
+        "tracking.stores.sql.store",
+        "SqlStore",
+        "psycopg[binary] (pip install trackflow)",
+    ),
+    "postgresql+psycopg": ("tracking.stores.sql.store", "SqlStore", "psycopg[binary]"),
+    "postgres": ("tracking.stores.sql.store", "SqlStore", "psycopg[binary]"),
+    "http": ("tracking.stores.rest.store", "RestStore", "httpx"),
+    "https": ("tracking.stores.rest.store", "RestStore", "httpx"),
 }
 
 _stores: dict[tuple[str, str | None], TrackingStore] = {}

@@ -1,0 +1,7 @@
+"""`python -m tracking.cli`: the `trackflow` command."""
+
+import sys
+
+from tracking.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Models: MLmodel packaging, the pyfunc interface and the flavors (sklearn, ...)."""

@@ -1,0 +1,1 @@
+"""The file store: MLflow's `mlruns/` layout (store.py) over crash-safe file writes (disk.py)."""

@@ -1,0 +1,1 @@
+"""The SQL store (SQLite, PostgreSQL): store.py, the schema, search compiled to SQL, migrations."""
