@@ -10,6 +10,7 @@ import pytest
 
 import tracking
 from tracking.entities import Metric, RunTag
+from tracking.stores.file.disk import TEMP_PREFIX
 from tracking.stores.file.store import FileStore
 
 N_PROCS = 6
@@ -117,4 +118,4 @@ def test_meta_yaml_is_replaced_atomically(tracking_dir: Path) -> None:
     inode = meta.stat().st_ino
     store.update_run_info(run.info.run_id, "FINISHED", 2)
     assert meta.stat().st_ino != inode  # written to a new file and renamed over the old one
-    assert not [p for p in meta.parent.iterdir() if p.name.startswith(".tmp-")]
+    assert not [p for p in meta.parent.iterdir() if p.name.startswith(TEMP_PREFIX)]

@@ -626,7 +626,10 @@ _PREFIX = {
     "tag": ["tags", "tag"],
     "attribute": ["attributes", "attribute", "attr", "run"],
 }
-_STRINGS = st.text(max_size=12)
+# Any text a store accepts: no NUL characters, no unpaired surrogates.
+_STRINGS = st.text(
+    st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=12
+)
 
 
 @st.composite
@@ -645,7 +648,7 @@ def comparisons(draw: st.DrawFn, experiments: bool) -> tuple[str, Comparison]:
             prefix = ""
         ident = prefix + _case(draw, key)
     else:
-        key = draw(st.one_of(_UNQUOTED_KEY, st.text(min_size=1, max_size=12)))
+        key = draw(st.one_of(_UNQUOTED_KEY, _STRINGS.filter(bool)))
         if all(c in _KEY_CHARS for c in key) and draw(st.booleans()):
             ident = prefix + key
         else:

@@ -14,7 +14,7 @@ from tracking.errors import (
     InvalidStateError,
     NotFoundError,
 )
-from tracking.stores.base import TrackingStore
+from tracking.stores.base import TrackingStore, encode_page_token
 from tracking.stores.file.store import FileStore
 from tracking.stores.sql.store import SqlStore
 
@@ -211,7 +211,22 @@ def test_non_numeric_metric_rejected(store: TrackingStore, value: object) -> Non
 
 
 @pytest.mark.parametrize(
-    "key", ["", "../x", "/abs", "a/../../b", "a//b", "a/", "bad*char", "x" * 251, "a\\b"]
+    "key",
+    [
+        "",
+        "../x",
+        "/abs",
+        "a/../../b",
+        "a//b",
+        "a/",
+        "bad*char",
+        "x" * 251,
+        "a\\b",
+        "a\x00b",
+        "é" * 128,  # 256 bytes of UTF-8: too long for a file name
+        "ok/" + "é" * 128,
+        ".trackflow~1",  # the file store's temporary names can never be keys
+    ],
 )
 def test_bad_keys_rejected(store: TrackingStore, key: str) -> None:
     run_id = new_run(store).info.run_id
@@ -335,3 +350,202 @@ def test_run_id_taken_in_another_experiment(store: TrackingStore) -> None:
     new_run(store, run_id="b" * 32)
     with pytest.raises(AlreadyExistsError):
         new_run(store, other, run_id="b" * 32)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_keys_like_temporary_names_are_read_back(store: TrackingStore) -> None:
+    run_id = new_run(store).info.run_id
+    store.log_param(run_id, Param(".tmp-p", "1"))
+    store.set_tag(run_id, RunTag(".tmp-t", "2"))
+    store.log_metric(run_id, Metric(".tmp-m", 3.0, 1, 0))
+    store.log_param(run_id, Param(".upload-0123456789abcdef0123456789abcdef.tmp", "4"))
+    data = store.get_run(run_id).data
+    assert data.params == {".tmp-p": "1", ".upload-0123456789abcdef0123456789abcdef.tmp": "4"}
+    assert data.tags[".tmp-t"] == "2" and data.metrics == {".tmp-m": 3.0}
+
+
+def test_long_non_ascii_keys_up_to_the_file_name_limit(store: TrackingStore) -> None:
+    run_id = new_run(store).info.run_id
+    key = "é" * 127 + "/" + "ü" * 122  # 254 and 244 bytes per part, 250 characters
+    store.log_param(run_id, Param(key, "v"))
+    store.log_metric(run_id, Metric(key, 1.0, 1, 0))
+    assert store.get_run(run_id).data.params == {key: "v"}
+    with pytest.raises(InvalidParameterError, match=r"256 bytes long in UTF-8.*at most 255"):
+        store.set_tag(run_id, RunTag("é" * 128, "v"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "first", "second"),
+    [
+        ("param", "a", "a/b"),
+        ("param", "a/b", "a"),
+        ("metric", "a", "a/b/c"),
+        ("metric", "a/b/c", "a"),
+        ("tag", "a/b", "a"),
+        ("tag", "a", "a/b"),
+    ],
+)
+def test_a_key_cannot_also_be_a_folder_of_keys(
+    store: TrackingStore, kind: str, first: str, second: str
+) -> None:
+    run_id = new_run(store).info.run_id
+
+    def log(key: str, value: str) -> None:
+        if kind == "param":
+            store.log_param(run_id, Param(key, value))
+        elif kind == "tag":
+            store.set_tag(run_id, RunTag(key, value))
+        else:
+            store.log_metric(run_id, Metric(key, float(value), 1, 0))
+
+    log(first, "1")
+    with pytest.raises(InvalidParameterError, match=f"'{second}' clashes with '{first}'"):
+        log(second, "2")
+    batch = {"param": ([], [Param(second, "2")], []), "tag": ([], [], [RunTag(second, "2")])}
+    with pytest.raises(InvalidParameterError, match="clashes"):
+        store.log_batch(run_id, *batch.get(kind, ([Metric(second, 2.0, 1, 0)], [], [])))
+    data = store.get_run(run_id).data
+    assert {"param": data.params, "tag": data.tags, "metric": data.metrics}[kind][first] in (
+        "1",
+        1.0,
+    )
+    assert second not in data.params and second not in data.tags and second not in data.metrics
+    log("other/" + second, "3")  # other folders and other kinds of keys are free
+    if kind != "param":
+        store.log_param(run_id, Param(second, "4"))
+
+
+def test_keys_clashing_inside_one_batch_write_nothing(store: TrackingStore) -> None:
+    run_id = new_run(store).info.run_id
+    with pytest.raises(InvalidParameterError, match="'x' and 'x/y'"):
+        store.log_batch(run_id, [Metric("m", 1.0, 1, 0)], [Param("x", "1"), Param("x/y", "2")], [])
+    with pytest.raises(InvalidParameterError, match="'t' and 't/u'"):
+        store.create_run("0", "u", 1, [RunTag("t", "1"), RunTag("t/u", "2")], "r")
+    with pytest.raises(InvalidParameterError, match="'e' and 'e/f'"):
+        store.create_experiment("clash", tags={"e/f": "1", "e": "2"})
+    assert store.get_run(run_id).data.metrics == {}
+    assert store.get_experiment_by_name("clash") is None
+    exp_id = store.create_experiment("tagged", tags={"e": "1"})
+    with pytest.raises(InvalidParameterError, match="clashes"):
+        store.set_experiment_tag(exp_id, RunTag("e/f", "2"))
+    assert store.get_experiment(exp_id).tags == {"e": "1"}
+
+
+def test_a_deleted_folder_of_tags_frees_its_name(store: TrackingStore) -> None:
+    run_id = new_run(store).info.run_id
+    store.set_tag(run_id, RunTag("a/b", "1"))
+    store.delete_tag(run_id, "a/b")
+    store.set_tag(run_id, RunTag("a", "2"))
+    assert store.get_run(run_id).data.tags["a"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("step", "timestamp", "message"),
+    [
+        (2**63, 1, r"step 9223372036854775808 is out of range.*64-bit"),
+        (-(2**63) - 1, 1, "step -9223372036854775809 is out of range"),
+        (0, 2**63, r"timestamp \(milliseconds\) 9223372036854775808 is out of range"),
+        (0, -1, r"timestamp .* -1 is out of range: it must be a 64-bit integer in 0\.\."),
+        (1.5, 1, "step must be an integer, got 1.5"),
+    ],
+)
+def test_steps_and_timestamps_are_64_bit_integers(
+    store: TrackingStore, step: int, timestamp: int, message: str
+) -> None:
+    run_id = new_run(store).info.run_id
+    with pytest.raises(InvalidParameterError, match=message):
+        store.log_metric(run_id, Metric("m", 1.0, timestamp, step))
+    with pytest.raises(InvalidParameterError, match=message):
+        store.log_batch(run_id, [Metric("m", 1.0, timestamp, step)], [], [])
+    store.log_metric(run_id, Metric("m", 1.0, 2**63 - 1, -(2**63)))  # the extremes fit
+    history = store.get_metric_history(run_id, "m")
+    assert [(m.timestamp, m.step) for m in history] == [(2**63 - 1, -(2**63))]
+
+
+def test_metric_values_beyond_a_double_are_refused(store: TrackingStore) -> None:
+    run_id = new_run(store).info.run_id
+    with pytest.raises(InvalidParameterError, match=r"'m' value .* 64-bit float"):
+        store.log_metric(run_id, Metric("m", 10**400, 1, 0))
+    store.log_metric(run_id, Metric("m", 10**300, 1, 0))  # an int a double holds
+    assert store.get_run(run_id).data.metrics["m"] == 1e300
+
+
+def test_run_times_names_and_users_are_bounded(store: TrackingStore) -> None:
+    with pytest.raises(InvalidParameterError, match=r"start_time .* out of range"):
+        store.create_run("0", "u", 2**63, [], "r")
+    with pytest.raises(InvalidParameterError, match=r"Run name .* 251 characters long"):
+        store.create_run("0", "u", 1, [], "r" * 251)
+    with pytest.raises(InvalidParameterError, match=r"User id .* 257 characters long"):
+        store.create_run("0", "u" * 257, 1, [], "r")
+    with pytest.raises(InvalidParameterError, match="Invalid run id"):
+        store.create_run("0", "u", 1, [], "r", run_id="a" * 256)
+    run_id = store.create_run("0", "u" * 256, 1, [], "r" * 250, run_id="a" * 255).info.run_id
+    with pytest.raises(InvalidParameterError, match=r"end_time .* out of range"):
+        store.update_run_info(run_id, "FINISHED", 2**63)
+    with pytest.raises(InvalidParameterError, match=r"Run name .* 251 characters long"):
+        store.update_run_info(run_id, run_name="n" * 251)
+    info = store.get_run(run_id).info
+    assert (info.status, info.end_time, info.run_name) == ("RUNNING", None, "r" * 250)
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "a\ud800b"])
+def test_nul_and_unpaired_surrogates_are_refused_everywhere(store: TrackingStore, bad: str) -> None:
+    run_id = new_run(store).info.run_id
+    exp_id = store.create_experiment("fine")
+    message = "NUL character|not valid Unicode text"
+    for call in (
+        lambda: store.log_param(run_id, Param("p", bad)),
+        lambda: store.set_tag(run_id, RunTag("t", bad)),
+        lambda: store.log_batch(run_id, [], [Param("q", bad)], []),
+        lambda: store.create_experiment(bad),
+        lambda: store.create_experiment("loc", artifact_location=f"/tmp/{bad}"),
+        lambda: store.rename_experiment(exp_id, bad),
+        lambda: store.set_experiment_tag(exp_id, RunTag("t", bad)),
+        lambda: store.create_run("0", bad, 1, [], "r"),
+        lambda: store.create_run("0", "u", 1, [], bad),
+        lambda: store.update_run_info(run_id, run_name=bad),
+        lambda: store.search_runs(["0"], f"params.p = '{bad}'"),
+        lambda: store.search_runs(["0"], order_by=[f"params.`{bad}`"]),
+        lambda: store.search_experiments(filter_string=f"name = '{bad}'"),
+    ):
+        with pytest.raises(InvalidParameterError, match=message):
+            call()
+    assert store.get_experiment_by_name(bad) is None
+    data = store.get_run(run_id).data
+    assert (data.params, set(data.tags)) == ({}, {"t", "mlflow.runName"})
+
+
+def test_search_limits_are_stated(store: TrackingStore) -> None:
+    def terms(n: int) -> str:
+        return " and ".join(f"params.p{i} = 'x'" for i in range(n))
+
+    assert store.search_runs(["0"], terms(50), order_by=[f"metrics.m{i}" for i in range(10)]) == []
+    with pytest.raises(InvalidParameterError, match="at most 50 comparisons"):
+        store.search_runs(["0"], terms(51))
+    with pytest.raises(InvalidParameterError, match="at most 10 are allowed"):
+        store.search_runs(["0"], order_by=[f"metrics.m{i}" for i in range(11)])
+    many = ", ".join(f"'{i}'" for i in range(10_001))
+    with pytest.raises(InvalidParameterError, match="at most 10000 values"):
+        store.search_runs(["0"], f"params.p IN ({many})")
+    with pytest.raises(InvalidParameterError, match="within the 64-bit range"):
+        store.search_runs(["0"], f"attributes.start_time > {2**63}")
+    for offset in (2**63, 10**30):
+        token = encode_page_token(offset)
+        with pytest.raises(InvalidParameterError, match=r"offset must be an integer in 0\.\."):
+            store.search_runs(["0"], page_token=token)
+        with pytest.raises(InvalidParameterError, match="offset must be an integer"):
+            store.search_experiments(page_token=token)
+    assert list(store.search_runs(["0"], page_token=encode_page_token(2**62))) == []
+
+
+@pytest.mark.parametrize("experiment_id", [str(2**63), "9" * 60])
+def test_experiment_ids_beyond_64_bits_do_not_exist(
+    store: TrackingStore, experiment_id: str
+) -> None:
+    with pytest.raises(NotFoundError, match=experiment_id):
+        store.get_experiment(experiment_id)
+    with pytest.raises(NotFoundError, match=experiment_id):
+        new_run(store, experiment_id)
+    assert store.search_runs([experiment_id]) == []

@@ -21,7 +21,8 @@ import re
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -32,9 +33,16 @@ from tracking.errors import InvalidParameterError, NotFoundError, StorageError, 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-__all__ = ["ArtifactRepository", "resolve_uri", "set_storage_options"]
+__all__ = [
+    "ArtifactRepository",
+    "LocalFileWriter",
+    "resolve_uri",
+    "set_storage_options",
+    "write_local_file",
+]
 
 _WORKERS = 8  # concurrent file transfers for log_artifacts / download of a directory
+_COPY_CHUNK = 1024 * 1024  # bytes per read when copying a local file into the artifact store
 _S3_PROTOCOLS = ("s3", "s3a")
 _S3_PART_SIZE = 8 * 2**20  # multipart part size; files under 2 parts go in one PUT
 _S3_PART_CONCURRENCY = 4  # parts in flight per file (memory: part size x this)
@@ -135,6 +143,58 @@ def _artifact_subpath(path: str | None, what: str = "artifact path") -> str:
             break
         seen.add(decoded)
     return "/".join(part for part in path.split("/") if part not in ("", "."))
+
+
+_UPLOAD_NAME = re.compile(r"^\.upload-[0-9a-f]{32}\.tmp$")
+
+
+def is_upload_in_progress(path: str) -> bool:
+    """Whether `path` names a LocalFileWriter's temporary file (listings leave them out)."""
+    return _UPLOAD_NAME.match(path.rstrip("/").rsplit("/", 1)[-1]) is not None
+
+
+class LocalFileWriter:
+    """A local file written under a temporary name (`.upload-<hex>.tmp`) in its folder and
+    renamed into place by `commit`: a reader, a listing or a crash never shows a partial file
+    under the final name."""
+
+    def __init__(self, final: str) -> None:
+        self.final = final
+        folder = os.path.dirname(final)
+        os.makedirs(folder, exist_ok=True)
+        self.tmp = os.path.join(folder, f".upload-{uuid.uuid4().hex}.tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        self.file = os.fdopen(os.open(self.tmp, flags, 0o644), "wb")
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+
+    def commit(self) -> None:
+        self.file.close()
+        os.replace(self.tmp, self.final)
+
+    def abort(self) -> None:
+        self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
+def write_local_file(final: str, chunks: Iterable[bytes]) -> None:
+    """Write `chunks` to the local file `final` through a LocalFileWriter."""
+    writer = LocalFileWriter(final)
+    try:
+        for chunk in chunks:
+            writer.write(chunk)
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _file_chunks(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(_COPY_CHUNK):
+            yield chunk
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -296,9 +356,16 @@ class ArtifactRepository:
                 f"Invalid artifact file {artifact_file!r}: it must name a file, e.g. 'dir/out.json'"
             )
         with self._errors("write", self._uri(rel), writing=True):
-            self.fs.pipe_file(self._full(rel), bytes(data))
+            if self.protocol == "file":
+                write_local_file(self._full(rel), [bytes(data)])
+            else:
+                self.fs.pipe_file(self._full(rel), bytes(data))
 
     def _put(self, local: str, rel: str) -> None:
+        if self.protocol == "file":  # object stores show an object only once it is complete
+            with self._errors("upload to", self._uri(rel), writing=True):
+                write_local_file(self._full(rel), _file_chunks(local))
+            return
         kwargs: dict[str, Any] = {}
         if self._is_s3:
             size = os.path.getsize(local)
@@ -325,6 +392,8 @@ class ArtifactRepository:
             child = self._relative(entry["name"])
             if not child or child == rel or entry["name"].rstrip("/") == full.rstrip("/"):
                 continue  # the listed path itself: it is a file (MLflow lists nothing) or a marker
+            if is_upload_in_progress(child):
+                continue
             is_dir = entry.get("type") == "directory"
             size = None if is_dir else entry.get("size")
             infos.append(FileInfo(path=child, is_dir=is_dir, file_size=size))
@@ -357,8 +426,8 @@ class ArtifactRepository:
         with self._errors("write to", local_target, writing=True):
             os.makedirs(local_target, exist_ok=True)
         for name in names:
-            if name.endswith("/"):
-                continue  # directory marker object
+            if name.endswith("/") or is_upload_in_progress(name):
+                continue  # a directory marker object, or a file still being written
             child = self._relative(name)
             inner = child[len(rel) + 1 :] if rel else child
             inner = _artifact_subpath(inner, "stored artifact name")  # keep downloads inside dst

@@ -27,10 +27,16 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
+from tracking import validation
 from tracking.entities import Experiment, RunStatus
 from tracking.errors import InvalidParameterError
 
 METRIC, PARAM, TAG, ATTRIBUTE = "metric", "param", "tag", "attribute"
+#: Limits that keep a search within what SQLite and PostgreSQL can run (a SQL store joins one
+#: table per metric, param or tag key; SQLite allows 64 tables in a join).
+MAX_FILTER_COMPARISONS = 50
+MAX_IN_VALUES = 10_000
+MAX_ORDER_BY_ENTRIES = 10
 
 _PREFIXES = {
     **dict.fromkeys(("metrics", "metric"), METRIC),
@@ -154,7 +160,7 @@ class _Source:
 
     def error(self, pos: int, message: str) -> SearchSyntaxError:
         return SearchSyntaxError(
-            f"Invalid {self.label} {self.text!r} at position {pos}: {message}",
+            f"Invalid {self.label} {validation.shown(self.text, 300)} at position {pos}: {message}",
             position=pos,
             text=self.text,
         )
@@ -347,8 +353,10 @@ class _Parser:
             number = Decimal(tok.value)
         except InvalidOperation:  # pragma: no cover - the tokenizer only yields valid numbers
             raise self.fail(tok, message) from None
-        if number.adjusted() > 30 or number != number.to_integral_value():
+        if number != number.to_integral_value():
             raise self.fail(tok, message)
+        if not validation.INT64_MIN <= number <= validation.INT64_MAX:
+            raise self.fail(tok, f"{message} within the 64-bit range")
         return int(number)
 
     def string_list(self, op: str) -> tuple[str, ...]:
@@ -363,6 +371,10 @@ class _Parser:
             if tok.kind != "string":
                 raise self.fail(tok, f"expected a quoted string in the {op} list")
             values.append(tok.value)
+            if len(values) > MAX_IN_VALUES:
+                raise self.src.error(
+                    tok.pos, f"an {op} list may hold at most {MAX_IN_VALUES} values"
+                )
             tok = self.next()
             if tok.kind == ")":
                 return tuple(values)
@@ -381,6 +393,11 @@ class _Parser:
             if self.peek().kind == "end":
                 raise self.fail(self.peek(), "expected a comparison after AND")
             comparisons.append(self.comparison())
+            if len(comparisons) > MAX_FILTER_COMPARISONS:
+                raise self.src.error(
+                    tok.pos,
+                    f"a filter may have at most {MAX_FILTER_COMPARISONS} comparisons joined by AND",
+                )
         return tuple(comparisons)
 
     def order_by(self) -> OrderBy:
@@ -407,21 +424,34 @@ def _parse_order_entry(text: str, schema: str) -> OrderBy:
     return _Parser(_Source(text, "order_by entry"), _SCHEMAS[schema]).order_by()
 
 
+def checked_text(what: str, text: str) -> str:
+    """`text` unless it holds a NUL character or an unpaired surrogate (no store takes them)."""
+    try:
+        return validation.text(what, text)
+    except InvalidParameterError as e:
+        raise SearchSyntaxError(e.message) from None
+
+
 def _filter(filter_string: str | None, schema: str) -> tuple[Comparison, ...]:
     if filter_string is None:
         return ()
     if not isinstance(filter_string, str):
         raise SearchSyntaxError(f"Invalid filter {filter_string!r}: expected a string")
-    return _parse_filter(filter_string, schema)
+    return _parse_filter(checked_text("Filter", filter_string), schema)
 
 
 def _order_by(order_by: Sequence[str] | None, schema: str) -> tuple[OrderBy, ...]:
     if order_by is None:
         return ()
     entries = [order_by] if isinstance(order_by, str) else order_by
+    if len(entries) > MAX_ORDER_BY_ENTRIES:
+        raise SearchSyntaxError(
+            f"order_by has {len(entries)} entries; at most {MAX_ORDER_BY_ENTRIES} are allowed"
+        )
     for entry in entries:
         if not isinstance(entry, str):
             raise SearchSyntaxError(f"Invalid order_by entry {entry!r}: expected a string")
+        checked_text("order_by entry", entry)
     return tuple(_parse_order_entry(entry, schema) for entry in entries)
 
 

@@ -6,10 +6,16 @@ import numbers
 import os
 import posixpath
 import re
+import sys
 import warnings
+from collections.abc import Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from tracking.errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from tracking.entities import RunTag
 
 MAX_ENTITY_KEY_LENGTH = 250
 MAX_PARAM_VAL_LENGTH = 6000
@@ -19,11 +25,17 @@ MAX_EXPERIMENT_TAG_VAL_LENGTH = 20000
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_ENTITIES_PER_BATCH = 1000
+MAX_RUN_NAME_LENGTH = 250
+MAX_USER_ID_LENGTH = 256
+#: Bytes of UTF-8 in one '/'-separated part of a key: the file store makes it a file name.
+MAX_KEY_PART_BYTES = 255
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 
 TRUNCATE_ENV = "MLFLOW_TRUNCATE_LONG_VALUES"
 
 _KEY_RE = re.compile(r"^[/\w.\- :]*$")
-_RUN_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
+_RUN_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,254}$", re.ASCII)
 _EXPERIMENT_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,63}$")
 
 
@@ -47,7 +59,71 @@ def validate_key(key: str, kind: str = "key") -> str:
             f"Invalid {kind} {key!r}: it must be a normalized relative path "
             "(not empty, no leading '/', no '..', '.' or empty components)"
         )
+    if not key.isascii():
+        for part in key.split("/"):
+            size = len(part.encode("utf-8"))
+            if size > MAX_KEY_PART_BYTES:
+                raise InvalidParameterError(
+                    f"Invalid {kind} {key[:40]!r}...: its part {part[:20]!r}... is {size} bytes "
+                    f"long in UTF-8; each '/'-separated part may have at most "
+                    f"{MAX_KEY_PART_BYTES} (it is a file name in the file store)"
+                )
     return key
+
+
+def shown(value: object, limit: int = 100) -> str:
+    """`value` for an error message: its repr, cut to `limit` characters."""
+    if isinstance(value, int) and abs(value) > 10**100:
+        return f"<an integer of {value.bit_length()} bits>"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def text(what: str, value: str) -> str:
+    """Return `value` unless it contains a NUL character or an unpaired surrogate, which
+    PostgreSQL and UTF-8 files cannot hold (so no store accepts them)."""
+    if "\x00" in value:
+        raise InvalidParameterError(
+            f"{what} {shown(value)} contains a NUL character (\\x00), which no store accepts"
+        )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidParameterError(
+                f"{what} {shown(value)} is not valid Unicode text: unpaired surrogate "
+                f"{value[e.start]!r} at position {e.start}"
+            ) from None
+    return value
+
+
+def is_text(value: str) -> bool:
+    """Whether `text` accepts `value` (a name holding NUL can name nothing stored)."""
+    try:
+        text("Text", value)
+    except InvalidParameterError:
+        return False
+    return True
+
+
+def no_key_clash(kind: str, keys: Iterable[str]) -> None:
+    """Raise if one of `keys` is a '/'-folder of another, as 'a' and 'a/b'."""
+    unique = set(keys)
+    for key in unique:
+        parts = key.split("/")
+        for end in range(1, len(parts)):
+            folder = "/".join(parts[:end])
+            if folder in unique:
+                raise clash_error(kind, key, folder, key)
+
+
+def clash_error(kind: str, key: str, folder: str, below: str) -> InvalidParameterError:
+    """The error for logging `key` where `folder` and `below` (one of them `key`) clash."""
+    other = below if key == folder else folder
+    return InvalidParameterError(
+        f"{kind} key {key!r} clashes with {other!r} in the same run: a key cannot also be a "
+        f"folder of other keys ({folder!r} and {below!r}); pick another name"
+    )
 
 
 def _should_truncate() -> bool:
@@ -72,28 +148,30 @@ def _check_length(key: str, value: str, limit: int, kind: str) -> str:
 def param_value(key: str, value: object) -> str:
     """Validate a param and return its stored text."""
     validate_key(key, "Param key")
-    return _check_length(key, str(value), MAX_PARAM_VAL_LENGTH, "Param")
+    return text(
+        f"Param {key!r} value", _check_length(key, str(value), MAX_PARAM_VAL_LENGTH, "Param")
+    )
 
 
 def tag_value(key: str, value: object) -> str:
     """Validate a run tag and return its stored text."""
     validate_key(key, "Tag key")
-    return _check_length(key, str(value), MAX_TAG_VAL_LENGTH, "Tag")
+    return text(f"Tag {key!r} value", _check_length(key, str(value), MAX_TAG_VAL_LENGTH, "Tag"))
 
 
 def experiment_tag_value(key: str, value: object) -> str:
     """Validate an experiment tag and return its stored text."""
     validate_key(key, "Experiment tag key")
-    return _check_length(key, str(value), MAX_EXPERIMENT_TAG_VAL_LENGTH, "Experiment tag")
+    checked = _check_length(key, str(value), MAX_EXPERIMENT_TAG_VAL_LENGTH, "Experiment tag")
+    return text(f"Experiment tag {key!r} value", checked)
 
 
 def metric_value(key: str, value: object) -> float:
-    """Validate a metric key/value; NaN and +-inf are allowed, bools and non-numbers are not."""
+    """Validate a metric key/value; NaN and +-inf are allowed, bools, non-numbers and numbers
+    beyond a 64-bit float (an int like 10**400) are not."""
     validate_key(key, "Metric key")
     if type(value) is float:
         return value
-    if type(value) is int:
-        return float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Number):
         if hasattr(value, "item") and not isinstance(value, bool):  # numpy scalar / 0-d array
             try:
@@ -101,44 +179,84 @@ def metric_value(key: str, value: object) -> float:
             except (TypeError, ValueError):
                 pass
         raise InvalidParameterError(
-            f"Metric {key!r} got {type(value).__name__} value {value!r}; "
+            f"Metric {key!r} got {type(value).__name__} value {shown(value)}; "
             "metric values must be numbers (int or float; NaN and inf allowed)"
         )
     try:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         raise InvalidParameterError(
-            f"Metric {key!r} value {value!r} cannot be converted to a float"
+            f"Metric {key!r} value {shown(value)} cannot be converted to a 64-bit float "
+            f"(at most about {sys.float_info.max:.4g} in magnitude)"
         ) from None
 
 
+def int64(what: str, value: object, minimum: int = INT64_MIN) -> int:
+    """`value` as an int if it is an integer in minimum..2**63-1 (a SQL BIGINT), else raise."""
+    if type(value) is int and minimum <= value <= INT64_MAX:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidParameterError(f"{what} must be an integer, got {shown(value)}")
+    number = int(value)
+    if not minimum <= number <= INT64_MAX:
+        raise InvalidParameterError(
+            f"{what} {shown(number)} is out of range: it must be a 64-bit integer in "
+            f"{minimum}..{INT64_MAX}"
+        )
+    return number
+
+
 def metric_step(key: str, step: object) -> int:
-    if type(step) is int:
+    if type(step) is int and INT64_MIN <= step <= INT64_MAX:
         return step
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise InvalidParameterError(f"Metric {key!r} step must be an integer, got {step!r}")
-    return int(step)
+    return int64(f"Metric {key!r} step", step)
 
 
 def metric_timestamp(key: str, timestamp: object) -> int:
-    if type(timestamp) is int and timestamp >= 0:
+    if type(timestamp) is int and 0 <= timestamp <= INT64_MAX:
         return timestamp
-    if (
-        isinstance(timestamp, bool)
-        or not isinstance(timestamp, numbers.Integral)
-        or int(timestamp) < 0
-    ):
+    return int64(f"Metric {key!r} timestamp (milliseconds)", timestamp, minimum=0)
+
+
+def time_ms(what: str, value: object) -> int:
+    """A start or end time: a 64-bit integer of milliseconds since the epoch."""
+    return int64(f"{what} (milliseconds)", value)
+
+
+def _bounded_text(what: str, value: object, limit: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidParameterError(f"{what} must be a string, got {shown(value)}")
+    if len(value) > limit:
         raise InvalidParameterError(
-            f"Metric {key!r} timestamp must be a non-negative integer of milliseconds, "
-            f"got {timestamp!r}"
+            f"{what} {shown(value)} is {len(value)} characters long; at most {limit} are allowed"
         )
-    return int(timestamp)
+    return text(what, value)
+
+
+def run_name(name: object) -> str:
+    """A run name: text of at most MAX_RUN_NAME_LENGTH characters ("" for none)."""
+    return _bounded_text("Run name", name, MAX_RUN_NAME_LENGTH)
+
+
+def new_run_tags(
+    user: object, start_time: object, name: object, tags: list[RunTag]
+) -> dict[str, str]:
+    """Validate a new run's user, start time, name and tags; return its tags (with
+    mlflow.runName set from `name`) as {key: value}."""
+    _bounded_text("User id", user, MAX_USER_ID_LENGTH)
+    time_ms("Run start_time", start_time)
+    checked = {t.key: tag_value(t.key, t.value) for t in tags}
+    if run_name(name):
+        checked.setdefault("mlflow.runName", name)
+    no_key_clash("Tag", checked)
+    return checked
 
 
 def run_id(value: object) -> str:
     if not isinstance(value, str) or not _RUN_ID_RE.match(value):
         raise InvalidParameterError(
-            f"Invalid run id {value!r}: expected letters, digits, '_' or '-' (32 hex chars usually)"
+            f"Invalid run id {shown(value)}: expected 1 to 255 ASCII letters, digits, '_' or '-' "
+            "(32 hex characters usually)"
         )
     return value
 
@@ -162,7 +280,14 @@ def experiment_name(name: object) -> str:
             f"Experiment name is {len(name)} characters long; "
             f"at most {MAX_EXPERIMENT_NAME_LENGTH} are allowed"
         )
-    return name
+    return text("Experiment name", name)
+
+
+def artifact_location(location: object) -> str:
+    """An experiment's artifact location given by a caller: text without NUL characters."""
+    if not isinstance(location, str):
+        raise InvalidParameterError(f"Artifact location must be a string, got {shown(location)}")
+    return text("Artifact location", location)
 
 
 def param_conflict(run_id: str, key: str, old: str, new: str) -> InvalidParameterError:

@@ -6,12 +6,15 @@ import argparse
 import sys
 from typing import Any
 
+import tracking
+from tracking import stores
 from tracking.cli.common import command, format_time, report, table
 
 
 def gc_command(args: argparse.Namespace) -> int:
     from tracking.admin.gc import gc
 
+    stores.check_exists(args.tracking_uri or tracking.get_tracking_uri())
     result = gc(
         args.tracking_uri,
         older_than=args.older_than,

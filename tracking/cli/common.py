@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import tracking
+from tracking import stores
 
 
 def format_time(ms: int | None) -> str:
@@ -60,8 +61,13 @@ def report(title: str, columns: list[str], rows: list[list[str]]) -> None:
     Console().print(table)
 
 
-def client_for(args: argparse.Namespace) -> tracking.TrackingClient:
-    return tracking.TrackingClient(args.tracking_uri)
+def client_for(args: argparse.Namespace, must_exist: bool = True) -> tracking.TrackingClient:
+    """The client of --tracking-uri; unless `must_exist` is False (commands that create
+    things), a local store that does not exist is an error rather than created empty."""
+    uri = args.tracking_uri or tracking.get_tracking_uri()
+    if must_exist:
+        stores.check_exists(uri)
+    return tracking.TrackingClient(uri)
 
 
 def experiment_ids(client: tracking.TrackingClient, experiment: str | None) -> list[str]:

@@ -36,7 +36,7 @@ def _experiment_rows(e: Any) -> list[list[str]]:
 def experiments_create(args: argparse.Namespace) -> int:
     from tracking.artifacts import resolve_uri
 
-    client = client_for(args)
+    client = client_for(args, must_exist=False)
     location = resolve_uri(args.artifact_location) if args.artifact_location else None
     experiment_id = client.create_experiment(args.name, artifact_location=location)
     report(

@@ -47,6 +47,7 @@ from tracking.stores.file.disk import (
     atomic_write,
     parse_yaml,
     read_text,
+    translating_os_errors,
     walk_files,
     warn_damaged,
     write_yaml,
@@ -80,6 +81,7 @@ def _read_values(folder: str) -> dict[str, str]:
     return values
 
 
+@translating_os_errors
 class FileRegistryStore(RegistryStore):
     """Registered models as folders under `<root>/models` (`root` is the tracking root)."""
 
@@ -334,8 +336,9 @@ class FileRegistryStore(RegistryStore):
     ) -> ModelVersion:
         checked = check.tags(tags, "Model version")
         description = check.description(description)
-        if not isinstance(source, str) or not source:
-            raise InvalidParameterError(f"Model version source must be a URI, got {source!r}")
+        check.source(source)
+        check.optional_text("Model version run_id", run_id)
+        check.optional_text("Model version run_link", run_link)
         with self._locked():
             model_dir = self._existing_model_dir(name)
             number = max(self._version_numbers(model_dir), default=0) + 1

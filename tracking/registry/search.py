@@ -76,16 +76,22 @@ def parse_filter(filter_string: str | None, what: str) -> tuple[Comparison, ...]
         return ()
     if not isinstance(filter_string, str):
         raise InvalidParameterError(f"Invalid filter {filter_string!r}: expected a string")
-    return _parse_filter(filter_string, what)
+    return _parse_filter(_search.checked_text("Filter", filter_string), what)
 
 
 def parse_order_by(order_by: Sequence[str] | str | None, what: str) -> tuple[OrderBy, ...]:
     if not order_by:
         return ()
     entries = [order_by] if isinstance(order_by, str) else list(order_by)
+    if len(entries) > _search.MAX_ORDER_BY_ENTRIES:
+        raise InvalidParameterError(
+            f"order_by has {len(entries)} entries; at most {_search.MAX_ORDER_BY_ENTRIES} "
+            "are allowed"
+        )
     for entry in entries:
         if not isinstance(entry, str):
             raise InvalidParameterError(f"Invalid order_by entry {entry!r}: expected a string")
+        _search.checked_text("order_by entry", entry)
     return tuple(_parse_order(entry, what) for entry in entries)
 
 

@@ -272,8 +272,9 @@ class SqlRegistryStore(RegistryStore):
         check.model_name(name)
         checked = check.tags(tags, "Model version")
         description = check.description(description)
-        if not isinstance(source, str) or not source:
-            raise InvalidParameterError(f"Model version source must be a URI, got {source!r}")
+        check.source(source)
+        check.optional_text("Model version run_id", run_id)
+        check.optional_text("Model version run_link", run_link)
         mv = t.model_versions
 
         def work(conn: Connection) -> int:

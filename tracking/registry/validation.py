@@ -13,6 +13,7 @@ MAX_TAG_VALUE_LENGTH = 100_000
 MAX_DESCRIPTION_LENGTH = 100_000
 MAX_ALIAS_LENGTH = 255
 RESERVED_ALIAS_LATEST = "latest"
+MAX_VERSION = 2**31 - 1  # the SQL stores keep version numbers in 32-bit columns
 
 _ALIAS_RE = re.compile(r"^[\w\-]*$")
 _VERSION_ALIAS_RE = re.compile(r"^[vV]\d+$")
@@ -39,6 +40,13 @@ def model_name(name: object) -> str:
             f"Registered model name {name[:40]!r}... is {len(name)} characters long; at most "
             f"{MAX_MODEL_NAME_LENGTH} are allowed"
         )
+    validation.text("Registered model name", name)
+    size = len(name.encode("utf-8"))
+    if size > validation.MAX_KEY_PART_BYTES:
+        raise InvalidParameterError(
+            f"Registered model name {name[:40]!r}... is {size} bytes long in UTF-8; at most "
+            f"{validation.MAX_KEY_PART_BYTES} are allowed (it is a folder name in the file store)"
+        )
     return name
 
 
@@ -49,9 +57,10 @@ def version(value: object) -> int:
         number = value
     elif isinstance(value, str) and _DIGITS_RE.match(value.strip()):
         number = int(value)
-    if number is None or number < 1:
+    if number is None or not 1 <= number <= MAX_VERSION:
         raise InvalidParameterError(
-            f"Invalid model version {value!r}: expected a positive integer such as 1 or '1'"
+            f"Invalid model version {validation.shown(value)}: expected a positive integer "
+            f"such as 1 or '1', at most {MAX_VERSION}"
         )
     return number
 
@@ -95,7 +104,7 @@ def tag(key: object, value: object, what: str) -> tuple[str, str]:
             f"{what} tag {key!r} has a value of {len(value)} characters; at most "
             f"{MAX_TAG_VALUE_LENGTH} are allowed"
         )
-    return key, value  # type: ignore[return-value]
+    return key, validation.text(f"{what} tag {key!r} value", value)  # type: ignore[return-value]
 
 
 def tags(values: dict[str, object] | None, what: str) -> dict[str, str]:
@@ -117,4 +126,22 @@ def description(value: object) -> str | None:
             f"Description is {len(value)} characters long; at most {MAX_DESCRIPTION_LENGTH} "
             "are allowed"
         )
-    return value
+    return validation.text("Description", value)
+
+
+def source(value: object) -> str:
+    """A model version's source: a non-empty URI or path."""
+    if not isinstance(value, str) or not value:
+        raise InvalidParameterError(
+            f"Model version source must be a URI, got {validation.shown(value)}"
+        )
+    return validation.text("Model version source", value)
+
+
+def optional_text(what: str, value: object) -> str | None:
+    """An optional text field (run_id, run_link of a model version)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidParameterError(f"{what} must be a string, got {validation.shown(value)}")
+    return validation.text(what, value)

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tracking import journal
-from tracking.errors import InvalidParameterError
+from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.stores.base import TrackingStore
 
 ARTIFACT_ROOT_ENV = "MLFLOW_ARTIFACT_ROOT"
@@ -54,6 +54,20 @@ def sqlite_path(uri: str) -> str | None:
         return None
     path = uri.split(":///", 1)[1].split("?", 1)[0]
     return None if path in ("", ":memory:") else os.path.abspath(path)
+
+
+def check_exists(uri: str) -> None:
+    """Raise NotFoundError if `uri` names a local store (a folder or a SQLite file) that does
+    not exist: commands that only read call it rather than create an empty store."""
+    scheme = uri_scheme(uri)
+    if scheme in ("", "file"):
+        path = local_path(uri)
+        if not os.path.isdir(path):
+            raise NotFoundError(f"No tracking store at {path}: the folder does not exist")
+    elif scheme == "sqlite":
+        file = sqlite_path(uri)
+        if file is not None and not os.path.isfile(file):
+            raise NotFoundError(f"SQLite database {file} does not exist")
 
 
 def store_identity(uri: str) -> tuple[Any, ...]:

@@ -17,12 +17,15 @@ from tracking.validation import (
     MAX_ENTITIES_PER_BATCH,
     MAX_METRICS_PER_BATCH,
     MAX_PARAMS_TAGS_PER_BATCH,
+    shown,
 )
 
 T = TypeVar("T")
 
 SEARCH_MAX_RESULTS_DEFAULT = 1000
 SEARCH_MAX_RESULTS_THRESHOLD = 50000
+#: The largest offset a page token may carry (SQL's OFFSET is a 64-bit integer).
+MAX_OFFSET = 2**63 - 1 - SEARCH_MAX_RESULTS_THRESHOLD
 
 
 class PagedList(list, Generic[T]):  # type: ignore[type-arg]
@@ -44,9 +47,11 @@ def decode_page_token(token: str | None) -> int:
     try:
         offset = json.loads(base64.b64decode(token.encode(), validate=True))["offset"]
     except Exception:
-        raise InvalidParameterError(f"Invalid page token {token!r}") from None
-    if not isinstance(offset, int) or offset < 0:
-        raise InvalidParameterError(f"Invalid page token {token!r}: bad offset")
+        raise InvalidParameterError(f"Invalid page token {shown(token)}") from None
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
+        raise InvalidParameterError(
+            f"Invalid page token {shown(token)}: its offset must be an integer in 0..{MAX_OFFSET}"
+        )
     return offset
 
 

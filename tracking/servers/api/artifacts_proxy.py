@@ -13,7 +13,6 @@ import contextlib
 import mimetypes
 import os
 import posixpath
-import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -23,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from tracking.artifacts import ArtifactRepository, resolve_uri
+from tracking.artifacts import ArtifactRepository, LocalFileWriter, resolve_uri
 from tracking.entities import FileInfo
 from tracking.errors import InvalidParameterError, NotFoundError, StorageError
 from tracking.servers.api.messages import dumps, file_info_json
@@ -40,30 +39,6 @@ def is_proxied(uri: str) -> bool:
 def proxied_path(uri: str) -> str:
     """Path under the destination named by ``mlflow-artifacts:[//host]/<path>``."""
     return safe_relative_path(urlsplit(uri).path.lstrip("/"), "artifact URI path")
-
-
-class _LocalWriter:
-    """A file written under a temporary name and renamed into place when complete."""
-
-    def __init__(self, final: str) -> None:
-        self.final = final
-        folder = os.path.dirname(final)
-        os.makedirs(folder, exist_ok=True)
-        self.tmp = os.path.join(folder, f".upload-{uuid.uuid4().hex}.tmp")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        self.file = os.fdopen(os.open(self.tmp, flags, 0o644), "wb")
-
-    def write(self, data: bytes) -> None:
-        self.file.write(data)
-
-    def commit(self) -> None:
-        self.file.close()
-        os.replace(self.tmp, self.final)
-
-    def abort(self) -> None:
-        self.file.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.tmp)
 
 
 class _RemoteWriter:
@@ -130,7 +105,7 @@ class ArtifactDestination:
             self._local(rel)
         self.repo.delete_artifacts(rel)
 
-    def open_writer(self, rel: str) -> _LocalWriter | _RemoteWriter:
+    def open_writer(self, rel: str) -> LocalFileWriter | _RemoteWriter:
         if not rel:
             raise InvalidParameterError("An upload needs a file path")
         try:
@@ -138,7 +113,7 @@ class ArtifactDestination:
                 final = self._local(rel)
                 if os.path.isdir(final):
                     raise InvalidParameterError(f"Cannot upload to {rel!r}: it is a directory")
-                return _LocalWriter(final)
+                return LocalFileWriter(final)
             return _RemoteWriter(self.repo.fs, self._remote(rel))
         except OSError as e:
             raise StorageError(f"Could not write artifact {rel!r}: {e.strerror or e}") from e

@@ -8,6 +8,7 @@ requests carry repeated fields as repeated query parameters (``?experiment_ids=1
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -17,6 +18,7 @@ import orjson
 
 from tracking.entities import Experiment, FileInfo, Metric, Run, RunInfo, RunStatus, ViewType
 from tracking.errors import InvalidParameterError
+from tracking.validation import INT64_MAX, INT64_MIN, shown
 
 _SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _MISSING = object()
@@ -30,9 +32,8 @@ def _missing_error(name: str) -> InvalidParameterError:
 
 
 def _invalid(name: str, value: Any, expected: str) -> InvalidParameterError:
-    shown = repr(value) if len(repr(value)) <= 200 else repr(value)[:200] + "..."
     return InvalidParameterError(
-        f"Invalid value {shown} for parameter '{name}' supplied: expected {expected}"
+        f"Invalid value {shown(value, 200)} for parameter '{name}' supplied: expected {expected}"
     )
 
 
@@ -132,33 +133,37 @@ class Fields:
 
 
 def to_int(name: str, value: Any) -> int:
+    """An int64 as protobuf JSON writes it: a number or its decimal text."""
+    number = None
     if isinstance(value, bool):
+        pass
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = int(value.strip())
+    if number is None:
         raise _invalid(name, value, "an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise _invalid(name, value, "an integer")
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise _invalid(name, value, f"a 64-bit integer ({INT64_MIN}..{INT64_MAX})")
+    return number
 
 
 def to_float(name: str, value: Any) -> float:
     """A double as protobuf JSON writes it: a number or "NaN" / "Infinity" / "-Infinity"."""
     if isinstance(value, bool):
         raise _invalid(name, value, "a number")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        if value in _SPECIAL_FLOATS:
-            return _SPECIAL_FLOATS[value]
+    if isinstance(value, str) and value in _SPECIAL_FLOATS:
+        return _SPECIAL_FLOATS[value]
+    if isinstance(value, int | float | str):
         try:
             return float(value)
         except ValueError:
             pass
+        except OverflowError:
+            raise _invalid(name, value, "a number within the range of a 64-bit float") from None
     raise _invalid(name, value, "a number")
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tracking import system_tags
+from tracking import system_tags, validation
 from tracking.entities import Metric, Param, Run, RunTag
 from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.servers.api import messages
@@ -53,7 +53,7 @@ def create_experiment(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     name = f.string("name", required=True)
     location = f.string("artifact_location") or None
     if location is not None:
-        ctx.check_artifact_location(location)
+        ctx.check_artifact_location(validation.artifact_location(location))
     tags = dict(_key_value("tags", i, t) for i, t in enumerate(f.objects("tags")))
     experiment_id = ctx.store.create_experiment(name, location, tags)
     return {"experiment_id": experiment_id}

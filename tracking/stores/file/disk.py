@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import functools
 import itertools
 import os
 import re
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import yaml
 
+from tracking.errors import StorageError
+
 T = TypeVar("T")
+C = TypeVar("C", bound=type)
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -24,18 +28,84 @@ class DamagedFileError(Exception):
     """A file exists but cannot be parsed."""
 
 
+def _storage_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method` with any OSError turned into a StorageError naming the path and the cause."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as e:
+            root = getattr(self, "root", "")
+            path = f"{e.filename} -> {e.filename2}" if e.filename2 else e.filename or root
+            raise StorageError(
+                f"File store {root}: {method.__name__} failed on {path}: {e.strerror or e}"
+            ) from e
+
+    return wrapper
+
+
+def translating_os_errors(cls: C) -> C:
+    """Class decorator for the file stores: every public method (and __init__) raises
+    TrackingErrors only, never a bare OSError from a full, read-only or broken disk."""
+    for name, member in list(vars(cls).items()):
+        if callable(member) and (name == "__init__" or not name.startswith("_")):
+            setattr(cls, name, _storage_errors(member))
+    return cls
+
+
 _tmp_names = itertools.count()
+#: Temporary files are named `.trackflow~<pid>-<thread>-<n>`: no key may contain "~", so a
+#: temp name never hides a key's file, and readers skip it by that prefix.
+TEMP_PREFIX = ".trackflow~"
+
+
+def temp_path(folder: str) -> str:
+    """A fresh temporary file name in `folder` (unique in this process and thread)."""
+    return f"{folder}/{TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{next(_tmp_names)}"
+
+
+def write_all(fd: int, data: bytes, path: str) -> None:
+    """write(2) until all of `data` is written to `path`; a write that cannot go on raises
+    OSError naming `path`."""
+    view = memoryview(data)
+    try:
+        while view:
+            written = os.write(fd, view)
+            if written == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            view = view[written:]
+    except OSError as e:
+        raise _naming(e, path) from None
+
+
+def _naming(error: OSError, path: str) -> OSError:
+    """`error` with `path` as its file name (write(2) errors carry none)."""
+    if error.filename is not None:
+        return error
+    return type(error)(error.errno, error.strerror, path)
+
+
+def _write_temp(folder: str, data: bytes) -> str:
+    """A new temporary file in `folder` holding all of `data` (removed again on failure)."""
+    tmp = temp_path(folder)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        write_all(fd, data, tmp)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    return tmp
 
 
 def atomic_write(path: str, data: str | bytes) -> None:
-    """Write `path` through a temp file in the same folder and an atomic rename."""
-    tmp = f"{os.path.dirname(path)}/.tmp-{os.getpid()}-{threading.get_ident()}-{next(_tmp_names)}"
+    """Write `path` through a temp file in the same folder and an atomic rename: readers see
+    the old content or all of the new one, never a part."""
+    tmp = _write_temp(os.path.dirname(path), data.encode() if isinstance(data, str) else data)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            os.write(fd, data.encode() if isinstance(data, str) else data)
-        finally:
-            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -55,7 +125,7 @@ def write_new(path: str, data: str) -> None:
     """Write a file nobody reads yet (inside a run folder whose meta.yaml is not written)."""
     fd = _open_creating_dirs(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
-        os.write(fd, data.encode())
+        write_all(fd, data.encode(), path)
     finally:
         os.close(fd)
 
@@ -63,20 +133,42 @@ def write_new(path: str, data: str) -> None:
 def create_exclusive(path: str, data: str) -> str | None:
     """Create `path` with `data` unless it exists; then return the existing content instead.
 
-    O_EXCL makes the creation atomic; a reader that races the writer of the same file retries
-    until the content is there (it is written in one call right after creation).
+    The content goes to a temp file first, which is then hard-linked into place (link(2) never
+    replaces a file): `path` appears complete or not at all, even if the writer is killed or
+    the disk is full. On file systems without hard links, O_EXCL creation is the fallback.
     """
+    folder = os.path.dirname(path)
     try:
-        fd = _open_creating_dirs(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        tmp = _write_temp(folder, data.encode())
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        tmp = _write_temp(folder, data.encode())
+    try:
+        os.link(tmp, path)
     except FileExistsError:
-        for delay in (0, 0.001, 0.01, 0.05, 0.1):
-            time.sleep(delay)
-            existing = read_text(path)
-            if existing or not data:
-                return existing
-        return existing
+        return read_text(path)
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+            raise
+        return _create_exclusive_without_links(path, data)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    return None
+
+
+def _create_exclusive_without_links(path: str, data: str) -> str | None:
+    """create_exclusive where link(2) is not supported: O_EXCL, then one write."""
     try:
-        os.write(fd, data.encode())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return read_text(path)
+    try:
+        write_all(fd, data.encode(), path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
     finally:
         os.close(fd)
     return None
@@ -186,10 +278,41 @@ def read_text(path: str) -> str:
 
 
 def append_line(path: str, line: str) -> None:
-    """Append with O_APPEND in one write(2), so concurrent writers never interleave lines."""
+    """Append with O_APPEND in one write(2), so concurrent writers never interleave lines.
+
+    A write the disk cuts short (full disk, file size limit) is blanked out (overwritten in
+    place with spaces and a newline, which readers skip) before the error is raised: no reader
+    ever takes a partial line for a value, and the next line starts on a line of its own.
+    """
+    data = line.encode()
     fd = _open_creating_dirs(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
-        os.write(fd, line.encode())
+        for _attempt in range(2):  # the second one raises the disk's error if it is still full
+            written = os.write(fd, data)  # nothing written: OSError (ENOSPC, EFBIG, ...)
+            if written == len(data):
+                return
+            end = os.lseek(fd, 0, os.SEEK_CUR)  # O_APPEND: right after this write's bytes
+            _blank_out(path, end - written, written)
+    except OSError as e:
+        raise _naming(e, path) from None
+    finally:
+        os.close(fd)
+    raise OSError(
+        errno.ENOSPC, f"No space left: {written} of {len(data)} bytes could be appended", path
+    )
+
+
+def _blank_out(path: str, offset: int, length: int) -> None:
+    """Overwrite `length` bytes at `offset` with spaces ending in a newline (no new space is
+    needed on the disk); or cut them off if they are still the end of the file."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        try:
+            os.pwrite(fd, b" " * (length - 1) + b"\n", offset)
+        except OSError:
+            if os.fstat(fd).st_size != offset + length:
+                raise
+            os.ftruncate(fd, offset)
     finally:
         os.close(fd)
 
@@ -201,7 +324,7 @@ def walk_files(directory: str, prefix: str = "") -> Iterator[tuple[str, str]]:
     except (FileNotFoundError, NotADirectoryError):
         return
     for entry in entries:
-        if entry.name.startswith(".tmp-"):
+        if entry.name.startswith(TEMP_PREFIX):
             continue
         key = prefix + entry.name
         if entry.is_dir():

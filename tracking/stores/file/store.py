@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from tracking import search, validation
 from tracking.entities import (
@@ -45,6 +46,8 @@ from tracking.stores.file.disk import (
     create_exclusive,
     parse_yaml,
     read_text,
+    temp_path,
+    translating_os_errors,
     walk_files,
     warn_damaged,
     write_new,
@@ -71,8 +74,11 @@ MetricPoint = tuple[int, float, int]  # (timestamp, value, step)
 
 
 def _parse_metric_lines(path: str, text: bytes) -> list[MetricPoint]:
+    """The points of a metric file; a last line without its newline is a write still under
+    way (every line is appended whole, newline included) and is left for the next read."""
     points = []
-    for number, line in enumerate(text.decode("utf-8", "replace").splitlines(), 1):
+    complete = text[: text.rfind(b"\n") + 1]
+    for number, line in enumerate(complete.decode("utf-8", "replace").splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
@@ -101,6 +107,7 @@ def _parse_text(path: str, text: bytes) -> str:
     return text.decode("utf-8")
 
 
+@translating_os_errors
 class FileStore(TrackingStore):
     """Experiments and runs as folders of YAML and text files (MLflow-readable)."""
 
@@ -201,7 +208,10 @@ class FileStore(TrackingStore):
         self, name: str, artifact_location: str | None = None, tags: dict[str, str] | None = None
     ) -> str:
         validation.experiment_name(name)
+        if artifact_location is not None:
+            validation.artifact_location(artifact_location)
         checked = {k: validation.experiment_tag_value(k, v) for k, v in (tags or {}).items()}
+        validation.no_key_clash("Experiment tag", checked)
         with self._lock():
             for _, experiment in self._all_experiments():
                 if experiment.name == name:
@@ -305,8 +315,12 @@ class FileStore(TrackingStore):
 
     def set_experiment_tag(self, experiment_id: str, tag: RunTag) -> None:
         value = validation.experiment_tag_value(tag.key, tag.value)
-        path = self._experiment_dir(str(experiment_id))
-        self._write_tag_file(os.path.join(path, "tags"), tag.key, value)
+        folder = os.path.join(self._experiment_dir(str(experiment_id)), "tags")
+        try:
+            self._write_tag_file(folder, tag.key, value)
+        except (NotADirectoryError, IsADirectoryError):
+            self._settle_clash(folder, tag.key, "Experiment tag")
+            self._write_tag_file(folder, tag.key, value)
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
         validation.validate_key(key, "Experiment tag key")
@@ -394,18 +408,16 @@ class FileStore(TrackingStore):
         run_name: str,
         run_id: str | None = None,
     ) -> Run:
+        checked = validation.new_run_tags(user_id, start_time, run_name, tags)
+        run_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
         experiment_path = self._experiment_dir(str(experiment_id))
         experiment = self._read_meta(experiment_path)
         if experiment.get("lifecycle_stage") != LifecycleStage.ACTIVE:
             raise InvalidStateError(
                 f"Cannot create a run in deleted experiment {experiment_id!r}; restore it first"
             )
-        run_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
         if run_id in self._run_experiment:  # known elsewhere (the mkdir below checks this folder)
             raise AlreadyExistsError(f"Run {run_id!r} already exists")
-        checked = [RunTag(t.key, validation.tag_value(t.key, t.value)) for t in tags]
-        if run_name and not any(t.key == "mlflow.runName" for t in checked):
-            checked.append(RunTag("mlflow.runName", run_name))
         run_dir = f"{experiment_path}/{run_id}"
         if os.path.exists(run_dir):
             raise AlreadyExistsError(f"Run {run_id!r} already exists")
@@ -418,15 +430,19 @@ class FileStore(TrackingStore):
             experiment["artifact_location"],
         )
         # Built under a hidden name (readers skip it), then renamed into place in one step:
-        # a creation that is killed halfway leaves no half-made run behind.
-        building = f"{experiment_path}/.tmp-{run_id}-{os.getpid()}"
+        # a creation that is killed or fails halfway leaves no half-made run behind.
+        building = temp_path(experiment_path)  # a short name, whatever the run id's length
         os.mkdir(building)
-        for sub in ("metrics", "params", "tags", "artifacts"):
-            os.mkdir(f"{building}/{sub}")
-        for tag in checked:
-            write_new(f"{building}/tags/{tag.key}", tag.value)
-        meta = self._meta_dict(info)
-        write_yaml(self._meta_path(building), meta)
+        try:
+            for sub in ("metrics", "params", "tags", "artifacts"):
+                os.mkdir(f"{building}/{sub}")
+            for key, value in checked.items():
+                write_new(f"{building}/tags/{key}", value)
+            meta = self._meta_dict(info)
+            write_yaml(self._meta_path(building), meta)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
         try:
             os.rename(building, run_dir)  # fails when another creator got there first
         except OSError:
@@ -434,7 +450,7 @@ class FileStore(TrackingStore):
             raise AlreadyExistsError(f"Run {run_id!r} already exists") from None
         self._cache.put(self._meta_path(run_dir), meta)
         self._run_experiment[run_id] = experiment_path
-        return Run(info, RunData(tags={t.key: t.value for t in checked}))
+        return Run(info, RunData(tags=checked))
 
     @staticmethod
     def _meta_dict(info: RunInfo, deleted_time: int | None = None) -> dict:
@@ -496,6 +512,10 @@ class FileStore(TrackingStore):
         end_time: int | None = None,
         run_name: str | None = None,
     ) -> RunInfo:
+        if end_time is not None:
+            validation.time_ms("Run end_time", end_time)
+        if run_name:
+            validation.run_name(run_name)
         run_dir = self._active_run_dir(run_id)
         info = self._run_info(run_dir)
         if run_status is not None:
@@ -533,20 +553,62 @@ class FileStore(TrackingStore):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             atomic_write(path, value)
 
+    @staticmethod
+    def _clash(folder: str, key: str, kind: str) -> InvalidParameterError | None:
+        """The error if `key` cannot be a file in `folder` because a '/'-folder of it is a
+        file, or because it is a folder (of other keys) itself."""
+        parts = key.split("/")
+        for end in range(1, len(parts)):
+            folder_key = "/".join(parts[:end])
+            if os.path.isfile(os.path.join(folder, folder_key)):
+                return validation.clash_error(kind, key, folder_key, key)
+        path = os.path.join(folder, key)
+        if os.path.isdir(path):
+            with contextlib.suppress(OSError):
+                os.rmdir(path)  # an empty folder left by deleted keys is no clash
+                return None
+            below = next((k for k, _ in walk_files(path, key + "/")), key + "/")
+            return validation.clash_error(kind, key, key, below)
+        return None
+
+    def _settle_clash(self, folder: str, key: str, kind: str) -> None:
+        """Raise if `key` clashes with a key stored in `folder` ('a' and 'a/b'); an empty
+        folder left in its way by deleted keys is removed instead."""
+        clash = self._clash(folder, key, kind)
+        if clash is not None:
+            raise clash
+
+    def _check_keys(self, folder: str, keys: Collection[str], kind: str) -> None:
+        """Raise if any of `keys` clashes with another one or with a key in `folder`."""
+        validation.no_key_clash(kind, keys)
+        for key in keys:
+            self._settle_clash(folder, key, kind)
+
     def log_metric(self, run_id: str, metric: Metric) -> None:
         value = validation.metric_value(metric.key, metric.value)
         step = validation.metric_step(metric.key, metric.step)
         timestamp = validation.metric_timestamp(metric.key, metric.timestamp)
-        run_dir = self._active_run_dir(run_id)
-        append_line(f"{run_dir}/metrics/{metric.key}", f"{timestamp} {value} {step}\n")
+        folder = f"{self._active_run_dir(run_id)}/metrics"
+        line = f"{timestamp} {value} {step}\n"
+        try:
+            append_line(f"{folder}/{metric.key}", line)
+        except (NotADirectoryError, IsADirectoryError):
+            self._settle_clash(folder, metric.key, "Metric")
+            append_line(f"{folder}/{metric.key}", line)
 
     def log_param(self, run_id: str, param: Param) -> None:
         self.log_batch(run_id, [], [param], [])
 
     def set_tag(self, run_id: str, tag: RunTag) -> None:
         value = validation.tag_value(tag.key, tag.value)
-        run_dir = self._active_run_dir(run_id)
-        self._write_tag_file(os.path.join(run_dir, "tags"), tag.key, value)
+        if tag.key == "mlflow.runName":
+            validation.run_name(value)
+        folder = os.path.join(self._active_run_dir(run_id), "tags")
+        try:
+            self._write_tag_file(folder, tag.key, value)
+        except (NotADirectoryError, IsADirectoryError):
+            self._settle_clash(folder, tag.key, "Tag")
+            self._write_tag_file(folder, tag.key, value)
         if tag.key == "mlflow.runName":
             self.update_run_info(run_id, run_name=value)
 
@@ -571,8 +633,13 @@ class FileStore(TrackingStore):
             value = validation.param_value(p.key, p.value)
             if new_params.setdefault(p.key, value) != value:
                 raise validation.param_conflict(run_id, p.key, new_params[p.key], value)
-        checked_tags = [(t.key, validation.tag_value(t.key, t.value)) for t in tags]
+        checked_tags = {t.key: validation.tag_value(t.key, t.value) for t in tags}
+        if "mlflow.runName" in checked_tags:
+            validation.run_name(checked_tags["mlflow.runName"])
         run_dir = self._active_run_dir(run_id)
+        self._check_keys(f"{run_dir}/params", new_params, "Param")
+        self._check_keys(f"{run_dir}/tags", checked_tags, "Tag")
+        self._check_keys(f"{run_dir}/metrics", lines, "Metric")
         for key, value in new_params.items():
             old = self._existing_param(run_dir, key)
             if old is not None and old != value:
@@ -581,7 +648,7 @@ class FileStore(TrackingStore):
             old = create_exclusive(f"{run_dir}/params/{key}", value)
             if old is not None and old != value:
                 raise validation.param_conflict(run_id, key, old, value)
-        for key, value in checked_tags:
+        for key, value in checked_tags.items():
             self._write_tag_file(os.path.join(run_dir, "tags"), key, value)
         for key, key_lines in lines.items():
             append_line(os.path.join(run_dir, "metrics", key), "".join(key_lines))

@@ -84,7 +84,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import httpx
 from fsspec import AbstractFileSystem
 
-from tracking import validation
+from tracking import search, validation
 from tracking.config import redact_uri
 from tracking.entities import (
     Experiment,
@@ -475,6 +475,21 @@ def _metric_json(metric: Metric) -> dict[str, Any]:
     }
 
 
+def _search_text(
+    filter_string: str | None, order_by: list[str] | None, page_token: str | None
+) -> dict[str, Any]:
+    """The filter, order_by and page_token fields of a search request. The server parses
+    them (its grammar may differ from ours); text no store accepts is refused here."""
+    body: dict[str, Any] = {}
+    if filter_string:
+        body["filter"] = search.checked_text("Filter", filter_string)
+    if order_by:
+        body["order_by"] = [search.checked_text("order_by entry", e) for e in order_by]
+    if page_token:
+        body["page_token"] = page_token
+    return body
+
+
 def _batches(
     metrics: list[dict], params: list[dict], tags: list[dict]
 ) -> Iterator[tuple[list[dict], list[dict], list[dict]]]:
@@ -533,6 +548,7 @@ class RestStore(TrackingStore):
         self, name: str, artifact_location: str | None = None, tags: dict[str, str] | None = None
     ) -> str:
         validation.experiment_name(name)
+        validation.no_key_clash("Experiment tag", tags or {})
         body: dict[str, Any] = {
             "name": name,
             "tags": [
@@ -541,7 +557,7 @@ class RestStore(TrackingStore):
             ],
         }
         if artifact_location:
-            body["artifact_location"] = artifact_location
+            body["artifact_location"] = validation.artifact_location(artifact_location)
         elif self.artifact_root:
             body["artifact_location"] = f"{self.artifact_root}/{uuid.uuid4().hex}"
         return str(self._post("experiments/create", body)["experiment_id"])
@@ -553,6 +569,8 @@ class RestStore(TrackingStore):
         )
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
+        if not validation.is_text(name):  # no store holds such a name
+            return None
         try:
             answer = self._get("experiments/get-by-name", {"experiment_name": name})
         except NotFoundError:
@@ -571,12 +589,7 @@ class RestStore(TrackingStore):
             "view_type": ViewType.parse(view_type).name,
             "max_results": check_max_results(max_results),
         }
-        if filter_string:
-            body["filter"] = filter_string
-        if order_by:
-            body["order_by"] = list(order_by)
-        if page_token:
-            body["page_token"] = page_token
+        body.update(_search_text(filter_string, order_by, page_token))
         answer = self._post("experiments/search", body)
         experiments = [_experiment(e) for e in answer.get("experiments", [])]
         return PagedList(experiments, answer.get("next_page_token") or None)
@@ -678,6 +691,7 @@ class RestStore(TrackingStore):
         run_id: str | None = None,
     ) -> Run:
         experiment_id = validation.experiment_id(experiment_id)
+        validation.new_run_tags(user_id or "", start_time, run_name, tags)
         body: dict[str, Any] = {
             "experiment_id": experiment_id,
             "user_id": user_id or "",
@@ -722,9 +736,9 @@ class RestStore(TrackingStore):
         if run_status is not None:
             body["status"] = RunStatus.parse(run_status).name
         if end_time is not None:
-            body["end_time"] = end_time
+            body["end_time"] = validation.time_ms("Run end_time", end_time)
         if run_name:
-            body["run_name"] = run_name
+            body["run_name"] = validation.run_name(run_name)
 
         def update(rid: str) -> RunInfo:
             answer = self._post("runs/update", {"run_id": rid, "run_uuid": rid, **body})
@@ -790,6 +804,9 @@ class RestStore(TrackingStore):
             if new_params.setdefault(p.key, value) != value:
                 raise validation.param_conflict(run_id, p.key, new_params[p.key], value)
         new_tags = {t.key: validation.tag_value(t.key, t.value) for t in tags}  # last one wins
+        validation.no_key_clash("Param", new_params)
+        validation.no_key_clash("Tag", new_tags)
+        validation.no_key_clash("Metric", {m.key for m in metrics})
         param_items = [{"key": k, "value": v} for k, v in new_params.items()]
         tag_items = [{"key": k, "value": v} for k, v in new_tags.items()]
         if not (metric_items or param_items or tag_items):
@@ -851,12 +868,7 @@ class RestStore(TrackingStore):
             "run_view_type": ViewType.parse(run_view_type).name,
             "max_results": check_max_results(max_results),
         }
-        if filter_string:
-            body["filter"] = filter_string
-        if order_by:
-            body["order_by"] = list(order_by)
-        if page_token:
-            body["page_token"] = page_token
+        body.update(_search_text(filter_string, order_by, page_token))
         answer = self._post("runs/search", body)
         runs = [_run(r) for r in answer.get("runs", [])]
         return PagedList(runs, answer.get("next_page_token") or None)

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple, TypeVar
+from urllib.parse import quote
 
 from sqlalchemy import (
     Connection,
@@ -32,7 +33,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from tracking import search, validation
 from tracking.config import redact_uri
@@ -55,6 +56,7 @@ from tracking.errors import (
     NotFoundError,
     StorageError,
 )
+from tracking.stores import sqlite_path
 from tracking.stores.base import (
     SEARCH_MAX_RESULTS_DEFAULT,
     PagedList,
@@ -77,6 +79,12 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _refused_value(error: DataError) -> InvalidParameterError:
+    """A value the database refused (out of range, not storable), without the SQL text."""
+    reason = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else "refused"
+    return InvalidParameterError(f"The database refused a value: {reason}")
+
+
 def engine_url(uri: str) -> str:
     """SQLAlchemy URL for a tracking URI; plain postgresql:// uses the psycopg (3) driver."""
     if uri.startswith(("postgresql://", "postgres://")):
@@ -84,14 +92,29 @@ def engine_url(uri: str) -> str:
     return uri
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _writable(path: str) -> bool:
+    """Whether this process may write the SQLite file `path` and create its -wal and -shm."""
+    folder = os.path.dirname(os.path.abspath(path))
+    return os.access(path, os.W_OK) and os.access(folder, os.W_OK | os.X_OK)
+
+
+def _read_only_url(path: str) -> str:
+    """SQLAlchemy URL opening `path` read-only. Without a -wal file (no writer, nothing left to
+    replay) the file is opened as immutable: a read-only folder holds no -shm to coordinate
+    readers through, and SQLite could not read it otherwise."""
+    query = "mode=ro" if os.path.exists(path + "-wal") else "mode=ro&immutable=1"
+    return f"sqlite:///file:{quote(os.path.abspath(path))}?{query}&uri=true"
+
+
+def _configure_sqlite(engine: Engine, read_only: bool) -> None:
+    writer_pragmas = () if read_only else ("journal_mode=WAL", "synchronous=NORMAL")
+
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         for pragma in (
-            "journal_mode=WAL",
-            "synchronous=NORMAL",
+            *writer_pragmas,
             "busy_timeout=60000",
             "foreign_keys=ON",
             "case_sensitive_like=ON",
@@ -114,20 +137,31 @@ class SqlStore(TrackingStore):
         self.artifact_root = (artifact_root or "file://" + os.path.abspath("mlruns")).rstrip("/")
         url = engine_url(uri)
         self.is_sqlite = url.startswith("sqlite")
-        if self.is_sqlite:
-            path = url.split(":///", 1)[-1]
-            if path and path != ":memory:":
+        #: A SQLite file this process may read but not write: reads work, writes say why not.
+        self.read_only = False
+        path = sqlite_path(uri) if self.is_sqlite else None
+        if path is not None:
+            if os.path.exists(path) and not _writable(path):
+                self.read_only = True
+                url = _read_only_url(path)
+            else:
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         try:
             self.engine = create_engine(url, pool_pre_ping=not self.is_sqlite)
         except Exception as e:
             raise StorageError(f"Cannot use tracking URI {redact_uri(uri)!r}: {e}") from e
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
-        from tracking.stores.sql.migrations import upgrade
+            _configure_sqlite(self.engine, self.read_only)
+        from tracking.stores.sql.migrations import HEAD, current_revision, upgrade
 
         try:
-            upgrade(self.engine)
+            if not self.read_only:
+                upgrade(self.engine)
+            elif current_revision(self.engine) != HEAD:
+                raise StorageError(
+                    f"SQLite database {path} is read-only for this process and its schema "
+                    "needs an upgrade: open it once with write access"
+                )
             self._ensure_default_experiment()
         except OperationalError as e:
             raise StorageError(
@@ -137,8 +171,11 @@ class SqlStore(TrackingStore):
     # --- transactions -------------------------------------------------------------------------
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            yield conn
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except DataError as e:
+            raise _refused_value(e) from e
 
     def _write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one writing transaction; retry briefly if the database is busy."""
@@ -168,6 +205,8 @@ class SqlStore(TrackingStore):
                 return result
             except dbapi.IntegrityError as e:
                 raise IntegrityError(None, None, e) from e
+            except dbapi.DataError as e:
+                raise DataError(None, None, e) from e
             except dbapi.OperationalError as e:
                 raise OperationalError(None, None, e) from e
             finally:
@@ -184,17 +223,32 @@ class SqlStore(TrackingStore):
         for tries in range(8):
             try:
                 return attempt()
+            except DataError as e:
+                raise _refused_value(e) from e
             except OperationalError as e:
                 text = str(e.orig).lower()
                 busy = any(
                     word in text for word in ("locked", "busy", "could not serialize", "deadlock")
                 )
                 if not busy or tries == 7:
-                    raise StorageError(f"Database error on {redact_uri(self.uri)}: {e.orig}") from e
+                    hint = ""
+                    if "readonly" in text:
+                        hint = " (this process may not write it: read-only file or folder)"
+                    elif "full" in text or "disk i/o" in text:
+                        hint = " (is the disk full? free some space and retry)"
+                    raise StorageError(
+                        f"Database error on {redact_uri(self.uri)}: {e.orig}{hint}"
+                    ) from e
                 time.sleep(0.05 * 2**tries)
         raise AssertionError("unreachable")
 
     def _ensure_default_experiment(self) -> None:
+        e = schema.experiments
+        with self._read() as conn:
+            query = select(e.c.experiment_id).where(e.c.experiment_id == 0)
+            if conn.execute(query).first() is not None or self.read_only:
+                return
+
         def create(conn: Connection) -> None:
             found = conn.execute(
                 select(schema.experiments.c.experiment_id).where(
@@ -248,7 +302,10 @@ class SqlStore(TrackingStore):
         self, name: str, artifact_location: str | None = None, tags: dict[str, str] | None = None
     ) -> str:
         validation.experiment_name(name)
+        if artifact_location is not None:
+            validation.artifact_location(artifact_location)
         checked = {k: validation.experiment_tag_value(k, v) for k, v in (tags or {}).items()}
+        validation.no_key_clash("Experiment tag", checked)
         try:
             return self._write(
                 lambda conn: self._insert_experiment(conn, name, artifact_location, checked)
@@ -264,9 +321,12 @@ class SqlStore(TrackingStore):
     def _experiment_key(experiment_id: str) -> int:
         validation.experiment_id(experiment_id)
         try:
-            return int(experiment_id)
+            key = int(experiment_id)
         except ValueError:
-            raise NotFoundError(f"Experiment with id {experiment_id!r} does not exist") from None
+            key = -1
+        if not 0 <= key <= validation.INT64_MAX:  # ids are non-negative 64-bit integers here
+            raise NotFoundError(f"Experiment with id {experiment_id!r} does not exist")
+        return key
 
     def _experiments(self, where: Any = None) -> list[Experiment]:
         e, t = schema.experiments, schema.experiment_tags
@@ -303,6 +363,8 @@ class SqlStore(TrackingStore):
         return found[0]
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
+        if not validation.is_text(name):  # PostgreSQL could not even compare it
+            return None
         found = self._experiments(schema.experiments.c.name == name)
         return found[0] if found else None
 
@@ -381,11 +443,14 @@ class SqlStore(TrackingStore):
     def set_experiment_tag(self, experiment_id: str, tag: RunTag) -> None:
         value = validation.experiment_tag_value(tag.key, tag.value)
         key = int(self.get_experiment(experiment_id).experiment_id)
-        self._write(
-            lambda conn: conn.execute(
+
+        def work(conn: Connection) -> None:
+            self._check_stored_keys(conn, "experiment_tags", key, [tag.key], "Experiment tag")
+            conn.execute(
                 _UPSERT_EXPERIMENT_TAG, {"experiment_id": key, "key": tag.key, "value": value}
             )
-        )
+
+        self._write(work)
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
         validation.validate_key(key, "Experiment tag key")
@@ -409,6 +474,8 @@ class SqlStore(TrackingStore):
         run_name: str,
         run_id: str | None = None,
     ) -> Run:
+        checked = validation.new_run_tags(user_id, start_time, run_name, tags)
+        new_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
         experiment_id = str(experiment_id)
         key = self._experiment_key(experiment_id)
         duplicate = self.engine.dialect.dbapi.IntegrityError
@@ -422,10 +489,6 @@ class SqlStore(TrackingStore):
                 raise InvalidStateError(
                     f"Cannot create a run in deleted experiment {experiment_id!r}; restore it first"
                 )
-            new_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
-            checked = {t.key: validation.tag_value(t.key, t.value) for t in tags}
-            if run_name:
-                checked.setdefault("mlflow.runName", run_name)
             info = new_run_info(new_id, str(key), run_name, user_id, start_time, location)
             row = {
                 "run_uuid": new_id,
@@ -546,9 +609,9 @@ class SqlStore(TrackingStore):
         if run_status is not None:
             values["status"] = RunStatus.parse(run_status).name
         if end_time is not None:
-            values["end_time"] = end_time
+            values["end_time"] = validation.time_ms("Run end_time", end_time)
         if run_name:
-            values["name"] = run_name
+            values["name"] = validation.run_name(run_name)
 
         def work(cursor: Cursor) -> RunInfo:
             if values:  # one statement changes an active run and reads it back
@@ -605,6 +668,13 @@ class SqlStore(TrackingStore):
             )
         return rows
 
+    def _clash_parameters(self, key: str) -> dict[str, Any]:
+        """What the metric insert binds to refuse a key clashing with a stored one."""
+        parameters = {"below": key + "/", "below_end": key + "0"}  # '0' follows '/'
+        if "/" in key:
+            parameters["folders"] = self._ids_parameter(_folders(key))
+        return parameters
+
     def _write_metrics(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         latest: dict[str, dict[str, Any]] = {}
         for row in rows:
@@ -623,11 +693,17 @@ class SqlStore(TrackingStore):
 
     def log_metric(self, run_id: str, metric: Metric) -> None:
         (row,) = self._metric_rows(run_id, [metric])
+        parameters = {**row, **self._clash_parameters(metric.key)}
+        insert = _INSERT_NESTED_METRIC if "/" in metric.key else _INSERT_FLAT_METRIC
 
         def work(cursor: Cursor) -> None:
-            # One statement inserts the point only if the run is active (the hot path).
-            if self._execute(cursor, _INSERT_METRIC_IF_ACTIVE, row).rowcount != 1:
+            # One statement inserts the point only if the run is active and the key clashes
+            # with no other ('a' and 'a/b'): the hot path.
+            if self._execute(cursor, insert, parameters).rowcount != 1:
                 self._driver_check_active(cursor, run_id)
+                found = self._stored_clash(cursor, "latest_metrics", run_id, [metric.key])
+                if found is not None:
+                    raise validation.clash_error("Metric", metric.key, *found)
             self._execute(cursor, _UPSERT_LATEST_METRIC, row)
 
         self._driver_write(work)
@@ -643,9 +719,17 @@ class SqlStore(TrackingStore):
             if new_params.setdefault(p.key, value) != value:
                 raise validation.param_conflict(run_id, p.key, new_params[p.key], value)
         checked_tags = {t.key: validation.tag_value(t.key, t.value) for t in tags}
+        if "mlflow.runName" in checked_tags:
+            validation.run_name(checked_tags["mlflow.runName"])
+        metric_keys = {row["key"] for row in metric_rows}
+        for kind, keys in (("Param", new_params), ("Tag", checked_tags), ("Metric", metric_keys)):
+            validation.no_key_clash(kind, keys)
 
         def work(conn: Connection) -> None:
             self._check_active(conn, run_id)
+            self._check_stored_keys(conn, "params", run_id, list(new_params), "Param")
+            self._check_stored_keys(conn, "tags", run_id, list(checked_tags), "Tag")
+            self._check_stored_keys(conn, "latest_metrics", run_id, list(metric_keys), "Metric")
             if new_params:
                 self._write_params(conn, run_id, new_params)
             if checked_tags:
@@ -673,6 +757,38 @@ class SqlStore(TrackingStore):
         ]
         if missing:
             conn.execute(insert(p), missing)
+
+    def _stored_clash(
+        self, cursor: Cursor, table: str, owner: str | int, keys: list[str]
+    ) -> tuple[str, str] | None:
+        """(folder key, key below it) of a clash between `keys` and the keys stored in `table`
+        for `owner` (a run id, or an experiment id for experiment_tags); None if none."""
+        folders = {folder: key for key in keys for folder in _folders(key)}
+        parameters = {
+            "owner": owner,
+            "folders": self._ids_parameter(list(folders)),
+            "keys": self._ids_parameter(keys),
+        }
+        found = self._execute(cursor, _stored_clash_sql(table), parameters).fetchone()
+        if found is None:
+            return None
+        folder, below = found
+        return (folder, below) if below is not None else (folder, folders[folder])
+
+    def _check_stored_keys(
+        self, conn: Connection, table: str, owner: str | int, keys: list[str], kind: str
+    ) -> None:
+        """Raise if one of `keys` clashes with a key stored in `table` ('a' and 'a/b')."""
+        if not keys:
+            return
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            found = self._stored_clash(cursor, table, owner, keys)
+        finally:
+            cursor.close()
+        if found is not None:
+            key = found[1] if found[1] in keys else found[0]
+            raise validation.clash_error(kind, key, *found)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         validation.validate_key(key, "Tag key")
@@ -771,13 +887,54 @@ def _sql(statement: str, postgres_suffix: str = "") -> _Sql:
     return _Sql(statement, postgres)
 
 
+def _folders(key: str) -> list[str]:
+    """The '/'-folders of a key: "a/b/c" -> ["a", "a/b"]."""
+    parts = key.split("/")
+    return ["/".join(parts[:end]) for end in range(1, len(parts))]
+
+
+# Key clashes ('a' and 'a/b'): a stored key that is a folder of a new key (:folders, a JSON
+# array or an array), or a stored key below a new key. SQLite compares keys bytewise, so the
+# keys below "k/" are those in ["k/", "k0"); PostgreSQL may sort by a locale: starts_with.
+_BELOW_SQLITE = "key > :below AND key < :below_end"
+_BELOW_POSTGRES = "starts_with(key, CAST(:below AS TEXT))"
+_IN_FOLDERS_SQLITE = "key IN (SELECT value FROM json_each(:folders))"
+_IN_FOLDERS_POSTGRES = "key = ANY(CAST(:folders AS TEXT[]))"
+
+
+@functools.cache
+def _stored_clash_sql(table: str) -> _Sql:
+    """(folder, key below it or NULL) of the first stored key of :owner clashing with :keys."""
+    owner = "experiment_id" if table == "experiment_tags" else "run_uuid"
+    sqlite = (
+        f"SELECT key, NULL FROM {table} WHERE {owner} = :owner AND {_IN_FOLDERS_SQLITE} "
+        f"UNION ALL SELECT k.value, t.key FROM json_each(:keys) AS k CROSS JOIN {table} AS t "
+        f"ON t.{owner} = :owner AND t.key > k.value || '/' AND t.key < k.value || '0' LIMIT 1"
+    )
+    postgres = (
+        f"SELECT key, NULL FROM {table} WHERE {owner} = :owner AND {_IN_FOLDERS_POSTGRES} "
+        f"UNION ALL SELECT k, t.key FROM unnest(CAST(:keys AS TEXT[])) AS k JOIN {table} AS t "
+        f"ON t.{owner} = :owner AND starts_with(t.key, k || '/') LIMIT 1"
+    )
+    return _Sql(sqlite, _sql(postgres).postgres)
+
+
 # Hot statements, built once. ON CONFLICT ... DO UPDATE is the same SQL in SQLite and PostgreSQL.
-_INSERT_METRIC_IF_ACTIVE = _sql(
+_INSERT_METRIC = (
     "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) "
     "SELECT CAST(:run_uuid AS VARCHAR(256)), CAST(:key AS VARCHAR(250)), "
     "CAST(:value AS DOUBLE PRECISION), CAST(:is_nan AS BOOLEAN), CAST(:timestamp AS BIGINT), "
     "CAST(:step AS BIGINT) WHERE EXISTS "
-    "(SELECT 1 FROM runs WHERE run_uuid = :run_uuid AND lifecycle_stage = 'active')"
+    "(SELECT 1 FROM runs WHERE run_uuid = :run_uuid AND lifecycle_stage = 'active') "
+    "AND NOT EXISTS (SELECT 1 FROM latest_metrics WHERE run_uuid = :run_uuid AND ({}))"
+)
+# A key without '/' has no folder to clash with: the statement skips that test.
+_INSERT_FLAT_METRIC = _Sql(
+    _INSERT_METRIC.format(_BELOW_SQLITE), _sql(_INSERT_METRIC.format(_BELOW_POSTGRES)).postgres
+)
+_INSERT_NESTED_METRIC = _Sql(
+    _INSERT_METRIC.format(f"{_IN_FOLDERS_SQLITE} OR {_BELOW_SQLITE}"),
+    _sql(_INSERT_METRIC.format(f"{_IN_FOLDERS_POSTGRES} OR {_BELOW_POSTGRES}")).postgres,
 )
 _UPSERT_LATEST_METRIC = _sql(
     "INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) "
