@@ -111,8 +111,9 @@ def validate(flow_obj: Any, entry_point: str, given: dict[str, Any]) -> dict[str
     try:
         return flow_obj.validate_parameters(values)
     except (ParameterTypeError, SignatureMismatchError) as e:
+        problems = "; ".join(line.strip(" -") for line in str(e).splitlines()[1:] if line.strip())
         raise EntryPointError(
-            f"Invalid parameters for flow {entry_point!r}: {e}\nIts parameters: "
+            f"Invalid parameters for flow {entry_point!r}: {problems or e}. Its parameters: "
             f"{_describe(signature)}"
         ) from None
 
