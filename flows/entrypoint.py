@@ -29,7 +29,10 @@ def main(argv: list[str]) -> int:
         job = json.load(f)
     try:
         flow_obj = load_flow(job["entry_point"])
-        parameters = validate(flow_obj, job["entry_point"], job["parameters"])
+        given = job["parameters"]
+        if job.get("ignore_unknown"):  # a reproduction: params the body logged are not inputs
+            given = known(flow_obj, given)
+        parameters = validate(flow_obj, job["entry_point"], given)
     except EntryPointError as e:
         _write(job["result"], {"error": str(e)})
         return USAGE_ERROR
@@ -116,6 +119,12 @@ def validate(flow_obj: Any, entry_point: str, given: dict[str, Any]) -> dict[str
             f"Invalid parameters for flow {entry_point!r}: {problems or e}. Its parameters: "
             f"{_describe(signature)}"
         ) from None
+
+
+def known(flow_obj: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `given` that are parameters of the flow (dotted keys of one too)."""
+    names = inspect.signature(flow_obj.fn).parameters
+    return {k: v for k, v in given.items() if k.partition(".")[0] in names}
 
 
 def _nest(given: dict[str, Any], signature: inspect.Signature) -> dict[str, Any]:

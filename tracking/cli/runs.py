@@ -203,7 +203,7 @@ def runs_reproduce(args: argparse.Namespace) -> int:
         if differing
         else f"every metric within {tolerance:g}"
     )
-    Console().print(summary, markup=False, highlight=False)
+    Console(soft_wrap=True).print(summary, markup=False, highlight=False)
     if args.check and not comparison.reproduced(tolerance):
         return 1
     return 0

@@ -5,6 +5,7 @@ versions differ). The new run carries `trackflow.reproduced_from`."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -95,7 +96,7 @@ def reproduce(
     env_spec = _environment(client, recorded, manager, warnings)
     request = runner.Request(
         entry_point=entry_point,
-        parameters=dict(recorded.data.params),
+        parameters=_parameters(recorded),
         manager=manager,
         experiment_name=experiment_name,
         experiment_id=None if experiment_name else recorded.info.experiment_id,
@@ -143,6 +144,16 @@ def _entry_point(run: Run) -> tuple[str, str]:
         f"Run {run.info.run_id} recorded no entry point: only project runs, flow runs and "
         "runs started with start_run(log_environment=True) can be reproduced"
     )
+
+
+def _parameters(run: Run) -> dict[str, str]:
+    """The params the run was given: those its project passed to the command when it says
+    which; else all of them (a flow keeps those that are parameters of it)."""
+    given = run.data.tags.get(runner.PARAMETERS_TAG)
+    params = run.data.params
+    if given is None:
+        return dict(params)
+    return {k: params[k] for k in json.loads(given) if k in params}
 
 
 def _repository(run: Run) -> str:

@@ -24,6 +24,7 @@ ENV_TAG = "mlflow.project.env"
 BACKEND_TAG = "mlflow.project.backend"
 SUBDIRECTORY_TAG = "trackflow.project.subdirectory"
 REPRODUCED_FROM_TAG = "trackflow.reproduced_from"
+PARAMETERS_TAG = "trackflow.project.parameters"  # JSON list: the params given to the command
 PROJECT_SOURCE_TYPE = "PROJECT"
 #: the Prefect side of flow entry points (tracking never imports Prefect): run as a module
 #: in the project's environment, it creates the flow run and runs the flow (flows/entrypoint.py)
@@ -81,7 +82,12 @@ def execute(source: Source, request: Request) -> SubmittedRun:
     experiment_id = _experiment(client, request)
     env = _environment(project, request, flow=False)
     name = request.run_name or system_tags.random_run_name()
-    run = client.create_run(experiment_id, tags={**tags, system_tags.RUN_NAME: name}, run_name=name)
+    given = json.dumps(sorted({**declared, **extra}))
+    run = client.create_run(
+        experiment_id,
+        tags={**tags, system_tags.RUN_NAME: name, PARAMETERS_TAG: given},
+        run_name=name,
+    )
     run_id = run.info.run_id
     client.log_batch(run_id, params=[Param(k, v) for k, v in {**declared, **extra}.items()])
     _record_environment(client, run, source, env)
@@ -178,6 +184,7 @@ def _run_flow(
                     "experiment_id": experiment_id,
                     "run_name": request.run_name,
                     "tags": tags,
+                    "ignore_unknown": REPRODUCED_FROM_TAG in tags,
                     "result": result,
                 },
                 f,
