@@ -336,3 +336,14 @@ def test_flow_entry_point_errors(
     fails(capsys, [str(project), "-e", "flows_demo/pipeline.py:not_a_flow"], "not a Prefect flow")
     fails(capsys, [str(project), "-e", "flows_demo/pipeline.py:absent"], "absent is not defined")
     fails(capsys, [str(project), "-e", "flows_demo/nothing.py:pipeline"], "no file")
+
+
+def test_the_readme_example_project() -> None:
+    example = Path(__file__).parent.parent / "examples" / "project"
+    data = f"data={example / 'data.csv'}"
+    assert main(["run", str(example), "-P", data, "-P", "alpha=0.02"]) == 0
+    run = only_run()
+    assert run.data.params["alpha"] == "0.02" and run.data.params["epochs"] == "20"
+    assert abs(run.data.metrics["w"] - 2.0) < 0.1  # y is about 2x
+    history = tracking.TrackingClient().get_metric_history(run.info.run_id, "loss")
+    assert len(history) == 20 and history[-1].value < history[0].value
