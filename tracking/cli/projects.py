@@ -52,6 +52,13 @@ def run_project(args: argparse.Namespace) -> int:
     return 0 if run.info.status == "FINISHED" else 1
 
 
+def add_env_manager(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """The --env-manager option of `run` and `runs reproduce`."""
+    parser.add_argument(
+        "--env-manager", choices=["local", "virtualenv", "uv"], default="local", help=help_text
+    )
+
+
 def register(commands: Any) -> None:
     """Add `trackflow run` to the `trackflow` parser."""
     run = command(
@@ -74,11 +81,9 @@ def register(commands: Any) -> None:
         "-P", "--param", action="append", metavar="NAME=VALUE", help="a parameter (repeatable)"
     )
     run.add_argument("-v", "--version", help="git commit, branch or tag to run")
-    run.add_argument(
-        "--env-manager",
-        choices=["local", "virtualenv", "uv"],
-        default="local",
-        help="local: the current environment (default); virtualenv or uv: a cached virtual "
+    add_env_manager(
+        run,
+        "local: the current environment (default); virtualenv or uv: a cached virtual "
         "environment built from the project's python_env.yaml",
     )
     run.add_argument("--experiment-name", help="experiment to log into (created if missing)")

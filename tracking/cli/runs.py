@@ -17,6 +17,7 @@ from tracking.cli.common import (
     report,
     table,
 )
+from tracking.cli.projects import add_env_manager
 from tracking.entities import Run
 
 
@@ -255,11 +256,9 @@ def register(commands: Any) -> None:
         "compare params and metrics (task by task for flows).",
     )
     again.add_argument("run_id")
-    again.add_argument(
-        "--env-manager",
-        choices=["local", "virtualenv", "uv"],
-        default="local",
-        help="local: this environment, with a warning naming packages that differ (default); "
+    add_env_manager(
+        again,
+        "local: this environment, with a warning naming packages that differ (default); "
         "virtualenv or uv: the recorded environment, built and cached",
     )
     again.add_argument("--experiment-name", help="experiment of the new run (default: the same)")

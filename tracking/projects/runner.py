@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -146,9 +147,7 @@ def _record_environment(client: TrackingClient, run: Run, source: Source, env: E
     """The environment the command runs in, and the state of the user's work tree."""
     tags = {
         run_environment.PYTHON_VERSION_TAG: env.python_version,
-        run_environment.PLATFORM_TAG: run_environment.snapshot(None).tags[
-            run_environment.PLATFORM_TAG
-        ],
+        run_environment.PLATFORM_TAG: platform.platform(),
     }
     artifacts = environments.describe(env)
     if source.state is not None:
