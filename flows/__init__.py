@@ -19,7 +19,7 @@ from typing import Any
 
 from tasks import wrap as _wrap
 from tasks.runs import CaptureOptions, TrackedRun, on_error_mode, open_run, report, run_exists
-from tracking import fluent, system_tags
+from tracking import fluent, run_environment, system_tags
 from tracking.entities import RunStatus, RunTag
 
 __all__ = ["flow"]
@@ -38,6 +38,7 @@ def flow(
     run_tags: dict[str, Any] | None = None,
     on_tracking_error: str | None = None,
     autolog: bool = False,
+    capture_environment: bool = True,
     **prefect_options: Any,
 ) -> Any:
     """Drop-in for `prefect.flow`: bare (`@flow`), with arguments, or `flow(fn, name=...)`.
@@ -45,6 +46,8 @@ def flow(
     Tracking options as on `tasks.task`, plus `experiment` (default: the flow's name; a
     subflow logs into the experiment of the run that called it). `autolog=True` autologs
     scikit-learn fits of the flow body into the flow's run (not into its tasks' runs).
+    `capture_environment=False` skips recording the flow run's environment (packages, Python,
+    platform, git state: tracking.run_environment).
     """
     options = CaptureOptions.build(
         log_params,
@@ -64,7 +67,8 @@ def flow(
             for name in ("on_crashed", "on_cancellation")
         }
         source = _source_file(fn)
-        wrapper = _wrap.wrap(fn, lambda: _start(options, experiment, source))
+        entry = (source, fn.__name__) if capture_environment else None
+        wrapper = _wrap.wrap(fn, lambda: _start(options, experiment, source, entry))
         return prefect.flow(wrapper, **hooks, **prefect_options)
 
     return decorate(__fn) if __fn is not None else decorate
@@ -78,7 +82,10 @@ def _source_file(fn: Callable[..., Any]) -> str | None:
 
 
 def _start(
-    options: CaptureOptions, experiment: str | None, source: str | None
+    options: CaptureOptions,
+    experiment: str | None,
+    source: str | None,
+    entry: tuple[str | None, str] | None = None,
 ) -> TrackedRun | None:
     """Open the run of the flow run the engine is running now (None outside Prefect)."""
     from prefect.context import FlowRunContext
@@ -114,6 +121,8 @@ def _start(
     )
     if tracked is not None:
         tracked.start(ctx.parameters)
+        if entry is not None and not tracked.disabled:
+            run_environment.record(tracked.client, tracked.run, *entry)
     return tracked
 
 
