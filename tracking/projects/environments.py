@@ -297,7 +297,8 @@ def uv_executable() -> str:
         return str(find_uv_bin())
     except (ImportError, FileNotFoundError):
         raise ExecutionError(
-            "--env-manager uv needs uv: install it (pip install uv) or use virtualenv"
+            "--env-manager uv needs uv: put it on PATH or pip install 'trackflow[uv]' (or use "
+            "--env-manager virtualenv)"
         ) from None
 
 
