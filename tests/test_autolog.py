@@ -437,7 +437,7 @@ def test_options() -> None:
     with pytest.raises(TypeError, match="log_modles"):
         mlflow.sklearn.autolog(log_modles=False)
     mlflow.sklearn.autolog(log_input_examples=True, max_tuning_runs=3)  # MLflow's: ignored
-    assert sklearn_autolog._global_config is not None
+    assert sklearn_autolog.INTEGRATION.global_config is not None
     with pytest.raises(mlflow.MlflowException):
         mlflow.sklearn.autolog(serialization_format="json")
 
