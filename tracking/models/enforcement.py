@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -157,7 +158,9 @@ def _convert_column(name: str, values: Any, spec: ColSpec) -> Any:
             return _astype(name, values, "datetime64[ns]", target)
         if dtype.kind in ("O", "U") or pd.api.types.is_string_dtype(dtype):
             try:
-                return pd.to_datetime(values).astype("datetime64[ns]")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "could not infer format"
+                    return pd.to_datetime(values).astype("datetime64[ns]")
             except (ValueError, TypeError) as e:
                 raise SchemaEnforcementError(
                     f"Column {name!r} cannot be read as datetime: {e}"

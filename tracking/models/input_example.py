@@ -104,8 +104,8 @@ def read_example(folder: str, info: dict[str, Any]) -> tuple[Any, dict[str, Any]
         return pd.DataFrame(stored["data"], columns=stored.get("columns")), params
     if kind == "ndarray":
         if isinstance(stored, dict):
-            return {k: np.asarray(v) for k, v in stored.items()}, params
-        return np.asarray(stored), params
+            return {k: _array(v) for k, v in stored.items()}, params
+        return _array(stored), params
     if kind.startswith("sparse_matrix"):
         from scipy import sparse
 
@@ -113,6 +113,17 @@ def read_example(folder: str, info: dict[str, Any]) -> tuple[Any, dict[str, Any]
         parts = (stored["data"], stored["indices"], stored["indptr"])
         return build(parts, shape=tuple(stored["shape"])), params
     return stored, params
+
+
+def _array(values: Any) -> np.ndarray:
+    """A stored array; numbers with missing values (null) come back as NaN."""
+    array = np.asarray(values)
+    if array.dtype == object:
+        try:
+            return np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            return array
+    return array
 
 
 def _split(frame: Any) -> dict[str, Any]:

@@ -126,7 +126,20 @@ def infer_schema(data: Any) -> Schema:
             return infer_schema(pd.DataFrame(data))
         return infer_schema([data])
     if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
-        return infer_schema(pd.DataFrame.from_records(data))
+        columns: dict[str, list[Any]] = {}
+        for row in data:
+            for key, value in row.items():
+                columns.setdefault(str(key), []).append(value)
+        return Schema(
+            [
+                ColSpec(
+                    column_type(pd.Series(values, dtype=object, name=name)),
+                    name,
+                    len(values) == len(data) and not any(_missing(v) for v in values),
+                )
+                for name, values in columns.items()
+            ]
+        )
     if isinstance(data, list):
         return Schema([ColSpec(column_type(pd.Series(data, dtype=object)) if data else "string")])
     if _is_scalar(data):
