@@ -117,9 +117,9 @@ def test_log_register_and_other_formats(data: tuple[pd.DataFrame, np.ndarray]) -
 def test_flavor_errors(tmp_path: Path, data: tuple[pd.DataFrame, np.ndarray]) -> None:
     X, y = data
     models = _models(X, y)
-    with pytest.raises(TypeError, match="must be a lightgbm.Booster"):
+    with pytest.raises(TypeError, match=r"must be a lightgbm\.Booster"):
         tracking.lightgbm.save_model(models["xgb-booster"], tmp_path / "a")
-    with pytest.raises(TypeError, match="must be an xgboost.Booster"):
+    with pytest.raises(TypeError, match=r"must be an xgboost\.Booster"):
         tracking.xgboost.save_model(models["lgb-booster"], tmp_path / "b")
     with pytest.raises(InvalidParameterError, match="Unsupported model_format 'xgb'"):
         tracking.xgboost.save_model(models["xgb-booster"], tmp_path / "c", model_format="xgb")
@@ -132,11 +132,11 @@ def test_flavor_errors(tmp_path: Path, data: tuple[pd.DataFrame, np.ndarray]) ->
     meta = yaml.safe_load(mlmodel.read_text())
     meta["flavors"]["xgboost"]["model_class"] = "os.system"
     mlmodel.write_text(yaml.safe_dump(meta))
-    with pytest.raises(InvalidParameterError, match="names model_class 'os.system'"):
+    with pytest.raises(InvalidParameterError, match=r"names model_class 'os\.system'"):
         tracking.xgboost.load_model(tmp_path / "x")
     tracking.lightgbm.save_model(models["lgb-booster"], tmp_path / "l")
     (tmp_path / "l" / "model.lgb").unlink()
-    with pytest.raises(NotFoundError, match="lacks its model file model.lgb"):
+    with pytest.raises(NotFoundError, match=r"lacks its model file model\.lgb"):
         tracking.lightgbm.load_model(tmp_path / "l")
     with pytest.raises(InvalidParameterError, match=r"no xgboost flavor \(its flavors: "):
         tracking.xgboost.load_model(tmp_path / "l")
@@ -252,7 +252,7 @@ def test_entry_point_flavors(tmp_path: Path) -> None:
     assert "Flavor 'broken' from entry point 'acme_flavor.missing' is not used" in warned
     assert predictions == "[2, 4]"
     # without the entry point, the error lists the loader modules Trackflow knows
-    with pytest.raises(InvalidParameterError, match="needs loader module 'acme_flavor'.*mlflow"):
+    with pytest.raises(InvalidParameterError, match=r"needs loader module 'acme_flavor'.*mlflow"):
         tracking.pyfunc.load_model(model)
     assert "mlflow.lightgbm" in {
         m for f in flavors.flavor_modules().values() for m in f.PYFUNC_LOADER_MODULES

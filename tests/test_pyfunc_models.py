@@ -113,7 +113,9 @@ def test_artifacts_from_runs_models_and_remote_uris(
     )
     with tracking.start_run() as source:
         tracking.log_artifacts(str(files["folder"]), "vocab")
-    helper = tracking.pyfunc.log_model("helper", python_model=NoContext(), run_id=source.info.run_id)
+    helper = tracking.pyfunc.log_model(
+        "helper", python_model=NoContext(), run_id=source.info.run_id
+    )
     tracking.register_model(helper.model_uri, "helper")
     with tracking.start_run():
         info = tracking.pyfunc.log_model(
@@ -219,7 +221,7 @@ def test_custom_model_errors(tmp_path: Path, files: dict[str, Path]) -> None:
     with pytest.raises(SchemaEnforcementError, match="takes no inference params"):
         tracking.pyfunc.load_model(tmp_path / "ok").predict(pd.DataFrame({"x": [1]}), {"a": 1})
     (tmp_path / "ok" / "python_model.pkl").unlink()
-    with pytest.raises(NotFoundError, match="lacks its python_model.pkl"):
+    with pytest.raises(NotFoundError, match=r"lacks its python_model\.pkl"):
         tracking.pyfunc.load_model(tmp_path / "ok")
     with tracking.start_run(), pytest.raises(InvalidParameterError, match="exactly one"):
         tracking.pyfunc.log_model(python_model=NoContext())
