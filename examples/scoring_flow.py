@@ -81,7 +81,7 @@ def scoring_flow(
 def _sample_input(path: str) -> str:
     from sklearn.datasets import load_iris
 
-    # The retraining example trains on unnamed columns: write the rows without a header name.
+    # The retraining example's model was fit on unnamed columns: number them.
     rows = load_iris(as_frame=True).data.sample(20, random_state=0)
     rows.columns = [str(i) for i in range(rows.shape[1])]
     rows.to_csv(path, index=False)
