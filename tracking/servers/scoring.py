@@ -284,10 +284,13 @@ def _parse_csv(text: str) -> Any:
 # --- prediction and output -------------------------------------------------------------------
 def align_columns(model: Any, data: Any) -> Any:
     """Match the feature names the estimator was fitted with: DataFrame columns in its order
-    (sklearn checks it), plain rows named after them (instead of sklearn warning)."""
-    names = getattr(getattr(model, "raw_model", None), "feature_names_in_", None)
+    (sklearn checks it), plain rows named after them; a DataFrame as plain rows for an
+    estimator fitted without names (instead of sklearn warning)."""
+    raw = getattr(model, "raw_model", None)
+    names = getattr(raw, "feature_names_in_", None)
     if names is None:
-        return data
+        unnamed = hasattr(raw, "n_features_in_") and getattr(model, "signature", None) is None
+        return data.to_numpy() if unnamed and hasattr(data, "columns") else data
     wanted = [str(n) for n in names]
     columns = getattr(data, "columns", None)
     if columns is None:

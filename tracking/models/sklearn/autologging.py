@@ -25,13 +25,18 @@ What one ``fit`` logs (MLflow's names):
   ``training_{mean_squared_error, root_mean_squared_error, mean_absolute_error, r2_score,
   score}``; parameter searches also ``best_cv_score``. A metric that cannot be computed is
   skipped with a warning;
-* the fitted estimator via ``tracking.models.sklearn.log_model`` (``log_models=True``), and a
-  parameter search's ``best_estimator_`` as ``best_estimator``.
+* the fitted estimator via ``tracking.models.sklearn.log_model`` (``log_models=True``) with a
+  signature inferred from the first training rows and its predictions on them
+  (``log_model_signatures``; ``log_input_examples=True`` stores the rows too), and a parameter
+  search's ``best_estimator_`` as ``best_estimator``.
 
-Only the outermost fit is logged: the fits a Pipeline, GridSearchCV or any meta-estimator runs
-inside its own fit are not. Fits of data-preprocessing estimators (``sklearn.preprocessing``,
-``impute``, ``feature_extraction``, ``feature_selection``, ``ColumnTransformer``) are not logged,
-as in MLflow; neither are the fits they run inside.
+Only the outermost fit is logged, across every autologging library
+(tracking.models.autologging): the fits a Pipeline, GridSearchCV or any meta-estimator runs
+inside its own fit are not. Estimators of libraries another flavor autologs (LightGBM, XGBoost;
+see tracking.models.flavors) are left to that flavor and not patched here. Fits of
+data-preprocessing estimators (``sklearn.preprocessing``, ``impute``, ``feature_extraction``,
+``feature_selection``, ``ColumnTransformer``) are not logged, as in MLflow; neither are the fits
+they run inside.
 
 Several fits in one run: fit ``n`` (0, 1, 2, ...) logs its metrics at ``step=n`` and its model
 at ``model`` (n = 0) or ``model_<n>``; the estimator tags describe the latest fit. Params are
