@@ -3,8 +3,6 @@ scores with whatever version @champion points at, records it, and refuses bad fi
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any
 import lightgbm as lgb
 import pandas as pd
 import pytest
+from example_modules import import_example
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -23,25 +22,13 @@ import tracking.sklearn
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "scoring_flow.py"
 MODEL = "iris-classifier"
 
 
 @pytest.fixture(scope="module")
 def example() -> Iterator[ModuleType]:
-    """Import the example by path, without keeping the env defaults it sets at import."""
-    before = set(os.environ)
-    spec = importlib.util.spec_from_file_location("scoring_flow", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        for name in set(os.environ) - before:
-            del os.environ[name]
-    yield module
-    sys.modules.pop(spec.name, None)
+    yield import_example("scoring_flow")
+    sys.modules.pop("scoring_flow", None)
 
 
 @pytest.fixture(scope="module")

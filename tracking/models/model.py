@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -39,6 +39,7 @@ from tracking.models.environment import (
 __all__ = ["FlavorFiles", "Model", "ModelInfo", "get_model_info", "log", "save"]
 
 _logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MLMODEL_FILE = "MLmodel"
 PYFUNC = "python_function"
@@ -128,13 +129,23 @@ class ModelInfo:
     saved_input_example_info: dict[str, Any] | None = None
 
 
-def get_model_info(model_uri: str | os.PathLike[str]) -> ModelInfo:
-    """What the MLmodel file of the model at `model_uri` says (any model URI)."""
-    from tracking.registry.uris import download_model, parse_model_uri
+def load_local(model_uri: str | os.PathLike[str], load: Callable[[str, Model, str], T]) -> T:
+    """`load(local folder, MLmodel content, uri)` for the model at `model_uri` (any model URI;
+    a remote model is downloaded to a temporary folder for the call)."""
+    from tracking.registry.uris import download_model
 
     uri = os.fspath(model_uri)
     with tempfile.TemporaryDirectory(prefix="trackflow-model-") as tmp:
-        meta = Model.load(download_model(uri, tmp), uri)
+        local = download_model(uri, tmp)
+        return load(local, Model.load(local, uri), uri)
+
+
+def get_model_info(model_uri: str | os.PathLike[str]) -> ModelInfo:
+    """What the MLmodel file of the model at `model_uri` says (any model URI)."""
+    from tracking.registry.uris import parse_model_uri
+
+    uri = os.fspath(model_uri)
+    meta = load_local(uri, lambda local, model, _: model)
     parsed = parse_model_uri(uri)
     run_id = meta.get("run_id") or parsed.run_id or ""
     return ModelInfo(

@@ -15,7 +15,6 @@ load trusted models only.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,7 +30,6 @@ from tracking.models.sklearn import (
     dump_estimator,
     load_estimator,
 )
-from tracking.registry.uris import download_model
 
 __all__ = ["ModelInfo", "autolog", "load_model", "log_model", "save_model"]
 
@@ -180,10 +178,7 @@ def _save(
 def load_model(model_uri: str | os.PathLike[str]) -> Any:
     """The Booster or scikit-learn API model at `model_uri` (runs:/, models:/, a path or an
     artifact URI), as it was saved (by Trackflow or MLflow)."""
-    uri = os.fspath(model_uri)
-    with tempfile.TemporaryDirectory(prefix="trackflow-model-") as tmp:
-        local = download_model(uri, tmp)
-        return _load(local, Model.load(local, uri), uri)
+    return model_dir.load_local(model_uri, _load)
 
 
 def load_pyfunc(path: str, model: Model) -> MethodPredictor:

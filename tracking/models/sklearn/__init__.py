@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -34,7 +33,6 @@ from tracking.models.flavors import MethodPredictor
 from tracking.models.model import Model, ModelInfo
 from tracking.models.sklearn.autologging import autolog, scoped
 from tracking.registry.base import RegistryUnavailableError
-from tracking.registry.uris import download_model
 
 __all__ = [
     "SUPPORTED_SERIALIZATION_FORMATS",
@@ -233,10 +231,7 @@ def load_model(model_uri: str | os.PathLike[str]) -> Any:
     ``models:/<name>/<stage>``, ``models:/<name>@<alias>``, a local path, ``file://`` or any
     fsspec artifact URI (``s3://...``). Unpickling runs code from the file: load trusted models
     only."""
-    uri = os.fspath(model_uri)
-    with tempfile.TemporaryDirectory(prefix="trackflow-model-") as tmp:
-        local = download_model(uri, tmp)
-        return _load_local(local, Model.load(local, uri), uri)
+    return model_dir.load_local(model_uri, _load_local)
 
 
 def load_pyfunc(path: str, model: Model) -> MethodPredictor:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import tempfile
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,7 +23,6 @@ from tracking.models.environment import Requirements
 from tracking.models.flavors import require
 from tracking.models.model import Model, ModelInfo
 from tracking.models.xgboost.autologging import autolog, scoped
-from tracking.registry.uris import download_model
 
 __all__ = ["ModelInfo", "autolog", "load_model", "log_model", "save_model"]
 
@@ -147,10 +145,7 @@ def _sklearn_base() -> type:
 def load_model(model_uri: str | os.PathLike[str]) -> Any:
     """The Booster or scikit-learn API model at `model_uri` (runs:/, models:/, a path or an
     artifact URI), as it was saved (by Trackflow or MLflow)."""
-    uri = os.fspath(model_uri)
-    with tempfile.TemporaryDirectory(prefix="trackflow-model-") as tmp:
-        local = download_model(uri, tmp)
-        return _load(local, Model.load(local, uri), uri)
+    return model_dir.load_local(model_uri, _load)
 
 
 def load_pyfunc(path: str, model: Model) -> _Predictor:
