@@ -648,6 +648,7 @@ def test_mlflow_loads_our_models_and_signatures(
 
 
 @pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer")
+@pytest.mark.filterwarnings("ignore:.*Add type hints to the `predict` method")
 def test_we_load_models_mlflow_saved(mlflow_mod: Any, tmp_path: Path) -> None:
     import mlflow.lightgbm
     import mlflow.pyfunc
