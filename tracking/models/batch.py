@@ -68,7 +68,7 @@ def _parquet_engine() -> None:
         import pyarrow  # noqa: F401
     except ImportError:
         raise InvalidParameterError(
-            "Parquet files need the pyarrow package: pip install pyarrow"
+            "Parquet files need pyarrow: pip install 'trackflow[parquet]'"
         ) from None
 
 
