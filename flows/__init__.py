@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import prefect
+from prefect.context import FlowRunContext
 from prefect.flows import FlowDecorator as _PrefectFlowDecorator
 from prefect.utilities.hashing import file_hash
 from typing_extensions import ParamSpec
@@ -153,8 +154,6 @@ def _start(
     options: CaptureOptions, experiment: str | None, source: str | None
 ) -> TrackedRun | None:
     """Open the run of the flow run the engine is running now (None outside Prefect)."""
-    from prefect.context import FlowRunContext
-
     ctx = FlowRunContext.get()
     if ctx is None or ctx.flow_run is None:
         return None

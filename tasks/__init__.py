@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import prefect
 from prefect.cache_policies import NO_CACHE, CachePolicy
+from prefect.context import TaskRunContext
 from prefect.settings import get_current_settings
+from prefect.transactions import get_transaction
 from prefect.utilities.annotations import NotSet
 from typing_extensions import ParamSpec
 
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
     import datetime
 
     from prefect.assets import Asset
-    from prefect.context import TaskRunContext
     from prefect.results import ResultSerializer, ResultStorage
     from prefect.tasks import (
         RetryConditionCallable,
@@ -150,8 +151,6 @@ def _may_read_cache(task_obj: Any) -> bool:
 
 def _start(options: CaptureOptions, nested: bool) -> TrackedRun | None:
     """Open the run of the task execution the engine is running now (None outside Prefect)."""
-    from prefect.context import TaskRunContext
-
     ctx = TaskRunContext.get()
     if ctx is None:
         return None
@@ -223,8 +222,6 @@ def _parent_from_prefect(client: Any, task_run: Any) -> Any:
 
 
 def _cache_key() -> str | None:
-    from prefect.transactions import get_transaction
-
     transaction = get_transaction()
     key = getattr(transaction, "key", None)
     return str(key) if key else None
@@ -237,8 +234,6 @@ def _record_cache_hit(options: CaptureOptions) -> Callable[..., None]:
     def hook(task: Any, task_run: Any, state: Any) -> None:
         if state.name != "Cached":
             return
-        from prefect.context import TaskRunContext
-
         ctx = TaskRunContext.get()
         if ctx is None:
             return
