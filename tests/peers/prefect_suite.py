@@ -78,13 +78,17 @@ def choose_ref(names: list[str], installed: Version) -> tuple[str, str]:
     return tags[-1][1], f"no {installed.major}.{installed.minor}.x release tag: newest tag"
 
 
-def repository(source: str, ref: str | None, cache: Path, installed: Version) -> tuple[Path, str]:
-    """(git dir, ref): a local repository as it is, a URL cloned (depth 1) into the cache."""
+def repository(
+    source: str, ref: str | None, cache: Path, installed: Version
+) -> tuple[Path, str, str]:
+    """(git dir, ref, revision to read): a local repository as it is, a URL cloned (depth 1)
+    into the cache, whose HEAD is then the ref."""
     why = "given"
     if Path(source).is_dir():
         git_dir = Path(git("-C", source, "rev-parse", "--absolute-git-dir").strip())
         if ref is None:
             ref, why = choose_ref(git("tag", "--list", git_dir=git_dir).split(), installed)
+        revision = ref
     else:
         if ref is None:
             listed = git("ls-remote", "--tags", "--refs", source).split()
@@ -93,9 +97,10 @@ def repository(source: str, ref: str | None, cache: Path, installed: Version) ->
         git_dir = cache / "clones" / f"{ref}.git"
         if not git_dir.exists():
             git("clone", "--bare", "--depth", "1", "--branch", ref, source, str(git_dir))
-    commit = git("rev-parse", f"{ref}^{{commit}}", git_dir=git_dir).strip()
+        revision = "HEAD"
+    commit = git("rev-parse", f"{revision}^{{commit}}", git_dir=git_dir).strip()
     print(f"Prefect's tests: {source} at {ref} ({why}), commit {commit[:12]}")
-    return git_dir, ref
+    return git_dir, ref, revision
 
 
 def imported_modules(path: str, source: str) -> set[str]:
@@ -119,19 +124,20 @@ def imported_modules(path: str, source: str) -> set[str]:
     return found
 
 
-def extract(git_dir: Path, ref: str, dest: Path) -> None:
+def extract(git_dir: Path, revision: str, dest: Path) -> None:
     """Write the files the two test modules need (transitively) under `dest`."""
     marker = dest / ".extracted"
     if marker.exists():
         return
-    tree = set(git("ls-tree", "-r", "--name-only", ref, "--", "tests", git_dir=git_dir).split())
+    listing = git("ls-tree", "-r", "--name-only", revision, "--", "tests", git_dir=git_dir)
+    tree = set(listing.split())
     wanted, queue = set(), list(ROOTS)
     while queue:
         path = queue.pop()
         if path in wanted:
             continue
         wanted.add(path)
-        text = git("show", f"{ref}:{path}", git_dir=git_dir)
+        text = git("show", f"{revision}:{path}", git_dir=git_dir)
         for module in imported_modules(path, text):
             stem = module.replace(".", "/")
             for candidate in (f"{stem}.py", f"{stem}/__init__.py"):
@@ -142,7 +148,7 @@ def extract(git_dir: Path, ref: str, dest: Path) -> None:
     for path in sorted(wanted | {"pyproject.toml"}):
         target = dest / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(git("show", f"{ref}:{path}", git_dir=git_dir))
+        target.write_text(git("show", f"{revision}:{path}", git_dir=git_dir))
     marker.write_text("\n".join(sorted(wanted)) + "\n")
     print(f"extracted {len(wanted)} files into {dest}")
 
@@ -257,7 +263,7 @@ def tracked_run_problems(store: Path) -> tuple[int, list[str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", nargs="?", default=DEFAULT_SOURCE)
-    parser.add_argument("--ref", help="tag or commit (default: see above)")
+    parser.add_argument("--ref", help="a tag (any revision of a local repository)")
     cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     parser.add_argument("--cache", type=Path, default=cache_home / "trackflow" / "prefect-suite")
     parser.add_argument("-k", dest="keyword", help="pytest -k expression, for a subset")
@@ -267,9 +273,9 @@ def main() -> int:
     installed = Version(prefect.__version__)
     print(f"prefect {installed}, python {sys.version.split()[0]}, Trackflow from {REPO}")
     args.cache.mkdir(parents=True, exist_ok=True)
-    git_dir, ref = repository(args.source, args.ref, args.cache, installed)
+    git_dir, ref, revision = repository(args.source, args.ref, args.cache, installed)
     workdir = args.cache / "tests" / ref
-    extract(git_dir, ref, workdir)
+    extract(git_dir, revision, workdir)
     python = environment(args.cache)
     with tempfile.TemporaryDirectory(prefix="prefect-suite-") as tmp:
         results = {}
