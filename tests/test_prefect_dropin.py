@@ -20,18 +20,11 @@ from prefect.utilities.hashing import file_hash
 import tracking
 from flows import flow
 from tasks import task
+from tasks.decorator import CAPTURE_OPTIONS
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-TRACKING_OPTIONS = {
-    "log_params",
-    "exclude_params",
-    "log_metrics",
-    "log_result",
-    "run_tags",
-    "on_tracking_error",
-    "autolog",
-}
+TRACKING_OPTIONS = set(CAPTURE_OPTIONS)  # README: "Options on both decorators"
 
 
 def keyword_options(fn: typing.Callable[..., object]) -> dict[str, object]:
