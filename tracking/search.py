@@ -618,3 +618,13 @@ def sort_experiments(
 ) -> list[Experiment]:
     """Sort by `order_by`, then creation_time DESC, experiment_id ASC; None sorts last."""
     return _sort(experiments, (*order_by, *_EXPERIMENT_TIE_BREAK), _ExperimentView)
+
+
+def quote_key(key: str) -> str:
+    """A key as the search grammar reads it: back-quoted, inner back-quotes doubled."""
+    return "`" + key.replace("`", "``") + "`"
+
+
+def quote_string(value: str) -> str:
+    """A string literal for the search grammar."""
+    return "'" + value.replace("'", "''") + "'"

@@ -9,16 +9,26 @@ import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
+from tracking import search, system_tags
 from tracking.entities import Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag, ViewType
-from tracking.errors import InvalidParameterError
+from tracking.errors import (
+    BAD_REQUEST,
+    InvalidParameterError,
+    NotFoundError,
+    RegistryUnavailableError,
+    TrackingError,
+)
 from tracking.validation import (
     MAX_ENTITIES_PER_BATCH,
     MAX_METRICS_PER_BATCH,
     MAX_PARAMS_TAGS_PER_BATCH,
     shown,
 )
+
+if TYPE_CHECKING:
+    from tracking.registry.base import RegistryStore
 
 T = TypeVar("T")
 
@@ -129,11 +139,52 @@ def paginate(items: Sequence[T], max_results: int, page_token: str | None) -> Pa
     return page_of(items, check_max_results(max_results), page_token)
 
 
+#: The filter of runs without a parent run (top-level runs).
+TOP_LEVEL_FILTER = f"tags.{search.quote_key(system_tags.PARENT_RUN_ID)} IS NULL"
+#: ExperimentRuns.page's order by run duration (end time - start time), which search_runs lacks.
+DURATION_ORDER = "duration"
+
+
+def duration_order(order_by: str) -> bool | None:
+    """For an order_by entry "duration [ASC|DESC]" whether it is descending; None for any other."""
+    words = order_by.split()
+    if not words or words[0].lower() != DURATION_ORDER or len(words) > 2:
+        return None
+    if len(words) == 2 and words[1].upper() not in ("ASC", "DESC"):
+        raise InvalidParameterError(
+            f"Invalid order {order_by!r}: use 'duration ASC' or 'duration DESC'"
+        )
+    return len(words) == 2 and words[1].upper() == "DESC"
+
+
+def run_duration(info: RunInfo) -> int | None:
+    """End time - start time (ms) of a run that has both."""
+    if info.start_time is None or info.end_time is None:
+        return None
+    return max(0, info.end_time - info.start_time)
+
+
+class RunStats(NamedTuple):
+    """How many runs an experiment holds and when the latest of them started (None: no runs)."""
+
+    count: int
+    last_start_time: int | None
+
+
 class TrackingStore(ABC):
-    """Experiments, runs, params, metrics and tags; artifacts live elsewhere (artifacts.py)."""
+    """Experiments, runs, params, metrics and tags; artifacts live elsewhere (artifacts.py).
+
+    The abstract methods are MLflow's store API. Below them come optional capabilities with
+    a generic default built on that API, which stores override with a fast path (docs/
+    architecture.md lists them): code outside tracking/stores/ uses these, never a store's
+    internals or its class.
+    """
 
     #: Base URI under which new experiments get their artifact location.
     artifact_root: str
+    #: What MLflow's server-info endpoint calls this kind of store ("FileStore", "SqlStore");
+    #: None when MLflow has no such store.
+    mlflow_store_type: str | None = None
 
     @property
     def keeps_requested_run_ids(self) -> bool:
@@ -276,3 +327,157 @@ class TrackingStore(ABC):
         order_by: list[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Run]: ...
+
+    # --- optional capabilities: generic defaults, overridden by stores with a fast path -------
+    @classmethod
+    def check_holds_store(cls, uri: str) -> None:
+        """Raise NotFoundError unless `uri` holds a store of this kind already, creating
+        nothing (tracking.stores.check_holds_store). By default `uri` is taken at its word."""
+        return None
+
+    @property
+    def local_root(self) -> str | None:
+        """The local folder holding the store's files (a file store's mlruns/); None for a
+        database or a server."""
+        return None
+
+    @property
+    def quick_writes(self) -> bool:
+        """Whether a one-row write takes well under a millisecond and only ever waits for
+        other such writes (SQLite), so a server may run it on its event loop."""
+        return False
+
+    def close(self) -> None:
+        """Release connections and pools (the store reconnects if used again)."""
+        return None
+
+    def get_runs(self, run_ids: Sequence[str]) -> list[Run]:
+        """The runs of `run_ids` that exist, in that order; missing ones are left out."""
+        runs = []
+        for run_id in run_ids:
+            try:
+                runs.append(self.get_run(run_id))
+            except NotFoundError:
+                continue
+        return runs
+
+    def run_stats(
+        self, experiment_ids: Sequence[str], view_type: ViewType = ViewType.ACTIVE_ONLY
+    ) -> dict[str, RunStats]:
+        """{experiment id: RunStats} of the runs in `view_type` (a missing experiment: 0)."""
+        stats = {}
+        for experiment_id in experiment_ids:
+            count, latest = 0, None
+            for run in all_runs(self, [experiment_id], None, view_type):
+                count += 1
+                start = run.info.start_time
+                if start is not None and (latest is None or start > latest):
+                    latest = start
+            stats[experiment_id] = RunStats(count, latest)
+        return stats
+
+    def experiment_runs(self, experiment_id: str) -> ExperimentRuns:
+        """The active runs of one experiment, for several questions in a row (ExperimentRuns)."""
+        return ExperimentRuns(self, experiment_id)
+
+    def deleted_time(self, run_id: str) -> int | None:
+        """When a deleted run was deleted (ms), if the store records it (MLflow's REST API does
+        not carry it)."""
+        return None
+
+    @property
+    def can_hard_delete(self) -> bool:
+        """Whether hard_delete_run and hard_delete_experiment work on this store."""
+        return False
+
+    def hard_delete_run(self, run_id: str) -> bool:
+        """Remove a deleted run's data for good (not its artifacts); False if the run is gone
+        or not deleted (restored meanwhile)."""
+        raise TrackingError(f"{type(self).__name__} cannot remove runs for good", BAD_REQUEST)
+
+    def hard_delete_experiment(self, experiment_id: str) -> bool:
+        """Remove a deleted experiment without runs for good; False if it is gone, not
+        deleted, or still holds runs."""
+        raise TrackingError(
+            f"{type(self).__name__} cannot remove experiments for good", BAD_REQUEST
+        )
+
+    def open_registry(self) -> RegistryStore:
+        """A model registry store over the registry kept with this store's data."""
+        raise RegistryUnavailableError(f"{type(self).__name__} keeps no model registry")
+
+
+class ExperimentRuns:
+    """The active runs of one experiment, for a caller asking several questions about them in
+    a row (one UI page: how many, one page of them, their nested runs).
+
+    This class answers through the store's search API. Stores return a subclass answering
+    from one pass over their data (TrackingStore.experiment_runs).
+    """
+
+    def __init__(self, store: TrackingStore, experiment_id: str) -> None:
+        self.store = store
+        self.experiment_id = experiment_id
+
+    def stats(self) -> RunStats:
+        return self.store.run_stats([self.experiment_id])[self.experiment_id]
+
+    def page(
+        self, filter_string: str, order_by: str, offset: int, size: int, top_level_only: bool
+    ) -> tuple[list[Run], bool]:
+        """Runs `offset`.. `offset + size` of those matching `filter_string` (only runs
+        without a parent if `top_level_only`), ordered by `order_by` (one search_runs order_by
+        entry, or "duration ASC|DESC"), then newest first, then by run id; and whether more
+        runs follow."""
+        if top_level_only:
+            filter_string = " AND ".join(f for f in (filter_string, TOP_LEVEL_FILTER) if f)
+        descending = duration_order(order_by)
+        if descending is not None:
+            found = all_runs(self.store, [self.experiment_id], filter_string)
+            runs = sorted_by_duration(list(found), descending)
+            return runs[offset : offset + size], len(runs) > offset + size
+        page = self.store.search_runs(
+            [self.experiment_id],
+            filter_string,
+            ViewType.ACTIVE_ONLY,
+            size,
+            [order_by],
+            encode_page_token(offset) if offset else None,
+        )
+        return list(page), page.token is not None
+
+    def children(self, parent_ids: Sequence[str], limit: int) -> tuple[list[Run], bool]:
+        """The runs nested directly under any of `parent_ids` (by mlflow.parentRunId), by
+        start time then run id: at most `limit`, and whether some were left out."""
+        if not parent_ids:
+            return [], False
+        ids = ", ".join(search.quote_string(run_id) for run_id in parent_ids)
+        page = self.store.search_runs(
+            [self.experiment_id],
+            f"tags.{search.quote_key(system_tags.PARENT_RUN_ID)} IN ({ids})",
+            ViewType.ACTIVE_ONLY,
+            limit,
+            ["attributes.start_time ASC"],
+        )
+        return list(page), page.token is not None
+
+
+def all_runs(
+    store: TrackingStore,
+    experiment_ids: list[str],
+    filter_string: str | None = None,
+    view_type: ViewType = ViewType.ACTIVE_ONLY,
+) -> Iterator[Run]:
+    """Every run matching a search, fetched in the largest pages search_runs allows."""
+    return all_pages(
+        lambda token: store.search_runs(
+            experiment_ids, filter_string, view_type, SEARCH_MAX_RESULTS_THRESHOLD, None, token
+        )
+    )
+
+
+def sorted_by_duration(runs: list[Run], descending: bool) -> list[Run]:
+    """`runs` by duration (stable: equal ones keep their order), runs without one last."""
+    present = [r for r in runs if run_duration(r.info) is not None]
+    present.sort(key=lambda r: run_duration(r.info) or 0, reverse=descending)
+    return present + [r for r in runs if run_duration(r.info) is None]

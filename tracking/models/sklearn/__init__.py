@@ -35,11 +35,10 @@ from typing import Any
 import yaml
 
 from tracking import __version__, fluent
-from tracking.artifacts import _artifact_subpath
+from tracking.artifacts import artifact_subpath
 from tracking.client import TrackingClient
-from tracking.errors import InvalidParameterError, NotFoundError
+from tracking.errors import InvalidParameterError, NotFoundError, RegistryUnavailableError
 from tracking.models.sklearn.autologging import autolog
-from tracking.registry.base import RegistryUnavailableError
 from tracking.registry.uris import download_model
 from tracking.validation import MAX_TAG_VAL_LENGTH
 
@@ -132,7 +131,7 @@ def log_model(
             "log_model needs exactly one of artifact_path or name (name is MLflow 3's spelling)"
         )
     given = artifact_path if artifact_path is not None else name
-    rel = _artifact_subpath(given, "model artifact path")
+    rel = artifact_subpath(given, "model artifact path")
     if not rel:
         raise InvalidParameterError(f"Invalid model artifact path {given!r}: it must not be empty")
     client = fluent.current_client()

@@ -9,9 +9,10 @@ import random
 import shutil
 import time
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
+from typing import TYPE_CHECKING
 
-from tracking import search, validation
+from tracking import search, system_tags, validation
 from tracking.entities import (
     Experiment,
     LifecycleStage,
@@ -29,11 +30,16 @@ from tracking.errors import (
     InvalidParameterError,
     InvalidStateError,
     NotFoundError,
+    StorageError,
 )
+from tracking.stores import local_path
 from tracking.stores.base import (
     SEARCH_MAX_RESULTS_DEFAULT,
+    ExperimentRuns,
     PagedList,
+    RunStats,
     TrackingStore,
+    duration_order,
     new_run_info,
     paginate,
 )
@@ -53,6 +59,9 @@ from tracking.stores.file.disk import (
     write_new,
     write_yaml,
 )
+
+if TYPE_CHECKING:
+    from tracking.registry.base import RegistryStore
 
 TRASH = ".trash"
 DEFAULT_EXPERIMENT_ID = "0"
@@ -110,6 +119,8 @@ def _parse_text(path: str, text: bytes) -> str:
 @translating_os_errors
 class FileStore(TrackingStore):
     """Experiments and runs as folders of YAML and text files (MLflow-readable)."""
+
+    mlflow_store_type = "FileStore"
 
     def __init__(self, root: str, artifact_root: str | None = None) -> None:
         self.root = os.path.abspath(root)
@@ -701,6 +712,106 @@ class FileStore(TrackingStore):
         page = paginate(search.sort_runs(views, ordering), max_results, page_token)
         return PagedList((self.get_run(os.path.basename(v.run_dir)) for v in page), page.token)
 
+    # --- capabilities (tracking.stores.base) ----------------------------------------------------
+    @classmethod
+    def check_holds_store(cls, uri: str) -> None:
+        """A folder with at least one experiment folder (active or in .trash)."""
+        path = local_path(uri)
+        if not os.path.isdir(path):
+            raise NotFoundError(f"{uri!r} does not exist ({path} is not a folder)")
+        folders = [path, os.path.join(path, TRASH)]
+        if not any(
+            os.path.isfile(cls._meta_path(base, name))
+            for base in folders
+            if os.path.isdir(base)
+            for name in os.listdir(base)
+        ):
+            raise NotFoundError(
+                f"{uri!r} is not a tracking store (no experiment folders in {path})"
+            )
+
+    @property
+    def local_root(self) -> str:
+        return self.root
+
+    def run_stats(
+        self, experiment_ids: Sequence[str], view_type: ViewType = ViewType.ACTIVE_ONLY
+    ) -> dict[str, RunStats]:
+        """Counted from the runs' meta.yaml files (cached while unchanged)."""
+        stats = {}
+        for experiment_id in experiment_ids:
+            count, latest = 0, None
+            try:
+                runs = self._run_dirs(self._experiment_dir(experiment_id))
+            except (NotFoundError, InvalidParameterError):
+                runs = []
+            for run_dir in runs:
+                try:
+                    meta = self._run_meta(run_dir)
+                except NotFoundError:
+                    continue
+                if not view_type.matches(meta.get("lifecycle_stage", LifecycleStage.ACTIVE)):
+                    continue
+                count += 1
+                start = meta.get("start_time")
+                if isinstance(start, int) and (latest is None or start > latest):
+                    latest = start
+            stats[experiment_id] = RunStats(count, latest)
+        return stats
+
+    def experiment_runs(self, experiment_id: str) -> ExperimentRuns:
+        return _ExperimentFolder(self, experiment_id)
+
+    def deleted_time(self, run_id: str) -> int | None:
+        try:
+            value = self._locate_run(run_id)[1].get("deleted_time")
+        except NotFoundError:
+            return None
+        return int(value) if value is not None else None
+
+    @property
+    def can_hard_delete(self) -> bool:
+        return True
+
+    def _remove(self, path: str) -> None:
+        """Remove a run or experiment folder: first renamed to a hidden name (atomic; readers
+        skip names starting with a dot), so no reader ever sees half of it."""
+        root = os.path.realpath(self.root)
+        if not os.path.realpath(path).startswith(root + os.sep):  # never outside the store
+            raise StorageError(f"Refusing to remove {path}: it is outside {self.root}")
+        hidden = os.path.join(os.path.dirname(path), f".gc-{uuid.uuid4().hex}")
+        os.replace(path, hidden)
+        shutil.rmtree(hidden)
+
+    def hard_delete_run(self, run_id: str) -> bool:
+        try:
+            run_dir, meta = self._locate_run(run_id)
+        except NotFoundError:
+            return False
+        if meta.get("lifecycle_stage") != LifecycleStage.DELETED:
+            return False
+        self._remove(run_dir)
+        self._run_experiment.pop(run_id, None)
+        return True
+
+    def hard_delete_experiment(self, experiment_id: str) -> bool:
+        try:
+            path = self._experiment_dir(experiment_id)
+        except NotFoundError:
+            return False
+        if os.path.dirname(path) != self._trash or self._run_dirs(path):
+            return False
+        self._remove(path)
+        self._names = {}
+        self._run_experiment.clear()
+        return True
+
+    def open_registry(self) -> RegistryStore:
+        """The registry in MLflow's layout under `<root>/models/`."""
+        from tracking.registry.file import FileRegistryStore
+
+        return FileRegistryStore(self.root)
+
 
 class _RunView:
     """Lazy access to one run's values, so a search reads only the files its filter needs."""
@@ -710,13 +821,7 @@ class _RunView:
         self.run_dir = run_dir
 
     def attribute(self, key: str) -> str | int | None:
-        meta = self.store._run_meta(self.run_dir)
-        if key == "status":
-            return RunStatus(int(meta["status"])).name
-        if key == "run_id":
-            return str(meta["run_id"])
-        value = meta.get(key)
-        return value if value is None or isinstance(value, int) else str(value)
+        return _meta_attribute(self.store._run_meta(self.run_dir), key)
 
     def metric(self, key: str) -> float | None:
         return self.store._latest_metric(os.path.join(self.run_dir, "metrics", key))
@@ -732,3 +837,122 @@ class _RunView:
 
     def tag(self, key: str) -> str | None:
         return self._text("tags", key)
+
+
+class _SnapshotView(_RunView):
+    """A _RunView whose meta.yaml was read already."""
+
+    def __init__(self, store: FileStore, run_dir: str, meta: dict) -> None:
+        super().__init__(store, run_dir)
+        self.meta = meta
+        self.run_id = str(meta.get("run_id", os.path.basename(run_dir)))
+
+    def attribute(self, key: str) -> str | int | None:
+        return _meta_attribute(self.meta, key)
+
+
+class _ExperimentFolder(ExperimentRuns):
+    """One pass over an experiment folder (each active run's meta.yaml and parent, through the
+    store's stat-validated cache: two stats per run after the first pass) answers every
+    question; a page reads other run files only for the filter and order it needs."""
+
+    def __init__(self, store: FileStore, experiment_id: str) -> None:
+        super().__init__(store, experiment_id)
+        self.files = store
+        self._runs: list[tuple[_SnapshotView, str | None]] | None = None
+        self._children: dict[str, list[_SnapshotView]] = {}
+
+    def _active_runs(self) -> list[tuple[_SnapshotView, str | None]]:
+        """(view, parent run id) of each active run, read on first use."""
+        if self._runs is None:
+            self._runs = self._scan()
+            for view, parent in self._runs:
+                if parent:
+                    self._children.setdefault(parent, []).append(view)
+        return self._runs
+
+    def _scan(self) -> list[tuple[_SnapshotView, str | None]]:
+        try:
+            path = self.files._experiment_dir(self.experiment_id)
+        except (NotFoundError, InvalidParameterError):
+            return []
+        with os.scandir(path) as scan:
+            names = [e.name for e in scan if not e.name.startswith(".")]
+        found = []
+        for name in names:
+            if name in RESERVED_EXPERIMENT_FOLDERS:
+                continue
+            run_dir = f"{path}/{name}"
+            try:
+                meta = self.files._read_meta(run_dir)
+            except (FileNotFoundError, NotADirectoryError, DamagedFileError):
+                continue
+            if meta.get("lifecycle_stage", LifecycleStage.ACTIVE) != LifecycleStage.ACTIVE:
+                continue
+            try:
+                parent = self.files._cache.get(f"{run_dir}/tags/{_PARENT_TAG}", _parse_text)
+            except (FileNotFoundError, NotADirectoryError):
+                parent = None
+            found.append((_SnapshotView(self.files, run_dir, meta), parent or None))
+        return found
+
+    def stats(self) -> RunStats:
+        starts = [_int(view.meta.get("start_time")) for view, _ in self._active_runs()]
+        return RunStats(len(starts), max((s for s in starts if s is not None), default=None))
+
+    def page(
+        self, filter_string: str, order_by: str, offset: int, size: int, top_level_only: bool
+    ) -> tuple[list[Run], bool]:
+        comparisons = search.parse_run_filter(filter_string)
+        descending = duration_order(order_by)
+        order = () if descending is not None else search.parse_run_order_by([order_by])
+        views = []
+        for view, parent in self._active_runs():
+            if top_level_only and parent:
+                continue
+            try:
+                if comparisons and not search.run_matches(comparisons, view):
+                    continue
+            except (NotFoundError, KeyError, ValueError):
+                continue
+            views.append(view)
+        ordered = search.sort_runs(views, order)
+        if descending is not None:
+            ordered = _by_duration(ordered, descending)
+        chosen = [view.run_id for view in ordered[offset : offset + size]]
+        return self.files.get_runs(chosen), len(ordered) > offset + size
+
+    def children(self, parent_ids: Sequence[str], limit: int) -> tuple[list[Run], bool]:
+        self._active_runs()
+        found = [v for parent in dict.fromkeys(parent_ids) for v in self._children.get(parent, ())]
+        found = search.sort_runs(found, (search.OrderBy(search.ATTRIBUTE, "start_time", True),))
+        return self.files.get_runs([v.run_id for v in found[:limit]]), len(found) > limit
+
+
+_PARENT_TAG = system_tags.PARENT_RUN_ID
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _meta_attribute(meta: dict, key: str) -> str | int | None:
+    """A run attribute as search reads it, from the run's meta.yaml."""
+    if key == "status":
+        return RunStatus(int(meta["status"])).name
+    if key == "run_id":
+        return str(meta["run_id"])
+    value = meta.get(key)
+    return value if value is None or isinstance(value, int) else str(value)
+
+
+def _by_duration(views: list[_SnapshotView], descending: bool) -> list[_SnapshotView]:
+    """`views` by duration (stable), those without one last."""
+
+    def duration(view: _SnapshotView) -> int | None:
+        start, end = _int(view.meta.get("start_time")), _int(view.meta.get("end_time"))
+        return None if start is None or end is None else max(0, end - start)
+
+    present = [v for v in views if duration(v) is not None]
+    present.sort(key=lambda v: duration(v) or 0, reverse=descending)
+    return present + [v for v in views if duration(v) is None]
