@@ -663,6 +663,8 @@ class FileStore(TrackingStore):
             self._write_tag_file(os.path.join(run_dir, "tags"), key, value)
         for key, key_lines in lines.items():
             append_line(os.path.join(run_dir, "metrics", key), "".join(key_lines))
+        if checked_tags.get(system_tags.RUN_NAME):  # the run is renamed, as by set_tag
+            self.update_run_info(run_id, run_name=checked_tags[system_tags.RUN_NAME])
 
     def delete_tag(self, run_id: str, key: str) -> None:
         validation.validate_key(key, "Tag key")

@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from tracking import search, validation
+from tracking import search, system_tags, validation
 from tracking.config import redact_uri
 from tracking.entities import (
     Experiment,
@@ -749,6 +749,12 @@ class SqlStore(TrackingStore):
                 conn.execute(
                     _UPSERT_TAG,
                     [{"run_uuid": run_id, "key": k, "value": v} for k, v in checked_tags.items()],
+                )
+            if checked_tags.get(system_tags.RUN_NAME):  # the run is renamed, as by set_tag
+                conn.execute(
+                    update(schema.runs)
+                    .where(schema.runs.c.run_uuid == run_id)
+                    .values(name=checked_tags[system_tags.RUN_NAME])
                 )
             if metric_rows:
                 self._write_metrics(conn, metric_rows)
