@@ -639,7 +639,7 @@ def test_experiment_runs_answer_the_same_on_every_store(store: TrackingStore) ->
         "123456": (0, None),
     }
     assert store.run_stats([exp_id], ViewType.DELETED_ONLY)[exp_id] == (1, 2001)
-    assert store.run_stats([exp_id], ViewType.ALL)[exp_id].count == 7
+    assert store.run_stats([exp_id], ViewType.ALL)[exp_id].runs == 7
 
     def names(page: tuple[list, bool]) -> tuple[list[str], bool]:
         return [r.info.run_name for r in page[0]], page[1]
@@ -653,10 +653,12 @@ def test_experiment_runs_answer_the_same_on_every_store(store: TrackingStore) ->
     assert names(runs.page("", "attributes.start_time ASC", 4, 3, False)) == (["c1", "g"], False)
     with pytest.raises(InvalidParameterError, match="duration"):
         runs.page("", "duration SIDEWAYS", 0, 5, True)
-    assert names(runs.children([ids[0]], 10)) == (["c1"], False)
-    assert names(runs.children([ids[4], ids[1]], 10)) == (["g"], False)
-    assert names(runs.children([ids[0], ids[4]], 1)) == (["c1"], True)
-    assert runs.children([], 10) == ([], False)
+    assert names(runs.descendants([ids[0]], 1, 10)) == (["c1"], False)
+    assert names(runs.descendants([ids[0]], 5, 10)) == (["c1", "g"], False)
+    assert names(runs.descendants([ids[4], ids[1]], 5, 10)) == (["g"], False)
+    assert names(runs.descendants([ids[4], ids[0]], 5, 10)) == (["g"], False)  # each once
+    assert names(runs.descendants([ids[0]], 5, 1)) == (["c1"], True)
+    assert runs.descendants([], 5, 10) == ([], False)
     assert [r.info.run_name for r in store.get_runs([ids[2], "f" * 32, ids[0]])] == [
         "top2",
         "top0",

@@ -718,8 +718,16 @@ def test_tree_pages_agree_across_store_paths(tmp_path: Path, kind: str) -> None:
     assert durations == sorted(durations, reverse=True)
     for runs in (fast, generic):
         assert runs.stats() == (90, 1_700_000_000_000 + 29 * 1000 + 2)
-        children, more = runs.children(_tops[:3], 2)
-        assert [r.info.run_name for r in children] == ["child-00", "child-01"] and more
+        nested, more = runs.descendants(_tops[:3], 1, 2)
+        assert [r.info.run_name for r in nested] == ["child-00", "child-01"] and more
+        nested, more = runs.descendants(_tops[:2], 5, 10)
+        assert [r.info.run_name for r in nested] == [
+            "child-00",
+            "child-01",
+            "grandchild-00",
+            "grandchild-01",
+        ]
+        assert not more
     assert store.run_stats([experiment_id, "0", "123456"]) == {
         experiment_id: (90, 1_700_000_000_000 + 29 * 1000 + 2),
         "0": (0, None),

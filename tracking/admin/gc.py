@@ -386,7 +386,7 @@ def gc(
         for experiment in plan.experiments:
             bar.step(f"experiment {experiment.experiment_id}")
             experiment_id = experiment.experiment_id
-            left = store.run_stats([experiment_id], ViewType.ALL)[experiment_id].count
+            left = store.run_stats([experiment_id], ViewType.ALL)[experiment_id].runs
             if left:
                 report.kept_experiments.append((experiment, left))
                 continue

@@ -84,7 +84,7 @@ def store_identity(uri: str) -> tuple[Any, ...]:
     return (scheme, uri)
 
 
-def _store_class(uri: str) -> type[TrackingStore]:
+def _store_class(uri: str) -> Any:
     """The store class of `uri`'s scheme, imported; a clear error for unknown schemes."""
     scheme = uri_scheme(uri)
     try:
@@ -100,8 +100,7 @@ def _store_class(uri: str) -> type[TrackingStore]:
     except ImportError as e:
         hint = f"; install {extra}" if extra else ""
         raise ImportError(f"Tracking URI {uri!r} needs {e.name}{hint}") from e
-    cls: type[TrackingStore] = getattr(module, class_name)
-    return cls
+    return getattr(module, class_name)
 
 
 def check_holds_store(uri: str) -> None:
@@ -118,7 +117,9 @@ def open_store(uri: str, artifact_root: str | None = None) -> TrackingStore:
     cls = _store_class(uri)
     if artifact_root and len(urlparse(artifact_root).scheme) <= 1:  # a local folder
         artifact_root = "file://" + os.path.abspath(artifact_root)
-    store = cls(local_path(uri) if not scheme or scheme == "file" else uri, artifact_root)
+    store: TrackingStore = cls(
+        local_path(uri) if not scheme or scheme == "file" else uri, artifact_root
+    )
     journal.replay_orphans(uri, store)
     return store
 

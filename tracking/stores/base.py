@@ -8,8 +8,8 @@ import itertools
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from tracking import search, system_tags
 from tracking.entities import Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag, ViewType
@@ -167,7 +167,7 @@ def run_duration(info: RunInfo) -> int | None:
 class RunStats(NamedTuple):
     """How many runs an experiment holds and when the latest of them started (None: no runs)."""
 
-    count: int
+    runs: int
     last_start_time: int | None
 
 
@@ -409,7 +409,7 @@ class TrackingStore(ABC):
 
 class ExperimentRuns:
     """The active runs of one experiment, for a caller asking several questions about them in
-    a row (one UI page: how many, one page of them, their nested runs).
+    a row (one UI page: how many, one page of them, the runs nested below those).
 
     This class answers through the store's search API. Stores return a subclass answering
     from one pass over their data (TrackingStore.experiment_runs).
@@ -446,20 +446,62 @@ class ExperimentRuns:
         )
         return list(page), page.token is not None
 
-    def children(self, parent_ids: Sequence[str], limit: int) -> tuple[list[Run], bool]:
-        """The runs nested directly under any of `parent_ids` (by mlflow.parentRunId), by
-        start time then run id: at most `limit`, and whether some were left out."""
-        if not parent_ids:
-            return [], False
-        ids = ", ".join(search.quote_string(run_id) for run_id in parent_ids)
-        page = self.store.search_runs(
-            [self.experiment_id],
-            f"tags.{search.quote_key(system_tags.PARENT_RUN_ID)} IN ({ids})",
-            ViewType.ACTIVE_ONLY,
-            limit,
-            ["attributes.start_time ASC"],
-        )
-        return list(page), page.token is not None
+    def descendants(
+        self, run_ids: Sequence[str], max_depth: int, limit: int
+    ) -> tuple[list[Run], bool]:
+        """The active runs nested below `run_ids` (by mlflow.parentRunId), down to
+        `max_depth` levels: each level by start time then run id, each run once, at most
+        `limit` runs (at most MAX_IN_VALUES); and whether some were left out."""
+        found: list[Run] = []
+        seen = set(run_ids)
+        level = list(dict.fromkeys(run_ids))
+        for _depth in range(max_depth):
+            if not level:
+                break
+            room = limit - len(found)
+            page = self.store.search_runs(
+                [self.experiment_id],
+                f"tags.{search.quote_key(system_tags.PARENT_RUN_ID)} IN "
+                f"({', '.join(search.quote_string(run_id) for run_id in level)})",
+                ViewType.ACTIVE_ONLY,
+                max(room, 1),
+                ["attributes.start_time ASC"],
+            )
+            new = [run for run in page if run.info.run_id not in seen]  # not a parent cycle
+            if room <= 0:
+                return found, bool(new)
+            found += new
+            if page.token:
+                return found, True
+            level = [run.info.run_id for run in new]
+            seen.update(level)
+        return found, False
+
+
+def walk_descendants(
+    run_ids: Sequence[str],
+    children: Mapping[str, Sequence[tuple[Any, ...]]],
+    max_depth: int,
+    limit: int,
+) -> tuple[list[str], bool]:
+    """ExperimentRuns.descendants over a map {parent id: [(sort key..., child id)]} of the
+    experiment's active runs: the ids, each level by its tuples' order, each run once, at
+    most `limit`; and whether some were left out."""
+    found: list[str] = []
+    seen = set(run_ids)
+    level = list(dict.fromkeys(run_ids))
+    for _depth in range(max_depth):
+        new = sorted(link for parent in level for link in children.get(parent, ()))
+        new = [link for link in new if link[-1] not in seen]  # not a parent cycle
+        if not new:
+            break
+        room = limit - len(found)
+        found += [link[-1] for link in new[:room]]
+        if len(new) > room:
+            return found, True
+        level = [link[-1] for link in new]
+        seen.update(level)
+    return found, False
 
 
 def all_runs(

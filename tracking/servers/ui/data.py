@@ -36,8 +36,8 @@ DEPLOYMENT_TAG = "prefect.deployment_name"
 
 #: Tag namespaces written by the tracker itself: hidden from the runs table's default columns.
 SYSTEM_TAG_PREFIXES = ("mlflow.", "prefect.", "trackflow.")
-#: Children fetched per tree level and page (a flow with more tasks shows the first ones).
-MAX_CHILDREN_PER_LEVEL = 5000
+#: Nested runs shown below one page of top-level runs (a flow with more tasks shows the first).
+MAX_NESTED_RUNS = 5000
 MAX_TREE_DEPTH = 32
 #: Nested runs linked from a run's page.
 MAX_LINKED_CHILDREN = 1000
@@ -299,26 +299,26 @@ def _children_order(sort: Sort) -> Sort:
 
 
 def _attach_descendants(runs: ExperimentRuns, top: list[RunRow], sort: Sort) -> bool:
-    """Attach the nested runs of `top`, level by level; True if some were left out."""
-    order = _children_order(sort)
+    """Attach the nested runs of `top`, at any depth; True if some were left out."""
+    found, truncated = runs.descendants(
+        [row.run.info.run_id for row in top], MAX_TREE_DEPTH, MAX_NESTED_RUNS
+    )
     rows = {row.run.info.run_id: row for row in top}
-    level = list(rows)
-    truncated = False
-    for _depth in range(MAX_TREE_DEPTH):
-        if not level:
-            break
-        found, more = runs.children(level, MAX_CHILDREN_PER_LEVEL)
-        truncated = truncated or more
-        level = []
-        for run in _python_sort(found, order):
+    pending = _python_sort(found, _children_order(sort))
+    while pending:  # parents before children: place what has a placed parent, repeat
+        later = []
+        for run in pending:
             parent = rows.get(run.data.tags.get(PARENT_TAG, ""))
-            if run.info.run_id in rows or parent is None:  # a parent cycle: each run once
+            if parent is None:
+                later.append(run)
                 continue
             row = RunRow(run, parent.depth + 1, parent.run.info.run_id)
             parent.children.append(row)
             parent.child_count += 1
             rows[run.info.run_id] = row
-            level.append(run.info.run_id)
+        if len(later) == len(pending):
+            break  # a parent that could not be loaded: drop its subtree
+        pending = later
     return truncated
 
 
@@ -444,7 +444,7 @@ def run_links(client: TrackingClient, run: Run) -> RunLinks:
         except (NotFoundError, InvalidParameterError):
             parent = None
     runs = client.store.experiment_runs(run.info.experiment_id)
-    children, more = runs.children([run.info.run_id], MAX_LINKED_CHILDREN)
+    children, more = runs.descendants([run.info.run_id], 1, MAX_LINKED_CHILDREN)
     url, kind = prefect_link(client, run)
     return RunLinks(parent, parent_id, children, more, url, kind)
 

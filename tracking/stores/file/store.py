@@ -10,7 +10,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Collection, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from tracking import search, system_tags, validation
 from tracking.entities import (
@@ -34,6 +34,7 @@ from tracking.errors import (
 )
 from tracking.stores import local_path
 from tracking.stores.base import (
+    DURATION_ORDER,
     SEARCH_MAX_RESULTS_DEFAULT,
     ExperimentRuns,
     PagedList,
@@ -42,6 +43,7 @@ from tracking.stores.base import (
     duration_order,
     new_run_info,
     paginate,
+    walk_descendants,
 )
 from tracking.stores.file.disk import (
     DamagedFileError,
@@ -841,18 +843,27 @@ class _RunView:
         return self._text("tags", key)
 
 
+class _Entry(NamedTuple):
+    """One active run of an experiment folder, as _ExperimentFolder lists it."""
+
+    run_id: str
+    parent: str | None
+    meta: dict
+    run_dir: str
+
+
 class _SnapshotView(_RunView):
     """A _RunView whose meta.yaml was read already."""
 
-    def __init__(self, store: FileStore, run_dir: str, meta: dict) -> None:
-        super().__init__(store, run_dir)
-        self.meta = meta
-        self.run_id = str(meta.get("run_id", os.path.basename(run_dir)))
+    def __init__(self, store: FileStore, entry: _Entry) -> None:
+        super().__init__(store, entry.run_dir)
+        self.meta = entry.meta
 
     def attribute(self, key: str) -> str | int | None:
         return _meta_attribute(self.meta, key)
 
 
+@translating_os_errors
 class _ExperimentFolder(ExperimentRuns):
     """One pass over an experiment folder (each active run's meta.yaml and parent, through the
     store's stat-validated cache: two stats per run after the first pass) answers every
@@ -861,19 +872,17 @@ class _ExperimentFolder(ExperimentRuns):
     def __init__(self, store: FileStore, experiment_id: str) -> None:
         super().__init__(store, experiment_id)
         self.files = store
-        self._runs: list[tuple[_SnapshotView, str | None]] | None = None
-        self._children: dict[str, list[_SnapshotView]] = {}
+        self.root = store.root
+        self._entries: list[_Entry] | None = None
+        self._children: dict[str, list[tuple[bool, int, str]]] | None = None
 
-    def _active_runs(self) -> list[tuple[_SnapshotView, str | None]]:
-        """(view, parent run id) of each active run, read on first use."""
-        if self._runs is None:
-            self._runs = self._scan()
-            for view, parent in self._runs:
-                if parent:
-                    self._children.setdefault(parent, []).append(view)
-        return self._runs
+    def _active_runs(self) -> list[_Entry]:
+        """The active runs (read on first use)."""
+        if self._entries is None:
+            self._entries = self._scan()
+        return self._entries
 
-    def _scan(self) -> list[tuple[_SnapshotView, str | None]]:
+    def _scan(self) -> list[_Entry]:
         try:
             path = self.files._experiment_dir(self.experiment_id)
         except (NotFoundError, InvalidParameterError):
@@ -895,11 +904,11 @@ class _ExperimentFolder(ExperimentRuns):
                 parent = self.files._cache.get(f"{run_dir}/tags/{_PARENT_TAG}", _parse_text)
             except (FileNotFoundError, NotADirectoryError):
                 parent = None
-            found.append((_SnapshotView(self.files, run_dir, meta), parent or None))
+            found.append(_Entry(str(meta.get("run_id", name)), parent or None, meta, run_dir))
         return found
 
     def stats(self) -> RunStats:
-        starts = [_int(view.meta.get("start_time")) for view, _ in self._active_runs()]
+        starts = [_int(entry.meta.get("start_time")) for entry in self._active_runs()]
         return RunStats(len(starts), max((s for s in starts if s is not None), default=None))
 
     def page(
@@ -907,28 +916,44 @@ class _ExperimentFolder(ExperimentRuns):
     ) -> tuple[list[Run], bool]:
         comparisons = search.parse_run_filter(filter_string)
         descending = duration_order(order_by)
-        order = () if descending is not None else search.parse_run_order_by([order_by])
-        views = []
-        for view, parent in self._active_runs():
-            if top_level_only and parent:
+        (order,) = (
+            search.parse_run_order_by([order_by])
+            if descending is None
+            else (search.OrderBy(search.ATTRIBUTE, DURATION_ORDER, not descending),)
+        )
+        reads_files = bool(comparisons) or order.entity != search.ATTRIBUTE
+        chosen: list[tuple[_Entry, object]] = []
+        for entry in self._active_runs():
+            if top_level_only and entry.parent:
                 continue
             try:
-                if comparisons and not search.run_matches(comparisons, view):
+                view = _SnapshotView(self.files, entry) if reads_files else None
+                if view is not None and not search.run_matches(comparisons, view):
                     continue
+                if view is None or order.entity == search.ATTRIBUTE:
+                    value = _meta_value(entry.meta, order.key)  # the meta.yaml read already
+                else:
+                    value = search.run_value(view, order.entity, order.key)
             except (NotFoundError, KeyError, ValueError):
                 continue
-            views.append(view)
-        ordered = search.sort_runs(views, order)
-        if descending is not None:
-            ordered = _by_duration(ordered, descending)
-        chosen = [view.run_id for view in ordered[offset : offset + size]]
-        return self.files.get_runs(chosen), len(ordered) > offset + size
+            chosen.append((entry, value))
+        chosen.sort(key=lambda c: search.run_tie_break(c[0].meta.get("start_time"), c[0].run_id))
+        ordered = search.sort_by_values(chosen, [value for _, value in chosen], order)
+        page = [entry.run_id for entry, _ in ordered[offset : offset + size]]
+        return self.files.get_runs(page), len(ordered) > offset + size
 
-    def children(self, parent_ids: Sequence[str], limit: int) -> tuple[list[Run], bool]:
-        self._active_runs()
-        found = [v for parent in dict.fromkeys(parent_ids) for v in self._children.get(parent, ())]
-        found = search.sort_runs(found, (search.OrderBy(search.ATTRIBUTE, "start_time", True),))
-        return self.files.get_runs([v.run_id for v in found[:limit]]), len(found) > limit
+    def descendants(
+        self, run_ids: Sequence[str], max_depth: int, limit: int
+    ) -> tuple[list[Run], bool]:
+        if self._children is None:
+            self._children = {}
+            for entry in self._active_runs():
+                if entry.parent:
+                    start = _int(entry.meta.get("start_time"))
+                    link = (start is None, start or 0, entry.run_id)
+                    self._children.setdefault(entry.parent, []).append(link)
+        found, truncated = walk_descendants(run_ids, self._children, max_depth, limit)
+        return self.files.get_runs(found), truncated
 
 
 _PARENT_TAG = system_tags.PARENT_RUN_ID
@@ -948,13 +973,9 @@ def _meta_attribute(meta: dict, key: str) -> str | int | None:
     return value if value is None or isinstance(value, int) else str(value)
 
 
-def _by_duration(views: list[_SnapshotView], descending: bool) -> list[_SnapshotView]:
-    """`views` by duration (stable), those without one last."""
-
-    def duration(view: _SnapshotView) -> int | None:
-        start, end = _int(view.meta.get("start_time")), _int(view.meta.get("end_time"))
-        return None if start is None or end is None else max(0, end - start)
-
-    present = [v for v in views if duration(v) is not None]
-    present.sort(key=lambda v: duration(v) or 0, reverse=descending)
-    return present + [v for v in views if duration(v) is None]
+def _meta_value(meta: dict, key: str) -> str | int | None:
+    """A run attribute, or its duration (DURATION_ORDER), from its meta.yaml."""
+    if key != DURATION_ORDER:
+        return _meta_attribute(meta, key)
+    start, end = _int(meta.get("start_time")), _int(meta.get("end_time"))
+    return None if start is None or end is None else max(0, end - start)
