@@ -170,6 +170,13 @@ class RunStats(NamedTuple):
     runs: int
     last_start_time: int | None
 
+    @classmethod
+    def of(cls, start_times: Iterable[object]) -> RunStats:
+        """The stats of runs started at `start_times` (None, or damaged: not an int)."""
+        starts = list(start_times)
+        known = [s for s in starts if isinstance(s, int) and not isinstance(s, bool)]
+        return cls(len(starts), max(known, default=None))
+
 
 class TrackingStore(ABC):
     """Experiments, runs, params, metrics and tags; artifacts live elsewhere (artifacts.py).
@@ -365,16 +372,12 @@ class TrackingStore(ABC):
         self, experiment_ids: Sequence[str], view_type: ViewType = ViewType.ACTIVE_ONLY
     ) -> dict[str, RunStats]:
         """{experiment id: RunStats} of the runs in `view_type` (a missing experiment: 0)."""
-        stats = {}
-        for experiment_id in experiment_ids:
-            count, latest = 0, None
-            for run in all_runs(self, [experiment_id], None, view_type):
-                count += 1
-                start = run.info.start_time
-                if start is not None and (latest is None or start > latest):
-                    latest = start
-            stats[experiment_id] = RunStats(count, latest)
-        return stats
+        return {
+            experiment_id: RunStats.of(
+                run.info.start_time for run in all_runs(self, [experiment_id], None, view_type)
+            )
+            for experiment_id in experiment_ids
+        }
 
     def experiment_runs(self, experiment_id: str) -> ExperimentRuns:
         """The active runs of one experiment, for several questions in a row (ExperimentRuns)."""

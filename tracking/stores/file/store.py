@@ -744,23 +744,19 @@ class FileStore(TrackingStore):
         """Counted from the runs' meta.yaml files (cached while unchanged)."""
         stats = {}
         for experiment_id in experiment_ids:
-            count, latest = 0, None
             try:
                 runs = self._run_dirs(self._experiment_dir(experiment_id))
             except (NotFoundError, InvalidParameterError):
                 runs = []
+            starts = []
             for run_dir in runs:
                 try:
                     meta = self._run_meta(run_dir)
                 except NotFoundError:
                     continue
-                if not view_type.matches(meta.get("lifecycle_stage", LifecycleStage.ACTIVE)):
-                    continue
-                count += 1
-                start = meta.get("start_time")
-                if isinstance(start, int) and (latest is None or start > latest):
-                    latest = start
-            stats[experiment_id] = RunStats(count, latest)
+                if view_type.matches(meta.get("lifecycle_stage", LifecycleStage.ACTIVE)):
+                    starts.append(meta.get("start_time"))
+            stats[experiment_id] = RunStats.of(starts)
         return stats
 
     def experiment_runs(self, experiment_id: str) -> ExperimentRuns:
@@ -908,8 +904,7 @@ class _ExperimentFolder(ExperimentRuns):
         return found
 
     def stats(self) -> RunStats:
-        starts = [_int(entry.meta.get("start_time")) for entry in self._active_runs()]
-        return RunStats(len(starts), max((s for s in starts if s is not None), default=None))
+        return RunStats.of(entry.meta.get("start_time") for entry in self._active_runs())
 
     def page(
         self, filter_string: str, order_by: str, offset: int, size: int, top_level_only: bool
