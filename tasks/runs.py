@@ -166,11 +166,12 @@ class TrackedRun:
             yield
 
     def _autolog(self) -> contextlib.AbstractContextManager[None]:
+        """Every installed flavor's autologging (tracking.models.flavors), into this run."""
         if not self.options.autolog or self.disabled:
             return contextlib.nullcontext()
-        from tracking.models.sklearn.autologging import scoped
+        from tracking.models.flavors import scoped_autolog
 
-        return scoped(self.run_id)
+        return scoped_autolog(self.run_id)
 
     def log_params(self, arguments: Mapping[str, Any]) -> None:
         params = params_from_arguments(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -384,6 +386,22 @@ def test_run_page(page: Any, ui_url: str, ui_store: UIStore) -> None:
     assert "flow run" in prefect.inner_text()
     children = page.locator("#children-links a").all_inner_texts()
     assert len(children) == 2
+    # the environment it ran in (tracking.run_environment), and how to run it again
+    requirements = Path(
+        tracking.TrackingClient(ui_store.uri).download_artifacts(
+            run_id, "environment/requirements.txt", tempfile.mkdtemp()
+        )
+    ).read_text()
+    assert page.inner_text("#env-python") == platform.python_version()
+    assert page.inner_text("#env-package-count") == str(len(requirements.splitlines()))
+    page.click("#env-packages summary")
+    page.fill("#package-filter", "pyyaml")
+    shown = page.locator("#package-list li:visible").all_inner_texts()
+    assert shown == [f"PyYAML=={metadata.version('pyyaml')}"]
+    assert page.inner_text("#reproduce-command") == f"trackflow runs reproduce {run_id}"
+    assert page.inner_text("#env-commit").startswith(run.data.tags["mlflow.source.git.commit"])
+    dirty = run.data.tags["trackflow.git.dirty"] == "true"
+    assert page.inner_text("#env-dirty").startswith("dirty" if dirty else "clean")
     wait_chart(page, ".chart[data-metric='throughput']")
     assert page.locator(".chart[data-metric] .main-svg").count() >= 2
     shot(page, "run", full_page=True)

@@ -475,6 +475,39 @@ def parse_experiment_order_by(order_by: Sequence[str] | None) -> tuple[OrderBy, 
     return _order_by(order_by, "experiment")
 
 
+_ENTITY_PREFIX = {METRIC: "metrics", PARAM: "params", TAG: "tags", ATTRIBUTE: "attributes"}
+
+
+def quote_key(key: str) -> str:
+    """A key as the search grammar reads it: back-quoted, inner back-quotes doubled."""
+    return "`" + key.replace("`", "``") + "`"
+
+
+def quote_string(value: str) -> str:
+    """A string literal the search grammar reads back unchanged (quotes and backslashes
+    escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _format_value(value: float | str | tuple[str, ...] | None) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(quote_string(v) for v in value) + ")"
+    if isinstance(value, str):
+        return quote_string(value)
+    return repr(value)
+
+
+def format_filter(comparisons: Sequence[Comparison]) -> str:
+    """The filter text of `comparisons` (AND-ed), which the parsers read back unchanged: keys
+    back-quoted, strings quoted and escaped. Build filters holding values from elsewhere
+    with this, never by formatting the values into text."""
+    clauses = []
+    for c in comparisons:
+        clause = f"{_ENTITY_PREFIX[c.entity]}.{quote_key(c.key)} {c.op}"
+        clauses.append(clause if c.value is None else f"{clause} {_format_value(c.value)}")
+    return " AND ".join(clauses)
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -634,13 +667,3 @@ def sort_experiments(
 ) -> list[Experiment]:
     """Sort by `order_by`, then creation_time DESC, experiment_id ASC; None sorts last."""
     return _sort(experiments, (*order_by, *_EXPERIMENT_TIE_BREAK), _ExperimentView)
-
-
-def quote_key(key: str) -> str:
-    """A key as the search grammar reads it: back-quoted, inner back-quotes doubled."""
-    return "`" + key.replace("`", "``") + "`"
-
-
-def quote_string(value: str) -> str:
-    """A string literal for the search grammar."""
-    return "'" + value.replace("'", "''") + "'"

@@ -140,7 +140,9 @@ def paginate(items: Sequence[T], max_results: int, page_token: str | None) -> Pa
 
 
 #: The filter of runs without a parent run (top-level runs).
-TOP_LEVEL_FILTER = f"tags.{search.quote_key(system_tags.PARENT_RUN_ID)} IS NULL"
+TOP_LEVEL_FILTER = search.format_filter(
+    [search.Comparison(search.TAG, system_tags.PARENT_RUN_ID, "IS NULL", None)]
+)
 #: ExperimentRuns.page's order by run duration (end time - start time), which search_runs lacks.
 DURATION_ORDER = "duration"
 
@@ -464,8 +466,9 @@ class ExperimentRuns:
             room = limit - len(found)
             page = self.store.search_runs(
                 [self.experiment_id],
-                f"tags.{search.quote_key(system_tags.PARENT_RUN_ID)} IN "
-                f"({', '.join(search.quote_string(run_id) for run_id in level)})",
+                search.format_filter(
+                    [search.Comparison(search.TAG, system_tags.PARENT_RUN_ID, "IN", tuple(level))]
+                ),
                 ViewType.ACTIVE_ONLY,
                 max(room, 1),
                 ["attributes.start_time ASC"],

@@ -363,6 +363,7 @@ def create_ui_router(
         if artifact and listed_dir != artifacts_view.clean_path(artifact):
             preview, preview_error = _preview(run, artifact)
         chart_data = {key: data.chart_series(points) for key, points in histories.items()}
+        environment = data.environment_view(run, _requirements(run))
         return render(
             request,
             "run.html",
@@ -380,7 +381,17 @@ def create_ui_router(
             charts=bool(chart_data),
             crumbs=artifacts_view.breadcrumbs(listed_dir or ""),
             kind=artifacts_view.artifact_kind,
+            environment=environment,
         )
+
+    def _requirements(run: Any) -> bytes | None:
+        """environment/requirements.txt of the run, when it recorded one we may read."""
+        try:
+            artifacts = run_artifacts(run)
+            content, _ = artifacts.read_head(data.REQUIREMENTS_ARTIFACT, data.REQUIREMENTS_LIMIT)
+        except TrackingError:
+            return None
+        return content
 
     def _listing(run: Any, path: str) -> tuple[list[Any], Exception | None, str | None]:
         """Entries of the folder to show: `path` itself, or the folder holding the file."""

@@ -43,6 +43,8 @@ MAX_TREE_DEPTH = 32
 MAX_LINKED_CHILDREN = 1000
 #: Metric points sent to a chart; longer histories are thinned evenly (first and last kept).
 MAX_CHART_POINTS = 5000
+REQUIREMENTS_ARTIFACT = "environment/requirements.txt"  # tracking.run_environment's
+REQUIREMENTS_LIMIT = 2_000_000  # bytes of it read for the run page's package list
 
 # Sortable columns: (kind, key) where kind is attr, param, metric, tag or duration.
 ATTRIBUTE_COLUMNS = {
@@ -609,3 +611,49 @@ def _scheduled_ms(run: Run) -> int | None:
         except ValueError:
             pass
     return run.info.start_time
+
+
+@dataclass(frozen=True)
+class EnvironmentView:
+    """What the run page shows of a run's recorded environment (tracking.run_environment)."""
+
+    python: str | None
+    platform: str | None
+    packages: list[str]  # `name==version` lines of environment/requirements.txt
+    commit: str | None
+    branch: str | None
+    repo_url: str | None
+    dirty: str | None  # "true" / "false", None when unknown
+    entrypoint: str | None
+    reproduce: str | None  # the command that runs it again
+
+
+def environment_view(run: Run, requirements: bytes | None) -> EnvironmentView | None:
+    """The run's environment, from its tags and requirements.txt; None when none is recorded."""
+    from tracking import run_environment as env
+
+    tags = run.data.tags
+    packages = [
+        line.strip()
+        for line in (requirements or b"").decode("utf-8", "replace").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    python = tags.get(env.PYTHON_VERSION_TAG)
+    commit = tags.get(system_tags.GIT_COMMIT)
+    if python is None and commit is None and not packages:
+        return None
+    is_project = tags.get(system_tags.SOURCE_TYPE) == "PROJECT"
+    entrypoint = tags.get("mlflow.project.entryPoint") if is_project else None
+    entrypoint = entrypoint or tags.get(env.ENTRYPOINT_TAG)
+    reproducible = commit is not None and entrypoint is not None
+    return EnvironmentView(
+        python=python,
+        platform=tags.get(env.PLATFORM_TAG),
+        packages=packages,
+        commit=commit,
+        branch=tags.get(env.GIT_BRANCH_TAG),
+        repo_url=tags.get(env.GIT_REPO_URL_TAG),
+        dirty=tags.get(env.GIT_DIRTY_TAG),
+        entrypoint=entrypoint,
+        reproduce=f"trackflow runs reproduce {run.info.run_id}" if reproducible else None,
+    )
