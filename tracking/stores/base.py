@@ -159,11 +159,11 @@ def duration_order(order_by: str) -> bool | None:
     return len(words) == 2 and words[1].upper() == "DESC"
 
 
-def run_duration(info: RunInfo) -> int | None:
-    """End time - start time (ms) of a run that has both."""
-    if info.start_time is None or info.end_time is None:
+def run_duration(start_time: int | None, end_time: int | None) -> int | None:
+    """A run's duration (ms): end time - start time, when it has both."""
+    if start_time is None or end_time is None:
         return None
-    return max(0, info.end_time - info.start_time)
+    return max(0, end_time - start_time)
 
 
 class RunStats(NamedTuple):
@@ -526,6 +526,7 @@ def all_runs(
 
 def sorted_by_duration(runs: list[Run], descending: bool) -> list[Run]:
     """`runs` by duration (stable: equal ones keep their order), runs without one last."""
-    present = [r for r in runs if run_duration(r.info) is not None]
-    present.sort(key=lambda r: run_duration(r.info) or 0, reverse=descending)
-    return present + [r for r in runs if run_duration(r.info) is None]
+    durations = {r.info.run_id: run_duration(r.info.start_time, r.info.end_time) for r in runs}
+    present = [r for r in runs if durations[r.info.run_id] is not None]
+    present.sort(key=lambda r: durations[r.info.run_id] or 0, reverse=descending)
+    return present + [r for r in runs if durations[r.info.run_id] is None]

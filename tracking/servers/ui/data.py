@@ -82,7 +82,7 @@ def iso_time(ms: int | None) -> str:
 
 
 def duration_ms(run: Run) -> int | None:
-    return run_duration(run.info)
+    return run_duration(run.info.start_time, run.info.end_time)
 
 
 def format_duration(ms: int | None) -> str:

@@ -43,6 +43,7 @@ from tracking.stores.base import (
     duration_order,
     new_run_info,
     paginate,
+    run_duration,
     walk_descendants,
 )
 from tracking.stores.file.disk import (
@@ -972,5 +973,4 @@ def _meta_value(meta: dict, key: str) -> str | int | None:
     """A run attribute, or its duration (DURATION_ORDER), from its meta.yaml."""
     if key != DURATION_ORDER:
         return _meta_attribute(meta, key)
-    start, end = _int(meta.get("start_time")), _int(meta.get("end_time"))
-    return None if start is None or end is None else max(0, end - start)
+    return run_duration(_int(meta.get("start_time")), _int(meta.get("end_time")))
