@@ -17,13 +17,12 @@ import inspect
 import json
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 import prefect
 from prefect.context import FlowRunContext
 from prefect.flows import FlowDecorator as _PrefectFlowDecorator
 from prefect.utilities.hashing import file_hash
-from typing_extensions import ParamSpec
 
 from tasks import wrap as _wrap
 from tasks.decorator import CAPTURE_OPTIONS, logged_arguments, split_options

@@ -14,7 +14,7 @@ import functools
 import inspect
 import json
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 import prefect
 from prefect.cache_policies import NO_CACHE, CachePolicy
@@ -22,7 +22,6 @@ from prefect.context import TaskRunContext
 from prefect.settings import get_current_settings
 from prefect.transactions import get_transaction
 from prefect.utilities.annotations import NotSet
-from typing_extensions import ParamSpec
 
 from tasks import wrap as _wrap
 from tasks.decorator import CAPTURE_OPTIONS, logged_arguments, split_options
@@ -243,6 +242,7 @@ def _record_cache_hit(options: CaptureOptions) -> Callable[..., None]:
         tracked = _open_task_run(ctx, options, label, enclosing, extra, defer=enclosing is not None)
         if tracked is None:
             return
+        tracked.start(logged_arguments(ctx.task, ctx.parameters))
         metadata = getattr(state.data, "metadata", None)
         storage_key = getattr(metadata, "storage_key", None)
         if storage_key:
@@ -250,7 +250,6 @@ def _record_cache_hit(options: CaptureOptions) -> Callable[..., None]:
                 "finding the run whose cached result was reused",
                 lambda: _tag_source(tracked, str(storage_key)),
             )
-        tracked.log_params(logged_arguments(ctx.task, ctx.parameters))
         tracked.end(RunStatus.FINISHED)
 
     hook.__name__ = hook.__qualname__ = CACHE_HIT_HOOK
