@@ -122,8 +122,8 @@ def _configure_sqlite(engine: Engine, read_only: bool) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         for pragma in (
+            "busy_timeout=60000",  # first: switching to WAL waits for other openers' locks
             *writer_pragmas,
-            "busy_timeout=60000",
             "foreign_keys=ON",
             "case_sensitive_like=ON",
             "cache_size=-65536",  # 64 MiB of page cache (default 2 MiB): searches re-read less
