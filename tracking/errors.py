@@ -59,4 +59,8 @@ class StorageError(TrackingError):
     """The store or artifact location could not be reached or written."""
 
 
+class RegistryUnavailableError(TrackingError, NotImplementedError):
+    """The tracking URI's backend has no model registry in Trackflow."""
+
+
 MlflowException = TrackingError
