@@ -276,6 +276,9 @@ class TrackedRun:
     def end(self, status: RunStatus) -> None:
         if not self.owns_run:
             return
+        if self.record is not None:
+            self._end_record(status)
+            return
         end_time = int(time.time() * 1000)
         self.guard(
             "ending the run",

@@ -475,6 +475,33 @@ def parse_experiment_order_by(order_by: Sequence[str] | None) -> tuple[OrderBy, 
     return _order_by(order_by, "experiment")
 
 
+_ENTITY_PREFIX = {METRIC: "metrics", PARAM: "params", TAG: "tags", ATTRIBUTE: "attributes"}
+
+
+def _quote_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _format_value(value: float | str | tuple[str, ...] | None) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_quote_string(v) for v in value) + ")"
+    if isinstance(value, str):
+        return _quote_string(value)
+    return repr(value)
+
+
+def format_filter(comparisons: Sequence[Comparison]) -> str:
+    """The filter text of `comparisons` (AND-ed), which the parsers read back unchanged: keys
+    back-quoted, strings quoted and escaped. Build filters holding values from elsewhere
+    with this, never by formatting the values into text."""
+    clauses = []
+    for c in comparisons:
+        key = "`" + c.key.replace("`", "``") + "`"
+        clause = f"{_ENTITY_PREFIX[c.entity]}.{key} {c.op}"
+        clauses.append(clause if c.value is None else f"{clause} {_format_value(c.value)}")
+    return " AND ".join(clauses)
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
