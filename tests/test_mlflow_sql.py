@@ -26,6 +26,7 @@ from server_process import MlflowServer
 from sqlalchemy import create_engine, inspect, text
 
 import tracking
+import tracking.admin.migrate
 import tracking.stores
 from tracking import TrackingClient
 from tracking.entities import Metric, Param, RunTag, ViewType
@@ -676,3 +677,80 @@ def test_an_upgrade_mlflows_columns_cannot_hold_changes_nothing(postgres: Postgr
         tracking.stores.open_store(uri)
     assert revision(uri) == "0002"
     assert schema_of(uri) == before
+
+
+# --- trackflow migrate between MLflow's and Trackflow's stores ------------------------------------
+def _runs_by_id(client: Any, experiment_name: str) -> dict[str, tuple[Any, ...]]:
+    """{run id: (name, status, params, metrics, tags, loss history)} of an experiment's runs."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    found = {}
+    for run in client.search_runs([experiment.experiment_id], run_view_type=ViewType.ALL):
+        history = _history(client.get_metric_history(run.info.run_id, "loss"))
+        tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.source")}
+        found[run.info.run_id] = (
+            run.info.run_name,
+            run.info.status,
+            run.data.params,
+            {k: str(v) for k, v in run.data.metrics.items()},
+            tags,
+            history,
+        )
+    return found
+
+
+def test_migrate_between_mlflow_and_trackflow_stores_keeps_run_ids(
+    new_uri: Callable[[], str], mlflow_mod: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's SQL database -> a file store -> a new Trackflow database, and MLflow's own file
+    store -> a Trackflow database; MLflow reads every copy, with the same run ids."""
+    from tracking.cli import main
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    source = new_uri()
+    _fill_with_mlflow(mlflow_mod, source)
+    expected = _runs_by_id(mlflow_mod.MlflowClient(source), "from-mlflow")
+    files = f"file://{tmp_path / 'copied-mlruns'}"
+    target = new_uri()
+    assert main(["migrate", "--from", source, "--to", files]) == 0
+    assert main(["migrate", "--from", files, "--to", target]) == 0
+    for copy in (files, target):
+        assert _runs_by_id(mlflow_mod.MlflowClient(copy), "from-mlflow") == expected
+
+    # a file store MLflow itself wrote, into a new Trackflow database
+    mlflow_files = f"file://{tmp_path / 'mlflow-mlruns'}"
+    _fill_with_mlflow(mlflow_mod, mlflow_files)
+    expected = _runs_by_id(mlflow_mod.MlflowClient(mlflow_files), "from-mlflow")
+    target = new_uri()
+    assert main(["migrate", "--from", mlflow_files, "--to", target]) == 0
+    assert _runs_by_id(mlflow_mod.MlflowClient(target), "from-mlflow") == expected
+    assert revision(target) == HEAD
+
+
+def test_migrate_copies_an_mlflow_2_database(
+    mlflow2_uri: Callable[[str], str], tmp_path: Path
+) -> None:
+    source = mlflow2_uri("2.22.1")
+    target = f"sqlite:///{tmp_path / 'copy.db'}"
+    report = tracking.admin.migrate.migrate(source, target, progress=False)
+    assert (report.runs_copied, report.warnings) == (3, [])
+    ours = TrackingClient(target)
+    assert _runs_by_id(ours, "legacy") == _runs_by_id(TrackingClient(source), "legacy")
+
+
+def test_migrate_reads_a_newer_mlflows_database_without_writing_to_it(
+    new_uri: Callable[[], str], mlflow_mod: Any, tmp_path: Path
+) -> None:
+    """What the refusal advises: a database at a revision this Trackflow does not know (a newer
+    MLflow's) is copied out read-only, as long as its tracking tables are as expected."""
+    source = new_uri()
+    _fill_with_mlflow(mlflow_mod, source)
+    expected = _runs_by_id(mlflow_mod.MlflowClient(source), "from-mlflow")
+    _set_revision(source, "0123456789ab")
+    before = schema_of(source)
+    target = str(tmp_path / "mlruns-copy")
+    with pytest.warns(UserWarning, match=r"schema revision 0123456789ab, unknown .* without writ"):
+        report = tracking.admin.migrate.migrate(source, target, progress=False)
+    assert report.runs_copied == 2
+    assert _runs_by_id(TrackingClient(target), "from-mlflow") == expected
+    assert revision(source) == "0123456789ab" and schema_of(source) == before
+    assert trackflow_indexes(source) == set()  # not even Trackflow's indexes were added

@@ -150,6 +150,9 @@ latest_metrics = Table(
     Index("trackflow_latest_metrics_key_value", "key", "value"),
 )
 
+#: The tables of experiments and runs, which every store reads (`trackflow migrate` too).
+TRACKING_TABLES = (experiments, experiment_tags, runs, params, tags, metrics, latest_metrics)
+
 # MLflow's dataset inputs: a dataset (per experiment) and the edges DATASET -> RUN, plus the
 # edges RUN_INPUT -> MODEL_INPUT and RUN_OUTPUT -> MODEL_OUTPUT of LoggedModels.
 datasets = Table(

@@ -132,22 +132,34 @@ def _configure_sqlite(engine: Engine, read_only: bool) -> None:
 class SqlStore(TrackingStore):
     """Experiments and runs in a relational database (sqlite:///..., postgresql://...)."""
 
-    def __init__(self, uri: str, artifact_root: str | None = None) -> None:
+    def __init__(
+        self, uri: str, artifact_root: str | None = None, for_reading: bool = False
+    ) -> None:
         self.uri = uri
         self.artifact_root = (artifact_root or "file://" + os.path.abspath("mlruns")).rstrip("/")
         url = engine_url(uri)
         self.is_sqlite = url.startswith("sqlite")
-        #: A SQLite file this process may read but not write: reads work, writes say why not.
-        self.read_only = False
+        #: Opened to be read only (for_reading), or a SQLite file this process may read but not
+        #: write: reads work, writes say why not, and the schema is never changed.
+        self.read_only = for_reading
         path = sqlite_path(uri) if self.is_sqlite else None
         if path is not None:
+            if for_reading and not os.path.exists(path):
+                raise StorageError(f"SQLite database {path} does not exist")
             if os.path.exists(path) and not _writable(path):
                 self.read_only = True
                 url = _read_only_url(path)
+            elif for_reading:
+                url = f"sqlite:///file:{quote(os.path.abspath(path))}?mode=ro&uri=true"
             else:
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        read_only_sessions = {"options": "-c default_transaction_read_only=on"}
         try:
-            self.engine = create_engine(url, pool_pre_ping=not self.is_sqlite)
+            self.engine = create_engine(
+                url,
+                pool_pre_ping=not self.is_sqlite,
+                connect_args=read_only_sessions if for_reading and not self.is_sqlite else {},
+            )
         except Exception as e:
             raise StorageError(f"Cannot use tracking URI {redact_uri(uri)!r}: {e}") from e
         if self.is_sqlite:
@@ -156,12 +168,18 @@ class SqlStore(TrackingStore):
 
         try:
             #: The database's columns and their sizes (MLflow's schemas differ by version).
-            self.shape = prepare(self.engine, uri, self.read_only)
+            self.shape = prepare(self.engine, uri, self.read_only, any_revision=for_reading)
             self._ensure_default_experiment()
         except OperationalError as e:
             raise StorageError(
                 f"Cannot reach the database of tracking URI {redact_uri(uri)!r}: {e.orig}"
             ) from e
+
+    @classmethod
+    def open_for_reading(cls, uri: str) -> SqlStore:
+        """Read-only (SQLite: mode=ro; PostgreSQL: read-only transactions), and a database at a
+        revision Trackflow does not know is read if its tracking tables are as expected."""
+        return cls(uri, for_reading=True)
 
     # --- transactions -------------------------------------------------------------------------
     @contextmanager

@@ -9,7 +9,8 @@ Trackflow's schema is MLflow's (docs/architecture.md, "One SQL schema with MLflo
 * a database Trackflow made before it adopted MLflow's schema (revisions 0001-0003) is upgraded
   in place by the Alembic revision HEAD in versions/ (a SQLite file is copied aside first);
 * anything else (a newer MLflow, an older one, a damaged or foreign database) is refused with an
-  UnsupportedSchemaError naming the revision and what to do.
+  UnsupportedSchemaError naming the revision and what to do; opened only to be read (the source
+  of `trackflow migrate`), it is read if its tracking tables have the columns Trackflow reads.
 
 Opening a database that needs nothing costs three small queries; changes run under a lock (a
 file lock for SQLite, an advisory lock for PostgreSQL), so concurrent first users are safe.
@@ -27,7 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, Index, MetaData, insert, inspect, text
 
 from tracking.config import redact_uri
-from tracking.errors import StorageError
+from tracking.errors import StorageError, UnsupportedSchemaError
 from tracking.stores.sql.migrations.mlflow_revisions import (
     HEAD,
     SUPPORTED,
@@ -40,10 +41,6 @@ from tracking.stores.sql.shape import SchemaShape
 TRACKFLOW_REVISIONS = ("0001", "0002")
 _LOCK_ID = 7_412_503
 _OTHER_WORKSPACES = text("SELECT name FROM workspaces WHERE name <> 'default' LIMIT 5")
-
-
-class UnsupportedSchemaError(StorageError):
-    """The database is at a schema revision Trackflow does not read or write."""
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -211,11 +208,40 @@ def _check_known(engine: Engine, uri: str, revision: str | None) -> None:
         raise _refusal(uri, revision, tables)
 
 
-def prepare(engine: Engine, uri: str, read_only: bool = False) -> SchemaShape:
+def _readable(engine: Engine, uri: str, revision: str | None) -> SchemaShape:
+    """The shape of a database at a revision Trackflow does not know, if it holds every
+    tracking column Trackflow reads; the refusal otherwise."""
+    from tracking.stores.sql.schema import TRACKING_TABLES
+
+    with engine.connect() as conn:
+        shape = SchemaShape.read(conn)
+    missing = [
+        f"{table.name}.{column.name}"
+        for table in TRACKING_TABLES
+        for column in table.columns
+        if not shape.has(table.name, column.name)
+    ]
+    if missing:
+        tables = sorted({name for name, _ in shape.columns} - {"alembic_version"})
+        raise _refusal(uri, revision, tables)
+    warnings.warn(
+        f"Reading {redact_uri(uri)} (schema revision {revision}, unknown to this Trackflow) "
+        "without writing to it",
+        stacklevel=4,
+    )
+    return shape
+
+
+def prepare(
+    engine: Engine, uri: str, read_only: bool = False, any_revision: bool = False
+) -> SchemaShape:
     """Bring the database to a schema Trackflow uses (see the module's docstring) and return
-    its shape; UnsupportedSchemaError for a database it must not touch."""
+    its shape; UnsupportedSchemaError for a database it must not touch. `any_revision` (with
+    `read_only`): read a database at any revision whose tracking tables Trackflow can read."""
     revision = current_revision(engine)
     if revision not in SUPPORTED:
+        if read_only and any_revision and revision not in TRACKFLOW_REVISIONS:
+            return _readable(engine, uri, revision)
         _check_known(engine, uri, revision)
         if read_only:
             raise StorageError(
