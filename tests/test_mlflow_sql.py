@@ -440,6 +440,7 @@ def test_mlflow_2_databases_are_used_as_they_are(
     finally:
         engine.dispose()
     assert revision(uri) == HEAD
+    assert trackflow_indexes(uri) == TRACKFLOW_INDEXES  # MLflow's migrations kept them
     theirs = mlflow_mod.MlflowClient(uri)
     seen = theirs.search_runs([experiment.experiment_id], order_by=["attributes.start_time"])
     assert [r.info.run_name for r in seen] == ["mlflow2-run", "mlflow2-child", "trackflow-run"]
