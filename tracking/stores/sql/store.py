@@ -928,6 +928,11 @@ def _folders(key: str) -> list[str]:
 # array or an array), or a stored key below a new key. SQLite compares keys bytewise, so the
 # keys below "k/" are those in ["k/", "k0"); PostgreSQL may sort by a locale: starts_with.
 _BELOW_SQLITE = "key > :below AND key < :below_end"
+# In SQLite a unary + keeps a column's index out of the plan: the run's (or experiment's) rows
+# are then found through the (key, owner) primary key and the key range, instead of through
+# MLflow's index on the owner alone, which scans every key of the run for each key asked about.
+_OF_RUN_SQLITE = "+run_uuid = :run_uuid"
+_OF_RUN_POSTGRES = "run_uuid = :run_uuid"
 _BELOW_POSTGRES = "starts_with(key, CAST(:below AS TEXT))"
 _IN_FOLDERS_SQLITE = "key IN (SELECT value FROM json_each(:folders))"
 _IN_FOLDERS_POSTGRES = "key = ANY(CAST(:folders AS TEXT[]))"
@@ -940,7 +945,7 @@ def _stored_clash_sql(table: str) -> _Sql:
     sqlite = (
         f"SELECT key, NULL FROM {table} WHERE {owner} = :owner AND {_IN_FOLDERS_SQLITE} "
         f"UNION ALL SELECT k.value, t.key FROM json_each(:keys) AS k CROSS JOIN {table} AS t "
-        f"ON t.{owner} = :owner AND t.key > k.value || '/' AND t.key < k.value || '0' LIMIT 1"
+        f"ON +t.{owner} = :owner AND t.key > k.value || '/' AND t.key < k.value || '0' LIMIT 1"
     )
     postgres = (
         f"SELECT key, NULL FROM {table} WHERE {owner} = :owner AND {_IN_FOLDERS_POSTGRES} "
@@ -957,16 +962,19 @@ _INSERT_METRIC = (
     "CAST(:value AS DOUBLE PRECISION), CAST(:is_nan AS BOOLEAN), CAST(:timestamp AS BIGINT), "
     "CAST(:step AS BIGINT) WHERE EXISTS "
     "(SELECT 1 FROM runs WHERE run_uuid = :run_uuid AND lifecycle_stage = 'active') "
-    "AND NOT EXISTS (SELECT 1 FROM latest_metrics WHERE run_uuid = :run_uuid AND ({})) "
+    "AND NOT EXISTS (SELECT 1 FROM latest_metrics WHERE {} AND ({})) "
     "ON CONFLICT DO NOTHING"
 )
 # A key without '/' has no folder to clash with: the statement skips that test.
 _INSERT_FLAT_METRIC = _Sql(
-    _INSERT_METRIC.format(_BELOW_SQLITE), _sql(_INSERT_METRIC.format(_BELOW_POSTGRES)).postgres
+    _INSERT_METRIC.format(_OF_RUN_SQLITE, _BELOW_SQLITE),
+    _sql(_INSERT_METRIC.format(_OF_RUN_POSTGRES, _BELOW_POSTGRES)).postgres,
 )
 _INSERT_NESTED_METRIC = _Sql(
-    _INSERT_METRIC.format(f"{_IN_FOLDERS_SQLITE} OR {_BELOW_SQLITE}"),
-    _sql(_INSERT_METRIC.format(f"{_IN_FOLDERS_POSTGRES} OR {_BELOW_POSTGRES}")).postgres,
+    _INSERT_METRIC.format(_OF_RUN_SQLITE, f"{_IN_FOLDERS_SQLITE} OR {_BELOW_SQLITE}"),
+    _sql(
+        _INSERT_METRIC.format(_OF_RUN_POSTGRES, f"{_IN_FOLDERS_POSTGRES} OR {_BELOW_POSTGRES}")
+    ).postgres,
 )
 _UPSERT_LATEST_METRIC = _sql(
     "INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) "
