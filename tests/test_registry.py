@@ -631,7 +631,7 @@ def test_registry_store_follows_the_tracking_uri(tmp_path: Path) -> None:
     sql_store = get_registry_store(f"sqlite:///{tmp_path / 'r.db'}")
     assert isinstance(sql_store, SqlRegistryStore)
     tracking_store = TrackingClient(f"sqlite:///{tmp_path / 'r.db'}").store
-    assert sql_store.engine is tracking_store.engine  # type: ignore[attr-defined]
+    assert sql_store.database is tracking_store  # its transactions are the tracking store's
     from tracking.registry.rest import RestRegistryStore
 
     assert isinstance(get_registry_store("http://x"), RestRegistryStore)

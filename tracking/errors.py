@@ -63,4 +63,8 @@ class UnsupportedSchemaError(StorageError):
     """A database at a schema Trackflow does not read or write (a newer MLflow's, say)."""
 
 
+class RegistryUnavailableError(TrackingError, NotImplementedError):
+    """The tracking URI's backend has no model registry in Trackflow."""
+
+
 MlflowException = TrackingError

@@ -126,50 +126,12 @@ def _open_error(role: str, uri: str, error: BaseException) -> MigrationError:
 
 def _check_source_exists(uri: str) -> None:
     """Refuse a source that is not there: opening a store would create an empty one."""
-    scheme = stores.uri_scheme(uri)
-    if scheme in ("", "file"):
-        path = stores.local_path(uri)
-        if not os.path.isdir(path):
-            raise MigrationError(f"Source store {uri!r} does not exist ({path} is not a folder)")
-        folders = [path, os.path.join(path, ".trash")]
-        if not any(
-            os.path.isfile(os.path.join(base, name, "meta.yaml"))
-            for base in folders
-            if os.path.isdir(base)
-            for name in os.listdir(base)
-        ):
-            raise MigrationError(
-                f"Source store {uri!r} is not a tracking store (no experiment folders in {path})"
-            )
-    elif scheme == "sqlite":
-        path = stores.sqlite_path(uri)
-        if path is None:
-            raise MigrationError(f"Source store {uri!r}: an in-memory database has nothing to copy")
-        if not os.path.isfile(path):
-            raise MigrationError(f"Source store {uri!r} does not exist (no file {path})")
-    if scheme == "sqlite" or scheme.startswith("postgres"):
-        _check_sql_source(uri)
-
-
-def _check_sql_source(uri: str) -> None:
-    """Connect once and look for the tables, before the store would create them in the source."""
-    from sqlalchemy import create_engine, inspect
-
-    from tracking.stores.sql.store import engine_url
-
     try:
-        engine = create_engine(engine_url(uri))
+        stores.check_holds_store(uri)
+    except NotFoundError as e:
+        raise MigrationError(f"Source store {e}") from None
     except Exception as e:
         raise _open_error("source", uri, e) from e
-    try:
-        with engine.connect() as conn:
-            found = inspect(conn).has_table("experiments")
-    except Exception as e:
-        raise _open_error("source", uri, e) from e
-    finally:
-        engine.dispose()
-    if not found:
-        raise MigrationError(f"Source store {redact_uri(uri)!r} has no tracking tables")
 
 
 def _open(uri: str, role: str, artifact_root: str | None = None) -> TrackingStore:
@@ -187,12 +149,6 @@ def _open(uri: str, role: str, artifact_root: str | None = None) -> TrackingStor
             return stores.open_store(uri, for_reading=True)
     except Exception as e:
         raise _open_error(role, uri, e) from e
-
-
-def _close(store: TrackingStore) -> None:
-    engine = getattr(store, "engine", None)
-    if engine is not None:
-        engine.dispose()
 
 
 def _target_artifact_root(source: TrackingStore) -> str | None:
@@ -230,9 +186,9 @@ def migrate(source_uri: str, target_uri: str, progress: bool = True) -> Migratio
         try:
             _Migration(source, target, report).run(progress)
         finally:
-            _close(target)
+            target.close()
     finally:
-        _close(source)
+        source.close()
     report.seconds = time.monotonic() - started
     return report
 
@@ -383,7 +339,7 @@ class _Migration:
         for run in runs:
             if run.info.lifecycle_stage != LifecycleStage.DELETED:
                 continue
-            deleted_time = _deleted_time(self.source, run.info.run_id)
+            deleted_time = self.source.deleted_time(run.info.run_id)
             if deleted_time is None or deleted_time == src.last_update_time:
                 found.add(run.info.run_id)
         return found
@@ -498,33 +454,6 @@ class _Migration:
             self.report.metric_points_copied += len(chunk_m)
             self.report.params_copied += len(chunk_p)
             self.report.tags_copied += len(chunk_t)
-
-
-def _deleted_time(store: TrackingStore, run_id: str) -> int | None:
-    """When a deleted run was deleted; not in the store interface, so read per store type."""
-    from tracking.stores.file.store import FileStore
-
-    if isinstance(store, FileStore):
-        try:
-            value = store._locate_run(run_id)[1].get("deleted_time")
-        except TrackingError:
-            return None
-        return int(value) if value is not None else None
-    try:
-        from sqlalchemy import select
-
-        from tracking.stores.sql import schema as sql_schema
-        from tracking.stores.sql.store import SqlStore
-    except ImportError:
-        return None
-    if isinstance(store, SqlStore):
-        runs = sql_schema.runs
-        with store.engine.connect() as conn:
-            value = conn.execute(
-                select(runs.c.deleted_time).where(runs.c.run_uuid == run_id)
-            ).scalar_one_or_none()
-        return int(value) if value is not None else None
-    return None
 
 
 class _Progress:

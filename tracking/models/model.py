@@ -317,7 +317,7 @@ def log(
     `<artifact_path>/` of `run_id`'s artifacts (else the active run's, else a new run's, as
     MLflow does); with `registered_model_name` also register it as a new version."""
     from tracking import fluent
-    from tracking.artifacts import _artifact_subpath
+    from tracking.artifacts import artifact_subpath
 
     if registered_model_name is not None:
         from tracking.registry import validation as registry_validation
@@ -328,7 +328,7 @@ def log(
             "log_model needs exactly one of artifact_path or name (name is MLflow 3's spelling)"
         )
     given = artifact_path if artifact_path is not None else name
-    rel = _artifact_subpath(given, "model artifact path")
+    rel = artifact_subpath(given, "model artifact path")
     if not rel:
         raise InvalidParameterError(f"Invalid model artifact path {given!r}: it must not be empty")
     client = fluent.current_client()

@@ -1,14 +1,16 @@
-"""The SQL registry: registry tables next to the tracking tables, on the SqlStore's engine.
+"""The SQL registry: registry tables next to the tracking tables, in the SqlStore's database.
 
-`SqlRegistryStore(sql_store)` reuses the tracking store's engine and transactions (SQLite: WAL,
-BEGIN IMMEDIATE for writers; PostgreSQL: the registered model's row is locked while a version
-number is chosen), so concurrent register_model calls get distinct version numbers.
+`SqlStore.open_registry()` gives a `SqlRegistryStore` using the tracking store's public
+connections and transactions (SQLite: WAL, BEGIN IMMEDIATE for writers; PostgreSQL: the
+registered model's row is locked while a version number is chosen), so concurrent
+register_model calls get distinct version numbers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -28,24 +30,36 @@ from tracking.registry.entities import (
     canonical_stage,
     latest_per_stage,
 )
-from tracking.stores.sql.store import SqlStore
+from tracking.stores.sql.shape import SchemaShape
 
+T = TypeVar("T")
 _LIVE = t.model_versions.c.current_stage != STAGE_DELETED_INTERNAL
 # The columns every supported MLflow schema has (MLflow 3 added `workspace`).
 _MODEL_COLUMNS = [c for c in t.registered_models.c if c.name != "workspace"]
 _VERSION_COLUMNS = [c for c in t.model_versions.c if c.name != "workspace"]
 
 
-class SqlRegistryStore(RegistryStore):
-    """Registered models in the tracking database of `sql_store` (sqlite, postgresql)."""
+class Database(Protocol):
+    """What the registry uses of the SQL tracking store (tracking.stores.sql.store.SqlStore)."""
 
-    def __init__(self, sql_store: SqlStore) -> None:
-        self.tracking_store = sql_store
-        self.engine = sql_store.engine
+    #: The database's columns and their sizes (MLflow's schemas differ by version).
+    shape: SchemaShape
+
+    def connection(self) -> AbstractContextManager[Connection]: ...
+
+    def transaction(self, work: Callable[[Connection], T]) -> T: ...
+
+
+class SqlRegistryStore(RegistryStore):
+    """Registered models in the tracking database of `database` (sqlite, postgresql), read
+    and written through that store's connections and transactions."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     def _fits(self, table: str, column: str, value: str | None, what: str) -> None:
         """Values longer than the database's column holds are refused, naming them."""
-        self.tracking_store.shape.check(table, column, value, what)
+        self.database.shape.check(table, column, value, what)
 
     def _fit_tags(self, table: str, tags: dict[str, str], what: str) -> None:
         for key, value in tags.items():
@@ -181,14 +195,14 @@ class SqlRegistryStore(RegistryStore):
                 )
 
         try:
-            self.tracking_store._write(work)
+            self.database.transaction(work)
         except IntegrityError:
             raise AlreadyExistsError(f"Registered model {name!r} already exists") from None
         return self.get_registered_model(name)
 
     def get_registered_model(self, name: str) -> RegisteredModel:
         check.model_name(name)
-        with self.tracking_store._read() as conn:
+        with self.database.connection() as conn:
             found = self._models(conn, name)
         if not found:
             raise model_not_found(name)
@@ -207,7 +221,7 @@ class SqlRegistryStore(RegistryStore):
                 .values(description=description, last_updated_time=now_ms())
             )
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
         return self.get_registered_model(name)
 
     def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
@@ -228,7 +242,7 @@ class SqlRegistryStore(RegistryStore):
             conn.execute(update(mv).where(mv.c.name == new_name).values(last_updated_time=now))
 
         try:
-            self.tracking_store._write(work)
+            self.database.transaction(work)
         except IntegrityError:
             raise AlreadyExistsError(f"Registered model {new_name!r} already exists") from None
         return self.get_registered_model(new_name)
@@ -245,7 +259,7 @@ class SqlRegistryStore(RegistryStore):
             ):
                 conn.execute(delete(table).where(table.c.name == name))
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
         key, value = check.tag(key, value, "Registered model")
@@ -258,7 +272,7 @@ class SqlRegistryStore(RegistryStore):
             conn.execute(insert(rmt).values(name=name, key=key, value=value))
             self._touch(conn, name, now_ms())
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def delete_registered_model_tag(self, name: str, key: str) -> None:
         check.tag(key, "", "Registered model")
@@ -269,10 +283,10 @@ class SqlRegistryStore(RegistryStore):
             if conn.execute(delete(rmt).where(rmt.c.name == name, rmt.c.key == key)).rowcount:
                 self._touch(conn, name, now_ms())
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def _list_models(self, name: str | None = None) -> list[RegisteredModel]:
-        with self.tracking_store._read() as conn:
+        with self.database.connection() as conn:
             return self._models(conn, name)
 
     # --- model versions ------------------------------------------------------------------------
@@ -333,7 +347,7 @@ class SqlRegistryStore(RegistryStore):
 
         for attempt in range(5):
             try:
-                number = self.tracking_store._write(work)
+                number = self.database.transaction(work)
                 break
             except IntegrityError:  # a racing writer took the number: choose again
                 if attempt == 4:
@@ -344,7 +358,7 @@ class SqlRegistryStore(RegistryStore):
         number = check.version(version)
         check.model_name(name)
         mv = t.model_versions
-        with self.tracking_store._read() as conn:
+        with self.database.connection() as conn:
             found = self._versions(conn, mv.c.name == name, mv.c.version == number)
             if not found:
                 self._live_version_row(conn, name, number)  # raises, naming what exists
@@ -366,7 +380,7 @@ class SqlRegistryStore(RegistryStore):
                 .values(description=description, last_updated_time=now_ms())
             )
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
         return self.get_model_version(name, number)
 
     def delete_model_version(self, name: str, version: int | str) -> None:
@@ -384,7 +398,7 @@ class SqlRegistryStore(RegistryStore):
             conn.execute(delete(a).where(a.c.name == name, a.c.version == number))
             self._touch(conn, name, now)
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None:
         number = check.version(version)
@@ -399,7 +413,7 @@ class SqlRegistryStore(RegistryStore):
             conn.execute(insert(mvt).values(name=name, version=number, key=key, value=value))
             self._touch(conn, name, now_ms())
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
         number = check.version(version)
@@ -412,7 +426,7 @@ class SqlRegistryStore(RegistryStore):
             if conn.execute(delete(mvt).where(*where)).rowcount:
                 self._touch(conn, name, now_ms())
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def transition_model_version_stage(
         self, name: str, version: int | str, stage: str, archive_existing_versions: bool = False
@@ -442,7 +456,7 @@ class SqlRegistryStore(RegistryStore):
             )
             self._touch(conn, name, now)
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
         return self.get_model_version(name, number)
 
     def _list_versions(
@@ -452,7 +466,7 @@ class SqlRegistryStore(RegistryStore):
         where = []
         if run_id is not None:
             where.append(mv.c.run_id == run_id)
-        with self.tracking_store._read() as conn:
+        with self.database.connection() as conn:
             if name is not None:
                 self._require_model(conn, name)
                 where.append(mv.c.name == name)
@@ -470,7 +484,7 @@ class SqlRegistryStore(RegistryStore):
             conn.execute(insert(a).values(name=name, alias=alias, version=number))
             self._touch(conn, name, now_ms())
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
         check.alias(alias)
@@ -481,9 +495,9 @@ class SqlRegistryStore(RegistryStore):
             if conn.execute(delete(a).where(a.c.name == name, a.c.alias == alias)).rowcount:
                 self._touch(conn, name, now_ms())
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def _aliases(self, name: str) -> dict[str, int]:
-        with self.tracking_store._read() as conn:
+        with self.database.connection() as conn:
             self._require_model(conn, name)
             return self._aliases_of(conn, [name]).get(name, {})

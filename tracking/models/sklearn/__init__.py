@@ -25,14 +25,13 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
-from tracking.errors import InvalidParameterError, NotFoundError
+from tracking.errors import InvalidParameterError, NotFoundError, RegistryUnavailableError
 from tracking.models import model as model_dir
 from tracking.models.environment import Requirements
 from tracking.models.environment import installed as _installed
 from tracking.models.flavors import MethodPredictor
 from tracking.models.model import Model, ModelInfo
 from tracking.models.sklearn.autologging import autolog, scoped
-from tracking.registry.base import RegistryUnavailableError
 
 __all__ = [
     "SUPPORTED_SERIALIZATION_FORMATS",

@@ -276,26 +276,14 @@ def create_ui_router(
             order = data.Sort.parse(sort, dir)
         except data.FilterError as e:
             error, order, sort_ok = e, data.Sort.parse(None, None), False
-        index = data.file_index(client.store, exp.experiment_id)
+        runs = client.store.experiment_runs(exp.experiment_id)
         try:
-            runs_page = data.runs_page(
-                client.store,
-                exp.experiment_id,
-                filter,
-                order,
-                (page - 1) * size,
-                size,
-                tree,
-                index,
-            )
+            runs_page = data.runs_page(runs, filter, order, (page - 1) * size, size, tree)
             if tree and not runs_page.rows and filter.strip() and page == 1:
                 nested_hint = data.nested_runs_match(client.store, exp.experiment_id, filter)
         except data.FilterError as e:
             error = e
-        if index is not None:
-            stats = index.stats
-        else:
-            stats = data.run_stats(client.store, [exp.experiment_id]).get(exp.experiment_id)
+        stats = runs.stats()
         rows = runs_page.rows if runs_page else []
         columns = data.table_columns((row.run for row in rows), systags)
         state: dict[str, Any] = {

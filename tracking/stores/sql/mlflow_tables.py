@@ -314,6 +314,14 @@ sql_trace_rollup_rebuild_queue = Table(
     ),
 )
 
+#: Per-experiment rows without a foreign key: deleted with their experiment, as MLflow does.
+EXPERIMENT_ROLLUPS = (
+    sql_assessment_daily_rollups,
+    sql_span_cost_daily_rollups,
+    sql_trace_metric_daily_rollups,
+    sql_trace_rollup_rebuild_queue,
+)
+
 # --- GenAI evaluation: datasets, scorers, issues, labels, review queues ------------------------
 evaluation_datasets = Table(
     "evaluation_datasets",

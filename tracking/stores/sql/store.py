@@ -15,9 +15,9 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import (
@@ -29,13 +29,14 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    inspect,
     select,
     text,
     update,
 )
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from tracking import search, validation
+from tracking import search, system_tags, validation
 from tracking.config import redact_uri
 from tracking.entities import (
     Experiment,
@@ -56,10 +57,12 @@ from tracking.errors import (
     NotFoundError,
     StorageError,
 )
-from tracking.stores import sqlite_path
+from tracking.stores import sqlite_path, uri_scheme
 from tracking.stores.base import (
     SEARCH_MAX_RESULTS_DEFAULT,
+    ExperimentRuns,
     PagedList,
+    RunStats,
     TrackingStore,
     check_max_results,
     decode_page_token,
@@ -67,8 +70,13 @@ from tracking.stores.base import (
     new_run_info,
     paginate,
 )
+from tracking.stores.sql import hard_delete
 from tracking.stores.sql import schema as schema
+from tracking.stores.sql.experiment_runs import SqlExperimentRuns, count_runs
 from tracking.stores.sql.search import search_source
+
+if TYPE_CHECKING:
+    from tracking.registry.base import RegistryStore
 
 T = TypeVar("T")
 Cursor = Any  # a DB-API cursor of the driver (sqlite3 or psycopg)
@@ -114,8 +122,8 @@ def _configure_sqlite(engine: Engine, read_only: bool) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         for pragma in (
+            "busy_timeout=60000",  # first: switching to WAL waits for other openers' locks
             *writer_pragmas,
-            "busy_timeout=60000",
             "foreign_keys=ON",
             "case_sensitive_like=ON",
             "cache_size=-65536",  # 64 MiB of page cache (default 2 MiB): searches re-read less
@@ -131,6 +139,8 @@ def _configure_sqlite(engine: Engine, read_only: bool) -> None:
 
 class SqlStore(TrackingStore):
     """Experiments and runs in a relational database (sqlite:///..., postgresql://...)."""
+
+    mlflow_store_type = "SqlStore"
 
     def __init__(
         self, uri: str, artifact_root: str | None = None, for_reading: bool = False
@@ -183,15 +193,18 @@ class SqlStore(TrackingStore):
 
     # --- transactions -------------------------------------------------------------------------
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def connection(self) -> Iterator[Connection]:
+        """A connection for reading (the registry's and this store's reads)."""
         try:
             with self.engine.connect() as conn:
                 yield conn
         except DataError as e:
             raise _refused_value(e) from e
 
-    def _write(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in one writing transaction; retry briefly if the database is busy."""
+    def transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one writing transaction and return its result; retried briefly while
+        the database is busy, so `work` must only touch the database. SQLite takes the write
+        lock at its start; PostgreSQL rows are locked as `work` asks (FOR UPDATE)."""
 
         def attempt() -> T:
             with self.engine.connect() as conn:
@@ -202,9 +215,9 @@ class SqlStore(TrackingStore):
         return self._retry_busy(attempt)
 
     def _driver_write(self, work: Callable[[Cursor], T]) -> T:
-        """`_write` for the hot one-row writes: `work` gets a cursor of the driver's own
+        """`transaction` for the hot one-row writes: `work` gets a cursor of the driver's own
         connection, past SQLAlchemy's statement and transaction layers (a quarter of the CPU
-        time). Its statements are `_Sql`s; errors are SQLAlchemy's, as from `_write`."""
+        time). Its statements are `_Sql`s; errors are SQLAlchemy's, as from `transaction`."""
         dbapi = self.engine.dialect.dbapi
 
         def attempt() -> T:
@@ -257,7 +270,7 @@ class SqlStore(TrackingStore):
 
     def _ensure_default_experiment(self) -> None:
         e = schema.experiments
-        with self._read() as conn:
+        with self.connection() as conn:
             query = select(e.c.experiment_id).where(e.c.experiment_id == 0)
             if conn.execute(query).first() is not None or self.read_only:
                 return
@@ -272,7 +285,7 @@ class SqlStore(TrackingStore):
                 self._insert_experiment(conn, "Default", None, {}, experiment_id=0)
 
         with contextlib.suppress(IntegrityError):  # another process created it first
-            self._write(create)
+            self.transaction(create)
 
     # --- experiments --------------------------------------------------------------------------
     def _insert_experiment(
@@ -326,7 +339,7 @@ class SqlStore(TrackingStore):
         for key, value in checked.items():
             self.shape.check("experiment_tags", "value", value, f"Experiment tag {key!r} value")
         try:
-            return self._write(
+            return self.transaction(
                 lambda conn: self._insert_experiment(conn, name, artifact_location, checked)
             )
         except IntegrityError:
@@ -349,7 +362,7 @@ class SqlStore(TrackingStore):
 
     def _experiments(self, where: Any = None) -> list[Experiment]:
         t = schema.experiment_tags
-        with self._read() as conn:
+        with self.connection() as conn:
             query = select(*_EXPERIMENT_COLUMNS)
             if where is not None:
                 query = query.where(where)
@@ -432,7 +445,7 @@ class SqlStore(TrackingStore):
                     .values(lifecycle_stage=LifecycleStage.ACTIVE, deleted_time=None)
                 )
 
-        self._write(work)
+        self.transaction(work)
 
     def delete_experiment(self, experiment_id: str) -> None:
         if str(experiment_id) == DEFAULT_EXPERIMENT_ID:
@@ -450,7 +463,7 @@ class SqlStore(TrackingStore):
             raise InvalidStateError(f"Cannot rename deleted experiment {experiment_id!r}")
         e = schema.experiments
         try:
-            self._write(
+            self.transaction(
                 lambda conn: conn.execute(
                     update(e)
                     .where(e.c.experiment_id == int(experiment.experiment_id))
@@ -471,13 +484,13 @@ class SqlStore(TrackingStore):
                 _UPSERT_EXPERIMENT_TAG, {"experiment_id": key, "key": tag.key, "value": value}
             )
 
-        self._write(work)
+        self.transaction(work)
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
         validation.validate_key(key, "Experiment tag key")
         exp = int(self.get_experiment(experiment_id).experiment_id)
         t = schema.experiment_tags
-        deleted = self._write(
+        deleted = self.transaction(
             lambda conn: (
                 conn.execute(delete(t).where(t.c.experiment_id == exp, t.c.key == key)).rowcount
             )
@@ -561,14 +574,14 @@ class SqlStore(TrackingStore):
             for row in rows
         }
 
-    def _load_runs(self, run_ids: list[str]) -> list[Run]:
+    def get_runs(self, run_ids: Sequence[str]) -> list[Run]:
         """Full runs for ids (kept in the given order), in two bulk queries."""
         if not run_ids:
             return []
-        with self._read() as conn:
+        with self.connection() as conn:
             rows = conn.execute(
                 _RUNS_BY_IDS_SQLITE if self.is_sqlite else _RUNS_BY_IDS_POSTGRES,
-                {"ids": self._ids_parameter(run_ids)},
+                {"ids": self._ids_parameter(list(run_ids))},
             ).all()
             by_id = {row.run_uuid: row for row in rows}
             return self._runs_from_rows(conn, [by_id[i] for i in run_ids if i in by_id])
@@ -613,7 +626,7 @@ class SqlStore(TrackingStore):
 
     def get_run(self, run_id: str) -> Run:
         validation.run_id(run_id)
-        found = self._load_runs([run_id])
+        found = self.get_runs([run_id])
         if not found:
             raise NotFoundError(f"Run {run_id!r} not found")
         return found[0]
@@ -662,7 +675,7 @@ class SqlStore(TrackingStore):
     def _set_run_stage(self, run_id: str, stage: str, deleted_time: int | None) -> None:
         validation.run_id(run_id)
         r = schema.runs
-        changed = self._write(
+        changed = self.transaction(
             lambda conn: (
                 conn.execute(
                     update(r)
@@ -768,10 +781,16 @@ class SqlStore(TrackingStore):
                     _UPSERT_TAG,
                     [{"run_uuid": run_id, "key": k, "value": v} for k, v in checked_tags.items()],
                 )
+            if checked_tags.get(system_tags.RUN_NAME):  # the run is renamed, as by set_tag
+                conn.execute(
+                    update(schema.runs)
+                    .where(schema.runs.c.run_uuid == run_id)
+                    .values(name=checked_tags[system_tags.RUN_NAME])
+                )
             if metric_rows:
                 self._write_metrics(conn, metric_rows)
 
-        self._write(work)
+        self.transaction(work)
 
     def _write_params(self, conn: Connection, run_id: str, new: dict[str, str]) -> None:
         p = schema.params
@@ -829,13 +848,13 @@ class SqlStore(TrackingStore):
             self._check_active(conn, run_id)
             return conn.execute(delete(t).where(t.c.run_uuid == run_id, t.c.key == key)).rowcount
 
-        if not self._write(work):
+        if not self.transaction(work):
             raise NotFoundError(f"No tag {key!r} on run {run_id!r}")
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         validation.validate_key(key, "Metric key")
         m = schema.metrics
-        with self._read() as conn:
+        with self.connection() as conn:
             if not self._run_infos(conn, [run_id]):
                 raise NotFoundError(f"Run {run_id!r} not found")
             rows = conn.execute(
@@ -852,7 +871,7 @@ class SqlStore(TrackingStore):
         lm = schema.latest_metrics
         found: dict[str, dict[str, Metric]] = {run_id: {} for run_id in run_ids}
         columns = (lm.c.run_uuid, lm.c.key, lm.c.value, lm.c.is_nan, lm.c.timestamp, lm.c.step)
-        with self._read() as conn:
+        with self.connection() as conn:
             for start in range(0, len(run_ids), 500):
                 chunk = run_ids[start : start + 500]
                 rows = conn.execute(select(*columns).where(lm.c.run_uuid.in_(chunk)))
@@ -899,10 +918,79 @@ class SqlStore(TrackingStore):
             .offset(offset)
             .limit(max_results + 1)
         )
-        with self._read() as conn:
+        with self.connection() as conn:
             rows = conn.execute(query).all()
             token = encode_page_token(offset + max_results) if len(rows) > max_results else None
             return PagedList(self._runs_from_rows(conn, rows[:max_results]), token)
+
+    # --- capabilities (tracking.stores.base) ----------------------------------------------------
+    @classmethod
+    def check_holds_store(cls, uri: str) -> None:
+        """A SQLite file or a database with the tracking tables (one connection to look)."""
+        if uri_scheme(uri) == "sqlite":
+            path = sqlite_path(uri)
+            if path is None:
+                raise NotFoundError(f"{uri!r} is an in-memory database: it holds nothing")
+            if not os.path.isfile(path):
+                raise NotFoundError(f"{uri!r} does not exist (no file {path})")
+        try:
+            engine = create_engine(engine_url(uri))
+            try:
+                with engine.connect() as conn:
+                    found = inspect(conn).has_table("experiments")
+            finally:
+                engine.dispose()
+        except Exception as e:
+            reason = getattr(e, "orig", None) or e
+            raise StorageError(f"Cannot read {redact_uri(uri)!r}: {reason}") from e
+        if not found:
+            raise NotFoundError(f"{redact_uri(uri)!r} has no tracking tables")
+
+    @property
+    def quick_writes(self) -> bool:
+        return self.is_sqlite
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def run_stats(
+        self, experiment_ids: Sequence[str], view_type: ViewType = ViewType.ACTIVE_ONLY
+    ) -> dict[str, RunStats]:
+        """One GROUP BY query."""
+        keys: dict[str, int] = {}
+        for experiment_id in experiment_ids:
+            with contextlib.suppress(NotFoundError, InvalidParameterError):
+                keys[experiment_id] = self._experiment_key(str(experiment_id))
+        with self.connection() as conn:
+            found = count_runs(conn, list(keys.values()), ViewType.parse(view_type))
+        return {i: found.get(keys.get(i, -1), RunStats(0, None)) for i in experiment_ids}
+
+    def experiment_runs(self, experiment_id: str) -> ExperimentRuns:
+        return SqlExperimentRuns(self, experiment_id, self.connection)
+
+    def deleted_time(self, run_id: str) -> int | None:
+        with self.connection() as conn:
+            return hard_delete.deleted_time(conn, run_id)
+
+    @property
+    def can_hard_delete(self) -> bool:
+        return True
+
+    def hard_delete_run(self, run_id: str) -> bool:
+        return self.transaction(lambda conn: hard_delete.run(conn, run_id, self.shape))
+
+    def hard_delete_experiment(self, experiment_id: str) -> bool:
+        try:
+            key = self._experiment_key(str(experiment_id))
+        except NotFoundError:
+            return False
+        return self.transaction(lambda conn: hard_delete.experiment(conn, key, self.shape))
+
+    def open_registry(self) -> RegistryStore:
+        """The registry's tables in this database, written in this store's transactions."""
+        from tracking.registry.sql import SqlRegistryStore
+
+        return SqlRegistryStore(self)
 
 
 class _Sql(NamedTuple):
