@@ -755,3 +755,63 @@ def test_migrate_reads_a_newer_mlflows_database_without_writing_to_it(
     assert _runs_by_id(TrackingClient(target), "from-mlflow") == expected
     assert revision(source) == "0123456789ab" and schema_of(source) == before
     assert trackflow_indexes(source) == set()  # not even Trackflow's indexes were added
+
+
+# --- trackflow gc on MLflow's databases -----------------------------------------------------------
+def _count(uri: str, sql: str, **params: Any) -> int:
+    engine = _engine(uri)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(sql), params).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_gc_follows_mlflows_foreign_keys(new_uri: Callable[[], str], mlflow_mod: Any) -> None:
+    """gc deletes what MLflow's keys leave to it; MLflow's own rules do the rest (an issue that
+    names a removed run keeps existing without it, and goes with its experiment)."""
+    from tracking.cli import main
+
+    uri = new_uri()
+    ids = _fill_with_mlflow(mlflow_mod, uri)
+    engine = _engine(uri)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO issues (issue_id, experiment_id, name, description, status, "
+                    "source_run_id, created_timestamp, last_updated_timestamp) "
+                    "VALUES ('i1', :e, 'drift', 'seen in a run', 'open', :r, 1, 1)"
+                ),
+                {"e": int(ids["experiment"]), "r": ids["child"]},
+            )
+    finally:
+        engine.dispose()
+    client = TrackingClient(uri)
+    client.delete_run(ids["child"])
+    assert main(["gc", "--tracking-uri", uri]) == 0
+    assert _count(uri, "SELECT COUNT(*) FROM runs WHERE run_uuid = :r", r=ids["child"]) == 0
+    assert _count(uri, "SELECT COUNT(*) FROM metrics WHERE run_uuid = :r", r=ids["child"]) == 0
+    assert _count(uri, "SELECT COUNT(*) FROM issues WHERE source_run_id IS NULL") == 1
+
+    client.delete_experiment(ids["experiment"])
+    assert main(["gc", "--tracking-uri", uri]) == 0
+    for table in ("experiments", "runs", "issues"):
+        found = _count(
+            uri, f"SELECT COUNT(*) FROM {table} WHERE experiment_id = :e", e=int(ids["experiment"])
+        )
+        assert found == 0, table
+    assert mlflow_mod.MlflowClient(uri).search_experiments()[0].name == "Default"
+
+
+def test_gc_on_an_mlflow_2_database(mlflow2_uri: Callable[[str], str]) -> None:
+    """MLflow 2's schema lacks MLflow 3's tables: gc touches only what is there."""
+    from tracking.cli import main
+
+    uri = mlflow2_uri("2.22.1")
+    assert main(["gc", "--tracking-uri", uri]) == 0  # the run MLflow 2 deleted
+    client = TrackingClient(uri)
+    experiment = client.get_experiment_by_name("legacy")
+    assert experiment is not None
+    assert client.search_runs([experiment.experiment_id], run_view_type=ViewType.DELETED_ONLY) == []
+    assert _count(uri, "SELECT COUNT(*) FROM runs") == 2
