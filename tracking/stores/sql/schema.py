@@ -273,26 +273,21 @@ logged_model_metrics = Table(
     Index("index_logged_model_metrics_model_id", "model_id"),
 )
 
-logged_model_params = Table(
-    "logged_model_params",
-    metadata,
-    Column("model_id", String(36), nullable=False),
-    Column("experiment_id", Integer, nullable=False),
-    Column("param_key", String(255), nullable=False),
-    Column("param_value", Text, nullable=False),
-    PrimaryKeyConstraint("model_id", "param_key", name="logged_model_params_pk"),
-    _experiment_fk("logged_model_params"),
-    _logged_model_fk("logged_model_params"),
-)
 
-logged_model_tags = Table(
-    "logged_model_tags",
-    metadata,
-    Column("model_id", String(36), nullable=False),
-    Column("experiment_id", Integer, nullable=False),
-    Column("tag_key", String(255), nullable=False),
-    Column("tag_value", Text, nullable=False),
-    PrimaryKeyConstraint("model_id", "tag_key", name="logged_model_tags_pk"),
-    _experiment_fk("logged_model_tags"),
-    _logged_model_fk("logged_model_tags"),
-)
+def _logged_model_values(name: str, kind: str) -> Table:
+    """logged_model_params and logged_model_tags: (<kind>_key, <kind>_value) rows of a model."""
+    return Table(
+        name,
+        metadata,
+        Column("model_id", String(36), nullable=False),
+        Column("experiment_id", Integer, nullable=False),
+        Column(f"{kind}_key", String(255), nullable=False),
+        Column(f"{kind}_value", Text, nullable=False),
+        PrimaryKeyConstraint("model_id", f"{kind}_key", name=f"{name}_pk"),
+        _experiment_fk(name),
+        _logged_model_fk(name),
+    )
+
+
+logged_model_params = _logged_model_values("logged_model_params", "param")
+logged_model_tags = _logged_model_values("logged_model_tags", "tag")
