@@ -20,8 +20,12 @@ their experiment are left to the target's experiment deletion.
 
 Rerunning is safe: experiments are matched by name, a run whose id exists in the target is
 compared with the source and skipped, or topped up when the target holds only part of it (an
-interrupted migration): missing params and tags, the missing tail of each metric history, the
+interrupted migration): missing params and tags, the metric points the target lacks, the
 status and end time, and a pending deletion are filled in.
+
+Any store Trackflow reads is a source, MLflow's own too (its file stores and SQL databases). A
+SQL database at a schema revision Trackflow does not write (a newer MLflow's) is read without
+being written to, when its tracking tables have the columns Trackflow reads.
 """
 
 from __future__ import annotations
@@ -47,7 +51,12 @@ from tracking.entities import (
     RunTag,
     ViewType,
 )
-from tracking.errors import AlreadyExistsError, NotFoundError, TrackingError
+from tracking.errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    TrackingError,
+    UnsupportedSchemaError,
+)
 from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, TrackingStore, batches
 
 DEFAULT_EXPERIMENT_ID = "0"
@@ -131,7 +140,13 @@ def _open(uri: str, role: str, artifact_root: str | None = None) -> TrackingStor
     if scheme == "sqlite" and stores.sqlite_path(uri) is None:
         raise MigrationError(f"{role.capitalize()} store {uri!r}: in-memory databases do not last")
     try:
-        return stores.open_store(uri, artifact_root)
+        try:
+            return stores.open_store(uri, artifact_root)
+        except UnsupportedSchemaError:
+            if role != "source":
+                raise
+            # e.g. a newer MLflow's database: copied out if it can be read, never written to
+            return stores.open_store(uri, for_reading=True)
     except Exception as e:
         raise _open_error(role, uri, e) from e
 
@@ -393,10 +408,12 @@ class _Migration:
         for key in sorted(src.data.metrics):
             history = self.source.get_metric_history(run_id, key)
             have = self.target.get_metric_history(run_id, key) if key in dst.data.metrics else []
-            if [_point(m) for m in history[: len(have)]] == [_point(m) for m in have]:
-                metrics.extend(history[len(have) :])
-            else:
-                self.warn(f"run {run_id}: metric {key!r} has a different history in the target")
+            # Points compared as a set: stores order histories differently (SQL by time and
+            # step, files as logged) and MLflow's SQL schema keeps a point logged twice once.
+            present = {_point(m) for m in have}
+            metrics.extend(m for m in history if _point(m) not in present)
+            if present - {_point(m) for m in history}:
+                self.warn(f"run {run_id}: metric {key!r} has points in the target the source lacks")
         active = dst.info.lifecycle_stage == LifecycleStage.ACTIVE
         changed = False
         if params or tags or metrics:

@@ -30,13 +30,20 @@ from tracking.registry.entities import (
     canonical_stage,
     latest_per_stage,
 )
+from tracking.stores.sql.shape import SchemaShape
 
 T = TypeVar("T")
 _LIVE = t.model_versions.c.current_stage != STAGE_DELETED_INTERNAL
+# The columns every supported MLflow schema has (MLflow 3 added `workspace`).
+_MODEL_COLUMNS = [c for c in t.registered_models.c if c.name != "workspace"]
+_VERSION_COLUMNS = [c for c in t.model_versions.c if c.name != "workspace"]
 
 
 class Database(Protocol):
     """What the registry uses of the SQL tracking store (tracking.stores.sql.store.SqlStore)."""
+
+    #: The database's columns and their sizes (MLflow's schemas differ by version).
+    shape: SchemaShape
 
     def connection(self) -> AbstractContextManager[Connection]: ...
 
@@ -49,6 +56,14 @@ class SqlRegistryStore(RegistryStore):
 
     def __init__(self, database: Database) -> None:
         self.database = database
+
+    def _fits(self, table: str, column: str, value: str | None, what: str) -> None:
+        """Values longer than the database's column holds are refused, naming them."""
+        self.database.shape.check(table, column, value, what)
+
+    def _fit_tags(self, table: str, tags: dict[str, str], what: str) -> None:
+        for key, value in tags.items():
+            self._fits(table, "value", value, f"{what} tag {key!r} value")
 
     # --- reads ---------------------------------------------------------------------------------
     @staticmethod
@@ -74,7 +89,8 @@ class SqlRegistryStore(RegistryStore):
 
     def _versions(self, conn: Connection, *where: Any) -> list[ModelVersion]:
         mv, mvt = t.model_versions, t.model_version_tags
-        rows = conn.execute(select(mv).where(_LIVE, *where).order_by(mv.c.name, mv.c.version)).all()
+        query = select(*_VERSION_COLUMNS).where(_LIVE, *where)
+        rows = conn.execute(query.order_by(mv.c.name, mv.c.version)).all()
         if not rows:
             return []
         names = {row.name for row in rows}
@@ -108,7 +124,7 @@ class SqlRegistryStore(RegistryStore):
 
     def _models(self, conn: Connection, name: str | None = None) -> list[RegisteredModel]:
         rm, rmt = t.registered_models, t.registered_model_tags
-        query = select(rm).order_by(rm.c.name)
+        query = select(*_MODEL_COLUMNS).order_by(rm.c.name)
         if name is not None:
             query = query.where(rm.c.name == name)
         rows = conn.execute(query).all()
@@ -144,7 +160,7 @@ class SqlRegistryStore(RegistryStore):
         mv = t.model_versions
         self._require_model(conn, name)
         row = conn.execute(
-            select(mv).where(mv.c.name == name, mv.c.version == number, _LIVE)
+            select(*_VERSION_COLUMNS).where(mv.c.name == name, mv.c.version == number, _LIVE)
         ).first()
         if row is None:
             live = conn.execute(select(mv.c.version).where(mv.c.name == name, _LIVE)).scalars()
@@ -161,7 +177,9 @@ class SqlRegistryStore(RegistryStore):
     ) -> RegisteredModel:
         check.model_name(name)
         checked = check.tags(tags, "Registered model")
+        self._fit_tags("registered_model_tags", checked, "Registered model")
         description = check.description(description)
+        self._fits("registered_models", "description", description, "Description")
 
         def work(conn: Connection) -> None:
             now = now_ms()
@@ -192,6 +210,7 @@ class SqlRegistryStore(RegistryStore):
 
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
         description = check.description(description)
+        self._fits("registered_models", "description", description, "Description")
         rm = t.registered_models
 
         def work(conn: Connection) -> None:
@@ -244,6 +263,7 @@ class SqlRegistryStore(RegistryStore):
 
     def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
         key, value = check.tag(key, value, "Registered model")
+        self._fit_tags("registered_model_tags", {key: value}, "Registered model")
         rmt = t.registered_model_tags
 
         def work(conn: Connection) -> None:
@@ -281,10 +301,15 @@ class SqlRegistryStore(RegistryStore):
     ) -> ModelVersion:
         check.model_name(name)
         checked = check.tags(tags, "Model version")
+        self._fit_tags("model_version_tags", checked, "Model version")
         description = check.description(description)
+        self._fits("model_versions", "description", description, "Description")
         check.source(source)
+        self._fits("model_versions", "source", source, "Model version source")
         check.optional_text("Model version run_id", run_id)
+        self._fits("model_versions", "run_id", run_id, "Model version run_id")
         check.optional_text("Model version run_link", run_link)
+        self._fits("model_versions", "run_link", run_link, "Model version run_link")
         mv = t.model_versions
 
         def work(conn: Connection) -> int:
@@ -344,6 +369,7 @@ class SqlRegistryStore(RegistryStore):
     ) -> ModelVersion:
         number = check.version(version)
         description = check.description(description)
+        self._fits("model_versions", "description", description, "Description")
         mv = t.model_versions
 
         def work(conn: Connection) -> None:
@@ -377,6 +403,7 @@ class SqlRegistryStore(RegistryStore):
     def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None:
         number = check.version(version)
         key, value = check.tag(key, value, "Model version")
+        self._fit_tags("model_version_tags", {key: value}, "Model version")
         mvt = t.model_version_tags
 
         def work(conn: Connection) -> None:

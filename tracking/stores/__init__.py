@@ -110,16 +110,20 @@ def check_holds_store(uri: str) -> None:
     _store_class(uri).check_holds_store(uri)
 
 
-def open_store(uri: str, artifact_root: str | None = None) -> TrackingStore:
+def open_store(
+    uri: str, artifact_root: str | None = None, *, for_reading: bool = False
+) -> TrackingStore:
     """A new store for `uri` (not cached); new experiments' artifacts go under artifact_root.
-    Task runs that a stopped process left in its journal for this store are written first."""
+    Task runs that a stopped process left in its journal for this store are written first.
+    `for_reading`: only to be read (TrackingStore.open_for_reading), no journal replayed."""
     scheme = uri_scheme(uri)
     cls = _store_class(uri)
     if artifact_root and len(urlparse(artifact_root).scheme) <= 1:  # a local folder
         artifact_root = "file://" + os.path.abspath(artifact_root)
-    store: TrackingStore = cls(
-        local_path(uri) if not scheme or scheme == "file" else uri, artifact_root
-    )
+    target = local_path(uri) if not scheme or scheme == "file" else uri
+    if for_reading:
+        return cls.open_for_reading(target)  # type: ignore[no-any-return]
+    store: TrackingStore = cls(target, artifact_root)
     journal.replay_orphans(uri, store)
     return store
 

@@ -195,6 +195,12 @@ class TrackingStore(ABC):
     #: None when MLflow has no such store.
     mlflow_store_type: str | None = None
 
+    @classmethod
+    def open_for_reading(cls, uri: str) -> TrackingStore:
+        """The store at `uri` opened only to be read (a migration's source): a store that can
+        read more than it can write (a SQL database at a newer MLflow schema) says so here."""
+        return cls(uri)  # type: ignore[call-arg]  # every store takes its URI first
+
     @property
     def keeps_requested_run_ids(self) -> bool:
         """Whether create_run(run_id=...) is known to create the run under that very id, so a

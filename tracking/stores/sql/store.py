@@ -142,41 +142,54 @@ class SqlStore(TrackingStore):
 
     mlflow_store_type = "SqlStore"
 
-    def __init__(self, uri: str, artifact_root: str | None = None) -> None:
+    def __init__(
+        self, uri: str, artifact_root: str | None = None, for_reading: bool = False
+    ) -> None:
         self.uri = uri
         self.artifact_root = (artifact_root or "file://" + os.path.abspath("mlruns")).rstrip("/")
         url = engine_url(uri)
         self.is_sqlite = url.startswith("sqlite")
-        #: A SQLite file this process may read but not write: reads work, writes say why not.
-        self.read_only = False
+        #: Opened to be read only (for_reading), or a SQLite file this process may read but not
+        #: write: reads work, writes say why not, and the schema is never changed.
+        self.read_only = for_reading
         path = sqlite_path(uri) if self.is_sqlite else None
         if path is not None:
+            if for_reading and not os.path.exists(path):
+                raise StorageError(f"SQLite database {path} does not exist")
             if os.path.exists(path) and not _writable(path):
                 self.read_only = True
                 url = _read_only_url(path)
+            elif for_reading:
+                url = f"sqlite:///file:{quote(os.path.abspath(path))}?mode=ro&uri=true"
             else:
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        read_only_sessions = {"options": "-c default_transaction_read_only=on"}
         try:
-            self.engine = create_engine(url, pool_pre_ping=not self.is_sqlite)
+            self.engine = create_engine(
+                url,
+                pool_pre_ping=not self.is_sqlite,
+                connect_args=read_only_sessions if for_reading and not self.is_sqlite else {},
+            )
         except Exception as e:
             raise StorageError(f"Cannot use tracking URI {redact_uri(uri)!r}: {e}") from e
         if self.is_sqlite:
             _configure_sqlite(self.engine, self.read_only)
-        from tracking.stores.sql.migrations import HEAD, current_revision, upgrade
+        from tracking.stores.sql.migrations import prepare
 
         try:
-            if not self.read_only:
-                upgrade(self.engine)
-            elif current_revision(self.engine) != HEAD:
-                raise StorageError(
-                    f"SQLite database {path} is read-only for this process and its schema "
-                    "needs an upgrade: open it once with write access"
-                )
+            #: The database's columns and their sizes (MLflow's schemas differ by version).
+            self.shape = prepare(self.engine, uri, self.read_only, any_revision=for_reading)
             self._ensure_default_experiment()
         except OperationalError as e:
             raise StorageError(
                 f"Cannot reach the database of tracking URI {redact_uri(uri)!r}: {e.orig}"
             ) from e
+
+    @classmethod
+    def open_for_reading(cls, uri: str) -> SqlStore:
+        """Read-only (SQLite: mode=ro; PostgreSQL: read-only transactions), and a database at a
+        revision Trackflow does not know is read if its tracking tables are as expected."""
+        return cls(uri, for_reading=True)
 
     # --- transactions -------------------------------------------------------------------------
     @contextmanager
@@ -299,10 +312,12 @@ class SqlStore(TrackingStore):
             .returning(schema.experiments.c.experiment_id)
         ).scalar_one()
         if not artifact_location:
+            location = f"{self.artifact_root}/{new_id}"
+            self.shape.check("experiments", "artifact_location", location, "Artifact location")
             conn.execute(
                 update(schema.experiments)
                 .where(schema.experiments.c.experiment_id == new_id)
-                .values(artifact_location=f"{self.artifact_root}/{new_id}")
+                .values(artifact_location=location)
             )
         if tags:
             conn.execute(
@@ -315,10 +330,14 @@ class SqlStore(TrackingStore):
         self, name: str, artifact_location: str | None = None, tags: dict[str, str] | None = None
     ) -> str:
         validation.experiment_name(name)
+        self.shape.check("experiments", "name", name, "Experiment name")
         if artifact_location is not None:
             validation.artifact_location(artifact_location)
+            self.shape.check("experiments", "artifact_location", artifact_location, "Location")
         checked = {k: validation.experiment_tag_value(k, v) for k, v in (tags or {}).items()}
         validation.no_key_clash("Experiment tag", checked)
+        for key, value in checked.items():
+            self.shape.check("experiment_tags", "value", value, f"Experiment tag {key!r} value")
         try:
             return self.transaction(
                 lambda conn: self._insert_experiment(conn, name, artifact_location, checked)
@@ -342,9 +361,9 @@ class SqlStore(TrackingStore):
         return key
 
     def _experiments(self, where: Any = None) -> list[Experiment]:
-        e, t = schema.experiments, schema.experiment_tags
+        t = schema.experiment_tags
         with self.connection() as conn:
-            query = select(e)
+            query = select(*_EXPERIMENT_COLUMNS)
             if where is not None:
                 query = query.where(where)
             rows = conn.execute(query).all()
@@ -359,7 +378,7 @@ class SqlStore(TrackingStore):
             Experiment(
                 experiment_id=str(row.experiment_id),
                 name=row.name,
-                artifact_location=row.artifact_location,
+                artifact_location=row.artifact_location or "",
                 lifecycle_stage=row.lifecycle_stage,
                 tags=tags.get(row.experiment_id, {}),
                 creation_time=row.creation_time,
@@ -438,6 +457,7 @@ class SqlStore(TrackingStore):
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         validation.experiment_name(new_name)
+        self.shape.check("experiments", "name", new_name, "Experiment name")
         experiment = self.get_experiment(experiment_id)
         if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
             raise InvalidStateError(f"Cannot rename deleted experiment {experiment_id!r}")
@@ -455,6 +475,7 @@ class SqlStore(TrackingStore):
 
     def set_experiment_tag(self, experiment_id: str, tag: RunTag) -> None:
         value = validation.experiment_tag_value(tag.key, tag.value)
+        self.shape.check("experiment_tags", "value", value, f"Experiment tag {tag.key!r} value")
         key = int(self.get_experiment(experiment_id).experiment_id)
 
         def work(conn: Connection) -> None:
@@ -488,7 +509,9 @@ class SqlStore(TrackingStore):
         run_id: str | None = None,
     ) -> Run:
         checked = validation.new_run_tags(user_id, start_time, run_name, tags)
+        self._check_tag_values(checked)
         new_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
+        self.shape.check("runs", "run_uuid", new_id, "Run id")
         experiment_id = str(experiment_id)
         key = self._experiment_key(experiment_id)
         duplicate = self.engine.dialect.dbapi.IntegrityError
@@ -503,7 +526,9 @@ class SqlStore(TrackingStore):
                     f"Cannot create a run in deleted experiment {experiment_id!r}; restore it first"
                 )
             info = new_run_info(new_id, str(key), run_name, user_id, start_time, location)
+            self.shape.check("runs", "artifact_uri", info.artifact_uri, "The run's artifact URI")
             row = {
+                **_NEW_RUN_SOURCE,
                 "run_uuid": new_id,
                 "name": run_name,
                 "experiment_id": key,
@@ -525,6 +550,11 @@ class SqlStore(TrackingStore):
             return Run(info, RunData(tags=dict(checked)))
 
         return self._driver_write(work)
+
+    def _check_tag_values(self, tags: dict[str, str]) -> None:
+        """Tag values must fit the database's column (5000 characters before MLflow 2.17)."""
+        for key, value in tags.items():
+            self.shape.check("tags", "value", value, f"Tag {key!r} value")
 
     def _run_infos(self, conn: Connection, run_ids: list[str]) -> dict[str, RunInfo]:
         r = schema.runs
@@ -732,6 +762,7 @@ class SqlStore(TrackingStore):
             if new_params.setdefault(p.key, value) != value:
                 raise validation.param_conflict(run_id, p.key, new_params[p.key], value)
         checked_tags = {t.key: validation.tag_value(t.key, t.value) for t in tags}
+        self._check_tag_values(checked_tags)
         if "mlflow.runName" in checked_tags:
             validation.run_name(checked_tags["mlflow.runName"])
         metric_keys = {row["key"] for row in metric_rows}
@@ -829,7 +860,7 @@ class SqlStore(TrackingStore):
             rows = conn.execute(
                 select(m.c.value, m.c.is_nan, m.c.timestamp, m.c.step)
                 .where(m.c.run_uuid == run_id, m.c.key == key)
-                .order_by(m.c.id)
+                .order_by(m.c.timestamp, m.c.step, m.c.value)
             ).all()
         return [
             Metric(key, math.nan if is_nan else value, timestamp, step)
@@ -946,14 +977,14 @@ class SqlStore(TrackingStore):
         return True
 
     def hard_delete_run(self, run_id: str) -> bool:
-        return self.transaction(lambda conn: hard_delete.run(conn, run_id))
+        return self.transaction(lambda conn: hard_delete.run(conn, run_id, self.shape))
 
     def hard_delete_experiment(self, experiment_id: str) -> bool:
         try:
             key = self._experiment_key(str(experiment_id))
         except NotFoundError:
             return False
-        return self.transaction(lambda conn: hard_delete.experiment(conn, key))
+        return self.transaction(lambda conn: hard_delete.experiment(conn, key, self.shape))
 
     def open_registry(self) -> RegistryStore:
         """The registry's tables in this database, written in this store's transactions."""
@@ -985,6 +1016,11 @@ def _folders(key: str) -> list[str]:
 # array or an array), or a stored key below a new key. SQLite compares keys bytewise, so the
 # keys below "k/" are those in ["k/", "k0"); PostgreSQL may sort by a locale: starts_with.
 _BELOW_SQLITE = "key > :below AND key < :below_end"
+# In SQLite a unary + keeps a column's index out of the plan: the run's (or experiment's) rows
+# are then found through the (key, owner) primary key and the key range, instead of through
+# MLflow's index on the owner alone, which scans every key of the run for each key asked about.
+_OF_RUN_SQLITE = "+run_uuid = :run_uuid"
+_OF_RUN_POSTGRES = "run_uuid = :run_uuid"
 _BELOW_POSTGRES = "starts_with(key, CAST(:below AS TEXT))"
 _IN_FOLDERS_SQLITE = "key IN (SELECT value FROM json_each(:folders))"
 _IN_FOLDERS_POSTGRES = "key = ANY(CAST(:folders AS TEXT[]))"
@@ -997,7 +1033,7 @@ def _stored_clash_sql(table: str) -> _Sql:
     sqlite = (
         f"SELECT key, NULL FROM {table} WHERE {owner} = :owner AND {_IN_FOLDERS_SQLITE} "
         f"UNION ALL SELECT k.value, t.key FROM json_each(:keys) AS k CROSS JOIN {table} AS t "
-        f"ON t.{owner} = :owner AND t.key > k.value || '/' AND t.key < k.value || '0' LIMIT 1"
+        f"ON +t.{owner} = :owner AND t.key > k.value || '/' AND t.key < k.value || '0' LIMIT 1"
     )
     postgres = (
         f"SELECT key, NULL FROM {table} WHERE {owner} = :owner AND {_IN_FOLDERS_POSTGRES} "
@@ -1014,15 +1050,19 @@ _INSERT_METRIC = (
     "CAST(:value AS DOUBLE PRECISION), CAST(:is_nan AS BOOLEAN), CAST(:timestamp AS BIGINT), "
     "CAST(:step AS BIGINT) WHERE EXISTS "
     "(SELECT 1 FROM runs WHERE run_uuid = :run_uuid AND lifecycle_stage = 'active') "
-    "AND NOT EXISTS (SELECT 1 FROM latest_metrics WHERE run_uuid = :run_uuid AND ({}))"
+    "AND NOT EXISTS (SELECT 1 FROM latest_metrics WHERE {} AND ({})) "
+    "ON CONFLICT DO NOTHING"
 )
 # A key without '/' has no folder to clash with: the statement skips that test.
 _INSERT_FLAT_METRIC = _Sql(
-    _INSERT_METRIC.format(_BELOW_SQLITE), _sql(_INSERT_METRIC.format(_BELOW_POSTGRES)).postgres
+    _INSERT_METRIC.format(_OF_RUN_SQLITE, _BELOW_SQLITE),
+    _sql(_INSERT_METRIC.format(_OF_RUN_POSTGRES, _BELOW_POSTGRES)).postgres,
 )
 _INSERT_NESTED_METRIC = _Sql(
-    _INSERT_METRIC.format(f"{_IN_FOLDERS_SQLITE} OR {_BELOW_SQLITE}"),
-    _sql(_INSERT_METRIC.format(f"{_IN_FOLDERS_POSTGRES} OR {_BELOW_POSTGRES}")).postgres,
+    _INSERT_METRIC.format(_OF_RUN_SQLITE, f"{_IN_FOLDERS_SQLITE} OR {_BELOW_SQLITE}"),
+    _sql(
+        _INSERT_METRIC.format(_OF_RUN_POSTGRES, f"{_IN_FOLDERS_POSTGRES} OR {_BELOW_POSTGRES}")
+    ).postgres,
 )
 _UPSERT_LATEST_METRIC = _sql(
     "INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) "
@@ -1044,9 +1084,29 @@ _EXPERIMENT_FOR_RUN = _sql(
     "SELECT artifact_location, lifecycle_stage FROM experiments WHERE experiment_id = :id"
 )
 _INSERT_RUN = _sql(
-    "INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, "
-    "artifact_uri, lifecycle_stage) VALUES (:run_uuid, :name, :experiment_id, :user_id, "
-    ":status, :start_time, :artifact_uri, :lifecycle_stage)"
+    "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, "
+    "status, start_time, source_version, lifecycle_stage, artifact_uri, experiment_id) VALUES "
+    "(:run_uuid, :name, :source_type, :source_name, :entry_point_name, :user_id, :status, "
+    ":start_time, :source_version, :lifecycle_stage, :artifact_uri, :experiment_id)"
+)
+#: What MLflow writes into the run columns of its old project tracking, which runs keep as tags.
+_NEW_RUN_SOURCE = {
+    "source_type": "UNKNOWN",
+    "source_name": "",
+    "entry_point_name": "",
+    "source_version": "",
+}
+#: The experiment columns every supported MLflow schema has (MLflow 3 added `workspace`).
+_EXPERIMENT_COLUMNS = tuple(
+    schema.experiments.c[name]
+    for name in (
+        "experiment_id",
+        "name",
+        "artifact_location",
+        "lifecycle_stage",
+        "creation_time",
+        "last_update_time",
+    )
 )
 #: What `_run_info` reads, in its order.
 _RUN_INFO_COLUMNS = (
@@ -1138,9 +1198,11 @@ _UNNEST = (
     "SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::float8[], %s::boolean[], "
     "%s::bigint[], %s::bigint[])"
 )
-_INSERT_METRICS_SQLITE = _INSERT_METRICS_INTO + _QMARKS
+# A point logged twice (same key, value, timestamp and step) is stored once, as MLflow does.
+_SKIP_DUPLICATE = " ON CONFLICT DO NOTHING"
+_INSERT_METRICS_SQLITE = _INSERT_METRICS_INTO + _QMARKS + _SKIP_DUPLICATE
 _UPSERT_LATEST_SQLITE = _UPSERT_LATEST_INTO + _QMARKS + _UPSERT_LATEST_CONFLICT
-_INSERT_METRICS_POSTGRES = _INSERT_METRICS_INTO + _UNNEST
+_INSERT_METRICS_POSTGRES = _INSERT_METRICS_INTO + _UNNEST + _SKIP_DUPLICATE
 _UPSERT_LATEST_POSTGRES = _UPSERT_LATEST_INTO + _UNNEST + _UPSERT_LATEST_CONFLICT
 
 
