@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 from tasks.capture import metrics_from_result, params_from_arguments
 from tracking import config, fluent, journal, processes, system_tags, write_behind
 from tracking.client import TrackingClient
-from tracking.entities import Metric, Param, Run, RunData, RunStatus, RunTag
+from tracking.entities import Metric, Param, Run, RunData, RunStatus, RunTag, new_run_info
 from tracking.errors import (
     AlreadyExistsError,
     InvalidParameterError,
@@ -24,7 +24,6 @@ from tracking.errors import (
     TrackingError,
 )
 from tracking.journal import RunCreation, RunRecord
-from tracking.stores.base import new_run_info
 
 ON_ERROR_ENV = "TRACKFLOW_ON_ERROR"
 DURATION_METRIC = "trackflow.duration_seconds"

@@ -18,7 +18,7 @@ import tracking.sklearn
 from tracking import TrackingClient, registry
 from tracking.cli import main
 from tracking.errors import NotFoundError
-from tracking.registry.uris import local_path
+from tracking.uris import local_path
 
 Capsys = pytest.CaptureFixture[str]
 

@@ -27,9 +27,9 @@ import tracking.sklearn
 from tracking import TrackingClient, registry
 from tracking.errors import AlreadyExistsError, InvalidParameterError, NotFoundError
 from tracking.registry import RegistryUnavailableError, get_registry_store
-from tracking.registry.file import FileRegistryStore
-from tracking.registry.sql import SqlRegistryStore
 from tracking.registry.uris import parse_model_uri, resolve_model_uri
+from tracking.stores.file.registry import FileRegistryStore
+from tracking.stores.sql.registry import SqlRegistryStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -632,7 +632,7 @@ def test_registry_store_follows_the_tracking_uri(tmp_path: Path) -> None:
     assert isinstance(sql_store, SqlRegistryStore)
     tracking_store = TrackingClient(f"sqlite:///{tmp_path / 'r.db'}").store
     assert sql_store.database is tracking_store  # its transactions are the tracking store's
-    from tracking.registry.rest import RestRegistryStore
+    from tracking.stores.rest.registry import RestRegistryStore
 
     assert isinstance(get_registry_store("http://x"), RestRegistryStore)
     with pytest.raises(RegistryUnavailableError, match="No model registry for 'ftp://x'"):

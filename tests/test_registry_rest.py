@@ -31,7 +31,7 @@ import tracking.sklearn
 from tracking import TrackingClient
 from tracking.errors import AlreadyExistsError, InvalidParameterError, NotFoundError, TrackingError
 from tracking.registry import get_registry_store
-from tracking.registry.rest import RestRegistryStore
+from tracking.stores.rest.registry import RestRegistryStore
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::FutureWarning"),

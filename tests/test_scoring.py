@@ -32,7 +32,8 @@ import tracking.pyfunc
 import tracking.sklearn
 from tracking import config
 from tracking.cli import main
-from tracking.servers.scoring import create_scoring_app, jsonable
+from tracking.models.scoring_input import jsonable
+from tracking.servers.scoring import create_scoring_app
 
 MODEL = "iris-scoring"
 

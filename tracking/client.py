@@ -302,11 +302,12 @@ class TrackingClient:
         from tracking.errors import AlreadyExistsError, NotFoundError
         from tracking.registry import uris
         from tracking.registry import validation as check
+        from tracking.uris import local_path
 
         check.model_name(name)
         check.tags(tags, "Model version")
         source, run_id = uris.registration_source(model_uri, self)
-        local = uris.local_path(source)
+        local = local_path(source)
         if local is not None and not os.path.isfile(os.path.join(local, "MLmodel")):
             raise NotFoundError(
                 f"Cannot register {model_uri!r}: no MLmodel file at {source} "

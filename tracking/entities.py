@@ -129,3 +129,25 @@ class FileInfo:
     path: str
     is_dir: bool
     file_size: int | None
+
+
+def new_run_info(
+    run_id: str,
+    experiment_id: str,
+    run_name: str,
+    user_id: str,
+    start_time: int,
+    artifact_location: str,
+) -> RunInfo:
+    """A just-created run: RUNNING, artifacts at `<experiment artifact location>/<id>/artifacts`
+    (MLflow's layout; every store follows it, so a run can be planned before it is written)."""
+    return RunInfo(
+        run_id=run_id,
+        experiment_id=experiment_id,
+        run_name=run_name,
+        user_id=user_id,
+        status=RunStatus.RUNNING.name,
+        start_time=start_time,
+        end_time=None,
+        artifact_uri=f"{artifact_location}/{run_id}/artifacts",
+    )

@@ -231,7 +231,7 @@ def _artifact_repository(uri: str, artifacts_destination: str | None) -> Any:
 
 def _delete_artifacts(run: Run, artifacts_destination: str | None) -> tuple[bool, str | None]:
     """Delete a run's artifacts: (go on with its metadata?, warning)."""
-    from tracking.registry.uris import local_path, scheme_of
+    from tracking.uris import local_path
 
     uri = run.info.artifact_uri
     if not uri:
@@ -255,7 +255,7 @@ def _delete_artifacts(run: Run, artifacts_destination: str | None) -> tuple[bool
     except TrackingError as e:
         return False, f"run {run.info.run_id} kept: removing its artifacts at {uri} failed: {e}"
     root = repo.artifact_uri
-    local = local_path(root) if scheme_of(root) in ("", "file") else None
+    local = local_path(root)
     if local is not None:  # <location>/<run_id>/artifacts: drop the then empty <run_id> folder
         parent = os.path.dirname(local.rstrip("/"))
         if os.path.basename(parent) == run.info.run_id:
@@ -409,12 +409,13 @@ def _removed(run: Run, deleted_time: int | None) -> RemovedRun:
 def _remove_empty_location(experiment: Experiment) -> None:
     """Drop a deleted experiment's default local artifact folder (<root>/<experiment id>) if
     nothing is left in it; custom locations may be shared, so they stay."""
-    from tracking.registry.uris import local_path, scheme_of
+    from tracking.uris import local_path
 
-    location = experiment.artifact_location
-    if not location or scheme_of(location) not in ("", "file"):
-        return
-    folder = local_path(location)
-    if folder is not None and os.path.basename(folder.rstrip("/")) == experiment.experiment_id:
+    folder = local_path(experiment.artifact_location or "")
+    if (
+        experiment.artifact_location
+        and folder is not None
+        and os.path.basename(folder.rstrip("/")) == experiment.experiment_id
+    ):
         with contextlib.suppress(OSError):
             os.rmdir(folder)

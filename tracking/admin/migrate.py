@@ -58,6 +58,7 @@ from tracking.errors import (
     UnsupportedSchemaError,
 )
 from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, TrackingStore, batches
+from tracking.uris import uri_scheme
 
 DEFAULT_EXPERIMENT_ID = "0"
 RUN_NAME_TAG = "mlflow.runName"
@@ -136,7 +137,7 @@ def _check_source_exists(uri: str) -> None:
 
 def _open(uri: str, role: str, artifact_root: str | None = None) -> TrackingStore:
     """A private store instance (closed at the end), every failure as one line naming the URI."""
-    scheme = stores.uri_scheme(uri)
+    scheme = uri_scheme(uri)
     if scheme == "sqlite" and stores.sqlite_path(uri) is None:
         raise MigrationError(f"{role.capitalize()} store {uri!r}: in-memory databases do not last")
     try:

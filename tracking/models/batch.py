@@ -45,7 +45,7 @@ def read_input(path: str, fmt: str) -> tuple[Any, dict[str, Any] | None]:
     """(model input, params) read from the file at `path`."""
     import pandas as pd
 
-    from tracking.servers import scoring
+    from tracking.models import scoring_input
 
     if not os.path.isfile(path):
         raise InvalidParameterError(f"Input file {path!r} does not exist")
@@ -56,8 +56,8 @@ def read_input(path: str, fmt: str) -> tuple[Any, dict[str, Any] | None]:
             _parquet_engine()
             return pd.read_parquet(path), None
         with open(path, "rb") as f:
-            return scoring.parse_request(f.read(), scoring.JSON)
-    except scoring.InvalidInput as e:
+            return scoring_input.parse_request(f.read(), scoring_input.JSON)
+    except scoring_input.InvalidInput as e:
         raise InvalidParameterError(f"{path}: {e.message}") from None
     except (ValueError, OSError, UnicodeDecodeError) as e:
         raise InvalidParameterError(f"{path} is not readable as {fmt}: {e}") from None
@@ -80,13 +80,15 @@ def predict_batches(
     progress: bool = True,
 ) -> Any:
     """The model's predictions for `data`, scored `batch_rows` rows at a time."""
-    from tracking.servers import scoring
+    from tracking.models import scoring_input
 
     if batch_rows < 1:
         raise InvalidParameterError(f"The batch size must be at least 1, got {batch_rows}")
     signature = model.signature
-    data = scoring.read_text_numbers(data, signature.inputs if signature is not None else None)
-    data = scoring.align_columns(model, data)
+    data = scoring_input.read_text_numbers(
+        data, signature.inputs if signature is not None else None
+    )
+    data = scoring_input.align_columns(model, data)
     total = _rows(data)
     several = not isinstance(data, dict) and total > batch_rows
     results = []
@@ -166,7 +168,7 @@ def write_output(predictions: Any, path: str | None) -> None:
     """Predictions to `path` (.csv / .parquet: a table; anything else: JSON) or stdout."""
     import pandas as pd
 
-    from tracking.servers.scoring import jsonable
+    from tracking.models.scoring_input import jsonable
 
     ext = os.path.splitext(path)[1].lower() if path else ""
     if _EXTENSIONS.get(ext) in ("csv", "parquet"):

@@ -2,7 +2,7 @@
 
 The registry lives where the tracking data lives (MLflow's default): a file tracking URI keeps
 it under `<root>/models/` in MLflow's FileStore layout, a sqlite:// or postgresql:// URI in
-the same database, an http(s):// URI on that tracking server (tracking.registry.rest).
+the same database, an http(s):// URI on that tracking server (tracking.stores.rest.registry).
 `set_registry_uri` or $MLFLOW_REGISTRY_URI choose another location.
 """
 
@@ -24,6 +24,7 @@ from tracking.registry.entities import (
     ModelVersion,
     RegisteredModel,
 )
+from tracking.uris import local_path, uri_scheme
 
 __all__ = [
     "ALL_STAGES",
@@ -66,15 +67,15 @@ def get_registry_uri(tracking_uri: str | None = None) -> str:
 def _create(uri: str) -> RegistryStore:
     from tracking import stores
 
-    scheme = stores.uri_scheme(uri)
+    scheme = uri_scheme(uri)
     if scheme in ("http", "https"):  # a tracking server's registry, over its REST API
-        from tracking.registry.rest import RestRegistryStore
+        from tracking.stores.rest.registry import RestRegistryStore
 
         return RestRegistryStore(uri)
     if not scheme or scheme == "file":
-        from tracking.registry.file import FileRegistryStore
+        from tracking.stores.file.registry import FileRegistryStore
 
-        return FileRegistryStore(stores.local_path(uri))
+        return FileRegistryStore(local_path(uri) or uri)
     if scheme in stores.STORE_REGISTRY:
         with contextlib.suppress(RegistryUnavailableError):
             return stores.get_store(uri).open_registry()

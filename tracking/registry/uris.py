@@ -14,18 +14,16 @@ model's files (local models are used in place, not copied).
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
 
 from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.registry.entities import ALL_STAGES, ModelVersion, canonical_stage
+from tracking.uris import local_path, uri_scheme
 
 if TYPE_CHECKING:
     from tracking.client import TrackingClient
 
-_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")  # 2+ chars, so "C:/x" is a path
 _MODELS_FORMS = (
     "models:/<name>/<version>, models:/<name>/<stage> (one of "
     f"{', '.join(ALL_STAGES)}), models:/<name>/latest or models:/<name>@<alias>"
@@ -48,17 +46,12 @@ class ModelUri:
     latest: bool = False
 
 
-def scheme_of(uri: str) -> str:
-    match = _SCHEME_RE.match(uri)
-    return match.group(1).lower() if match else ""
-
-
 def parse_model_uri(model_uri: str | os.PathLike[str]) -> ModelUri:
     """Split a model URI into its parts; InvalidParameterError naming the accepted forms."""
     uri = os.fspath(model_uri)
     if not isinstance(uri, str) or not uri:
         raise InvalidParameterError(f"A model URI must be a non-empty string, got {uri!r}")
-    scheme = scheme_of(uri)
+    scheme = uri_scheme(uri)
     if scheme == "runs":
         run_id, _, path = uri[len("runs:") :].lstrip("/").partition("/")
         if not run_id:
@@ -180,16 +173,6 @@ def registration_source(
     if parsed.scheme == "":
         return os.path.abspath(os.path.expanduser(parsed.uri)), None
     return parsed.uri, None
-
-
-def local_path(uri: str) -> str | None:
-    """The local folder of a path or file:// URI; None for remote URIs."""
-    scheme = scheme_of(uri)
-    if scheme == "file":
-        return unquote(urlsplit(uri).path)
-    if scheme == "":
-        return os.path.abspath(os.path.expanduser(uri))
-    return None
 
 
 def no_model_error(uri: str) -> NotFoundError:

@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 from tracking import journal
 from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.stores.base import TrackingStore
+from tracking.uris import local_path, uri_scheme
 
 ARTIFACT_ROOT_ENV = "MLFLOW_ARTIFACT_ROOT"
 
@@ -34,20 +35,6 @@ _stores: dict[tuple[str, str | None], TrackingStore] = {}
 _lock = threading.Lock()
 
 
-def local_path(uri: str) -> str:
-    """Absolute folder of a path or file:// URI."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return os.path.abspath(parsed.path)
-    return os.path.abspath(uri)
-
-
-def uri_scheme(uri: str) -> str:
-    """The URI's scheme in lower case; "" for local paths ("C:\\x" and relative paths too)."""
-    scheme = urlparse(uri).scheme.lower()
-    return "" if len(scheme) <= 1 else scheme
-
-
 def sqlite_path(uri: str) -> str | None:
     """The database file of a sqlite:/// URI; None for an in-memory database."""
     if ":///" not in uri:
@@ -59,12 +46,11 @@ def sqlite_path(uri: str) -> str | None:
 def check_exists(uri: str) -> None:
     """Raise NotFoundError if `uri` names a local store (a folder or a SQLite file) that does
     not exist: commands that only read call it rather than create an empty store."""
-    scheme = uri_scheme(uri)
-    if scheme in ("", "file"):
-        path = local_path(uri)
+    path = local_path(uri)
+    if path is not None:
         if not os.path.isdir(path):
             raise NotFoundError(f"No tracking store at {path}: the folder does not exist")
-    elif scheme == "sqlite":
+    elif uri_scheme(uri) == "sqlite":
         file = sqlite_path(uri)
         if file is not None and not os.path.isfile(file):
             raise NotFoundError(f"SQLite database {file} does not exist")
@@ -72,9 +58,10 @@ def check_exists(uri: str) -> None:
 
 def store_identity(uri: str) -> tuple[Any, ...]:
     """What tells two URIs apart as stores (spelling, relative paths and aliases ignored)."""
+    path = local_path(uri)
+    if path is not None:
+        return ("file", path)
     scheme = uri_scheme(uri)
-    if scheme in ("", "file"):
-        return ("file", local_path(uri))
     if scheme == "sqlite":
         return ("sqlite", sqlite_path(uri) or uri)
     if scheme.startswith("postgres"):
@@ -116,11 +103,10 @@ def open_store(
     """A new store for `uri` (not cached); new experiments' artifacts go under artifact_root.
     Task runs that a stopped process left in its journal for this store are written first.
     `for_reading`: only to be read (TrackingStore.open_for_reading), no journal replayed."""
-    scheme = uri_scheme(uri)
     cls = _store_class(uri)
-    if artifact_root and len(urlparse(artifact_root).scheme) <= 1:  # a local folder
+    if artifact_root and not uri_scheme(artifact_root):  # a local folder
         artifact_root = "file://" + os.path.abspath(artifact_root)
-    target = local_path(uri) if not scheme or scheme == "file" else uri
+    target = local_path(uri) or uri
     if for_reading:
         return cls.open_for_reading(target)  # type: ignore[no-any-return]
     store: TrackingStore = cls(target, artifact_root)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from tracking import search, system_tags
-from tracking.entities import Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag, ViewType
+from tracking.entities import Experiment, Metric, Param, Run, RunInfo, RunTag, ViewType
 from tracking.errors import (
     BAD_REQUEST,
     InvalidParameterError,
@@ -84,28 +84,6 @@ def page_of(items: Sequence[T], limit: int, page_token: str | None) -> PagedList
     start = decode_page_token(page_token)
     end = start + limit
     return PagedList(items[start:end], encode_page_token(end) if end < len(items) else None)
-
-
-def new_run_info(
-    run_id: str,
-    experiment_id: str,
-    run_name: str,
-    user_id: str,
-    start_time: int,
-    artifact_location: str,
-) -> RunInfo:
-    """A just-created run: RUNNING, artifacts at `<experiment artifact location>/<id>/artifacts`
-    (MLflow's layout; every store follows it, so a run can be planned before it is written)."""
-    return RunInfo(
-        run_id=run_id,
-        experiment_id=experiment_id,
-        run_name=run_name,
-        user_id=user_id,
-        status=RunStatus.RUNNING.name,
-        start_time=start_time,
-        end_time=None,
-        artifact_uri=f"{artifact_location}/{run_id}/artifacts",
-    )
 
 
 def batches(

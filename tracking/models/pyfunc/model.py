@@ -30,6 +30,7 @@ from typing import Any
 from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.models import model as model_dir
 from tracking.models.environment import Requirements, installed
+from tracking.uris import local_path
 
 __all__ = ["PythonModel", "PythonModelContext", "load_pyfunc", "log_model", "save_model"]
 
@@ -314,7 +315,7 @@ def _fetch(uri: str, tmp: str) -> str:
             return TrackingClient().download_artifacts(parsed.run_id, parsed.path, tmp)
         except NotFoundError as e:
             raise NotFoundError(f"Artifact {uri} does not exist: {e.message}") from None
-    local = uris.local_path(uri)
+    local = local_path(uri)
     if local is not None:
         if not os.path.exists(local):
             raise NotFoundError(f"Artifact {uri} does not exist")

@@ -35,10 +35,11 @@ from tracking.errors import (
 )
 from tracking.registry.base import RegistryStore
 from tracking.registry.entities import STATUS_READY, ModelVersion, RegisteredModel
-from tracking.registry.uris import ModelUri, parse_model_uri, scheme_of
+from tracking.registry.uris import ModelUri, parse_model_uri
 from tracking.servers.api import rest_api
 from tracking.servers.api.messages import Fields, key_values
 from tracking.servers.api.security import uri_without_traversal
+from tracking.uris import local_path, uri_scheme
 
 if TYPE_CHECKING:
     from tracking.servers.api.app import ServerContext
@@ -288,9 +289,9 @@ def _source_run_root(ctx: ServerContext, source: str, run_id: str | None) -> str
         raise _invalid_source(source, f"run {run_id!r} does not exist") from None
 
 
-def _local_path(uri: str) -> str:
-    path = unquote(urlsplit(uri).path) if scheme_of(uri) == "file" else uri
-    return os.path.realpath(os.path.expanduser(path))
+def _real_path(uri: str) -> str:
+    """The real path of a local `uri` (links resolved)."""
+    return os.path.realpath(local_path(uri) or uri)
 
 
 def _uri_parts(uri: str) -> tuple[str, str, tuple[str, ...]]:
@@ -344,11 +345,11 @@ def checked_source(
         raise _invalid_source(
             source, "it must be an absolute location without '..' components, queries or fragments"
         ) from None
-    scheme = scheme_of(source)
+    scheme = uri_scheme(source)
     if scheme in ("", "file"):
         root = _source_run_root(ctx, source, run_id)
-        if scheme_of(root) in ("", "file"):
-            root_path, path = _local_path(root), _local_path(source)
+        if uri_scheme(root) in ("", "file"):
+            root_path, path = _real_path(root), _real_path(source)
             if os.path.commonpath([root_path, path]) == root_path:
                 return source, run_id
         raise _invalid_source(
@@ -460,7 +461,7 @@ def get_model_version_download_uri(ctx: ServerContext, f: Fields) -> dict[str, A
     store = registry_for(ctx)
     uri = store.get_model_version_download_uri(_name(f), _version(f))
     for _ in range(MAX_SOURCE_HOPS):
-        if scheme_of(uri) != "models":
+        if uri_scheme(uri) != "models":
             return {"artifact_uri": uri}
         version = resolve_version(store, parse_model_uri(uri))
         uri = store.get_model_version_download_uri(version.name, version.version)

@@ -24,6 +24,7 @@ from tracking.entities import (
     RunStatus,
     RunTag,
     ViewType,
+    new_run_info,
 )
 from tracking.errors import (
     AlreadyExistsError,
@@ -32,7 +33,6 @@ from tracking.errors import (
     NotFoundError,
     StorageError,
 )
-from tracking.stores import local_path
 from tracking.stores.base import (
     DURATION_ORDER,
     SEARCH_MAX_RESULTS_DEFAULT,
@@ -41,7 +41,6 @@ from tracking.stores.base import (
     RunStats,
     TrackingStore,
     duration_order,
-    new_run_info,
     paginate,
     run_duration,
     walk_descendants,
@@ -62,6 +61,7 @@ from tracking.stores.file.disk import (
     write_new,
     write_yaml,
 )
+from tracking.uris import local_path
 
 if TYPE_CHECKING:
     from tracking.registry.base import RegistryStore
@@ -721,7 +721,7 @@ class FileStore(TrackingStore):
     @classmethod
     def check_holds_store(cls, uri: str) -> None:
         """A folder with at least one experiment folder (active or in .trash)."""
-        path = local_path(uri)
+        path = local_path(uri) or uri
         if not os.path.isdir(path):
             raise NotFoundError(f"{uri!r} does not exist ({path} is not a folder)")
         folders = [path, os.path.join(path, TRASH)]
@@ -809,7 +809,7 @@ class FileStore(TrackingStore):
 
     def open_registry(self) -> RegistryStore:
         """The registry in MLflow's layout under `<root>/models/`."""
-        from tracking.registry.file import FileRegistryStore
+        from tracking.stores.file.registry import FileRegistryStore
 
         return FileRegistryStore(self.root)
 

@@ -49,6 +49,7 @@ from tracking.entities import (
     RunStatus,
     RunTag,
     ViewType,
+    new_run_info,
 )
 from tracking.errors import (
     AlreadyExistsError,
@@ -57,7 +58,7 @@ from tracking.errors import (
     NotFoundError,
     StorageError,
 )
-from tracking.stores import sqlite_path, uri_scheme
+from tracking.stores import sqlite_path
 from tracking.stores.base import (
     SEARCH_MAX_RESULTS_DEFAULT,
     ExperimentRuns,
@@ -67,13 +68,13 @@ from tracking.stores.base import (
     check_max_results,
     decode_page_token,
     encode_page_token,
-    new_run_info,
     paginate,
 )
 from tracking.stores.sql import hard_delete
 from tracking.stores.sql import schema as schema
 from tracking.stores.sql.experiment_runs import SqlExperimentRuns, count_runs
 from tracking.stores.sql.search import search_source
+from tracking.uris import uri_scheme
 
 if TYPE_CHECKING:
     from tracking.registry.base import RegistryStore
@@ -988,7 +989,7 @@ class SqlStore(TrackingStore):
 
     def open_registry(self) -> RegistryStore:
         """The registry's tables in this database, written in this store's transactions."""
-        from tracking.registry.sql import SqlRegistryStore
+        from tracking.stores.sql.registry import SqlRegistryStore
 
         return SqlRegistryStore(self)
 

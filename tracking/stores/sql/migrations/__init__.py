@@ -53,8 +53,8 @@ def current_revision(engine: Engine) -> str | None:
 
 def full_metadata() -> MetaData:
     """The MetaData holding all of MLflow's tables (the registry's and the unused ones too)."""
-    import tracking.registry.sql_schema  # registers its tables
-    import tracking.stores.sql.mlflow_tables  # noqa: F401
+    import tracking.stores.sql.mlflow_tables
+    import tracking.stores.sql.registry_schema  # noqa: F401 (registers its tables)
     from tracking.stores.sql.schema import metadata
 
     return metadata

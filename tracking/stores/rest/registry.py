@@ -36,9 +36,9 @@ from tracking.registry.entities import (
     RegisteredModel,
     canonical_stage,
 )
-from tracking.registry.uris import scheme_of
 from tracking.stores.base import PagedList
 from tracking.stores.rest.store import API, ARTIFACTS_API, HttpSession
+from tracking.uris import uri_scheme
 
 __all__ = ["RestRegistryStore"]
 
@@ -304,7 +304,7 @@ class RestRegistryStore(RegistryStore):
     def _proxy_url(self, uri: str) -> str:
         """``mlflow-artifacts:[//host]/<path>`` as the URL of that proxy (this server's unless
         the URI names another host); other URIs unchanged. No credentials go in the URL."""
-        if scheme_of(uri) != "mlflow-artifacts":
+        if uri_scheme(uri) != "mlflow-artifacts":
             return uri
         parts = urlsplit(uri)
         base = urlsplit(self._http.base_url)

@@ -16,7 +16,6 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tracking.errors import AlreadyExistsError, InvalidParameterError
-from tracking.registry import sql_schema as t
 from tracking.registry import validation as check
 from tracking.registry.base import RegistryStore, model_not_found, now_ms, version_not_found
 from tracking.registry.entities import (
@@ -30,6 +29,7 @@ from tracking.registry.entities import (
     canonical_stage,
     latest_per_stage,
 )
+from tracking.stores.sql import registry_schema as t
 from tracking.stores.sql.shape import SchemaShape
 
 T = TypeVar("T")
