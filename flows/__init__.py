@@ -198,23 +198,23 @@ def _start(
 
 def _flow_run_tags(flow_obj: Any, flow_run: Any) -> dict[str, str]:
     tags = {
-        "prefect.flow_name": flow_obj.name,
-        "prefect.flow_run_id": str(flow_run.id),
-        "prefect.flow_run_name": flow_run.name,
-        "prefect.tags": json.dumps(sorted(flow_run.tags or [])),
+        system_tags.PREFECT_FLOW_NAME: flow_obj.name,
+        system_tags.PREFECT_FLOW_RUN_ID: str(flow_run.id),
+        system_tags.PREFECT_FLOW_RUN_NAME: flow_run.name,
+        system_tags.PREFECT_TAGS: json.dumps(sorted(flow_run.tags or [])),
     }
     if flow_run.deployment_id is not None:
         tags["prefect.deployment_id"] = str(flow_run.deployment_id)
         name = _deployment_name()
         if name:
-            tags["prefect.deployment_name"] = name
+            tags[system_tags.PREFECT_DEPLOYMENT_NAME] = name
     if flow_run.deployment_id is not None or flow_run.auto_scheduled:
         if flow_run.expected_start_time is not None:
-            tags["prefect.scheduled_start_time"] = flow_run.expected_start_time.isoformat()
+            tags[system_tags.PREFECT_SCHEDULED_START] = flow_run.expected_start_time.isoformat()
         tags["prefect.auto_scheduled"] = str(bool(flow_run.auto_scheduled)).lower()
     ui_url = _ui_url(flow_run)
     if ui_url:
-        tags["prefect.ui_url"] = ui_url
+        tags[system_tags.PREFECT_UI_URL] = ui_url
     return tags
 
 

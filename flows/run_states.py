@@ -11,10 +11,9 @@ import uuid
 import warnings
 from collections.abc import Iterable
 
+from tracking import system_tags
 from tracking.entities import Run, RunStatus
 
-FLOW_RUN_TAG = "prefect.flow_run_id"
-TASK_RUN_TAG = "prefect.task_run_id"
 _FINAL = {
     "COMPLETED": RunStatus.FINISHED.name,
     "FAILED": RunStatus.FAILED.name,
@@ -30,11 +29,16 @@ def prefect_states(runs: list[Run]) -> dict[str, tuple[str, str]]:
 
     if not runs or not get_current_settings().api.url:
         return {}
-    tasks = {r.data.tags[TASK_RUN_TAG]: r.info.run_id for r in runs if TASK_RUN_TAG in r.data.tags}
-    flows = {
-        r.data.tags[FLOW_RUN_TAG]: r.info.run_id
+    tasks = {
+        r.data.tags[system_tags.PREFECT_TASK_RUN_ID]: r.info.run_id
         for r in runs
-        if FLOW_RUN_TAG in r.data.tags and TASK_RUN_TAG not in r.data.tags
+        if system_tags.PREFECT_TASK_RUN_ID in r.data.tags
+    }
+    flows = {
+        r.data.tags[system_tags.PREFECT_FLOW_RUN_ID]: r.info.run_id
+        for r in runs
+        if system_tags.PREFECT_FLOW_RUN_ID in r.data.tags
+        and system_tags.PREFECT_TASK_RUN_ID not in r.data.tags
     }
     found: dict[str, tuple[str, str]] = {}
     try:

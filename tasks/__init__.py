@@ -26,7 +26,7 @@ from prefect.utilities.annotations import NotSet
 from tasks import wrap as _wrap
 from tasks.decorator import CAPTURE_OPTIONS, logged_arguments, split_options
 from tasks.runs import CaptureOptions, TrackedRun, on_error_mode, open_run, report, run_exists
-from tracking import fluent, search
+from tracking import fluent, search, system_tags
 from tracking.entities import RunStatus
 
 if TYPE_CHECKING:
@@ -183,13 +183,13 @@ def _open_task_run(
         report(on_error_mode(options.on_error), label, "opening the tracking store", e)
         return None
     tags = {
-        "prefect.task_name": ctx.task.name,
-        "prefect.task_run_id": str(task_run.id),
-        "prefect.flow_run_id": str(task_run.flow_run_id or ""),
+        system_tags.PREFECT_TASK_NAME: ctx.task.name,
+        system_tags.PREFECT_TASK_RUN_ID: str(task_run.id),
+        system_tags.PREFECT_FLOW_RUN_ID: str(task_run.flow_run_id or ""),
         **(extra or {}),
     }
     if task_run.tags:
-        tags["prefect.tags"] = json.dumps(sorted(task_run.tags))
+        tags[system_tags.PREFECT_TAGS] = json.dumps(sorted(task_run.tags))
     cache_key = _cache_key() if ctx.persist_result else None  # no stored result: no cache hit
     if cache_key:
         tags[CACHE_KEY_TAG] = cache_key

@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 from tasks.capture import metrics_from_result, params_from_arguments
 from tracking import config, fluent, journal, processes, system_tags, write_behind
 from tracking.client import TrackingClient
-from tracking.entities import Metric, Param, Run, RunData, RunStatus, RunTag, new_run_info
+from tracking.entities import Metric, Param, Run, RunData, RunStatus, RunTag, new_run_info, now_ms
 from tracking.errors import (
     AlreadyExistsError,
     InvalidParameterError,
@@ -222,7 +222,7 @@ class TrackedRun:
         if error is not None:
             self.fail(error)
             raise error
-        now = int(time.time() * 1000)
+        now = now_ms()
         metrics = []
         if self.owns_run:
             metrics.append(Metric(DURATION_METRIC, time.time() - self.started, now, 0))
@@ -259,7 +259,7 @@ class TrackedRun:
             RunTag(ERROR_TYPE_TAG, type(error).__name__),
             RunTag(ERROR_MESSAGE_TAG, message[:8000]),
         ]
-        now = int(time.time() * 1000)
+        now = now_ms()
         metric = Metric(DURATION_METRIC, time.time() - self.started, now, 0)
         if self.record is not None:
             self.record.metrics.append(metric)
@@ -278,7 +278,7 @@ class TrackedRun:
         if self.record is not None:
             self._end_record(status)
             return
-        end_time = int(time.time() * 1000)
+        end_time = now_ms()
         self.guard(
             "ending the run",
             lambda: self.client.set_terminated(self.run_id, status.name, end_time),
@@ -290,7 +290,7 @@ class TrackedRun:
         record = self.record
         assert record is not None
         if status is not None:
-            record.status, record.end_time = status.name, int(time.time() * 1000)
+            record.status, record.end_time = status.name, now_ms()
         log = journal.journal_for(self.client.tracking_uri)
         if log is not None:
             try:
@@ -409,7 +409,7 @@ def _planned_run(
         return None
     tags = {**tags, system_tags.RUN_NAME: run_name}
     user = tags.get(system_tags.USER) or system_tags.current_user()
-    start_time = int(time.time() * 1000)
+    start_time = now_ms()
     info = new_run_info(run_id, parent.info.experiment_id, run_name, user, start_time, location)
     return Run(info, RunData(tags=tags))
 

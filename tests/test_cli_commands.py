@@ -283,7 +283,7 @@ def test_gc_older_than(gc_store: str, capsys: Capsys, monkeypatch: pytest.Monkey
     assert "deleted less than 1d ago" in err and "Nothing was removed" in err
 
     later = int(time.time() * 1000) + 2 * 86_400_000  # two days from now
-    monkeypatch.setattr(tracking.admin.gc, "_now_ms", lambda: later)
+    monkeypatch.setattr(tracking.admin.gc, "now_ms", lambda: later)
     out, _ = run_cli(capsys, "gc", "--older-than", "1d12h", "--tracking-uri", gc_store)
     assert "Removed 1 runs" in out and gone in out
     _assert_gone(gc_store, gone, gone_dir)

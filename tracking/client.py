@@ -6,7 +6,6 @@ import contextlib
 import io
 import json
 import os
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from tracking.entities import (
     RunStatus,
     RunTag,
     ViewType,
+    now_ms,
 )
 from tracking.errors import InvalidParameterError
 from tracking.stores import get_store
@@ -29,10 +29,6 @@ from tracking.stores.base import SEARCH_MAX_RESULTS_DEFAULT, PagedList, Tracking
 if TYPE_CHECKING:
     from tracking.artifacts import ArtifactRepository
     from tracking.registry import ModelVersion, RegisteredModel, RegistryStore
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class TrackingClient:
@@ -116,7 +112,7 @@ class TrackingClient:
         return self.store.create_run(
             experiment_id=str(experiment_id),
             user_id=all_tags.get(system_tags.USER, system_tags.current_user()),
-            start_time=start_time if start_time is not None else _now_ms(),
+            start_time=start_time if start_time is not None else now_ms(),
             tags=[RunTag(k, v) for k, v in all_tags.items()],
             run_name=name,
             run_id=run_id,
@@ -132,7 +128,7 @@ class TrackingClient:
     def update_run(
         self, run_id: str, status: str | None = None, name: str | None = None
     ) -> RunInfo:
-        end_time = _now_ms() if status and RunStatus.is_terminated(status) else None
+        end_time = now_ms() if status and RunStatus.is_terminated(status) else None
         return self.store.update_run_info(run_id, status, end_time, name)
 
     def set_terminated(
@@ -141,7 +137,7 @@ class TrackingClient:
         """End a run with FINISHED (default), FAILED or KILLED."""
         RunStatus.parse(status)
         return self.store.update_run_info(
-            run_id, status, end_time if end_time is not None else _now_ms()
+            run_id, status, end_time if end_time is not None else now_ms()
         )
 
     def delete_run(self, run_id: str) -> None:
@@ -178,7 +174,7 @@ class TrackingClient:
         timestamp: int | None = None,
         step: int | None = None,
     ) -> None:
-        ts = timestamp if timestamp is not None else _now_ms()
+        ts = timestamp if timestamp is not None else now_ms()
         self.store.log_metric(run_id, Metric(key, value, ts, step or 0))
 
     def log_param(self, run_id: str, key: str, value: Any) -> Any:

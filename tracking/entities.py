@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from enum import IntEnum
+
+
+def now_ms() -> int:
+    """The current time in milliseconds since the epoch (MLflow's timestamps)."""
+    return int(time.time() * 1000)
 
 
 class RunStatus(IntEnum):

@@ -12,7 +12,6 @@ import contextlib
 import contextvars
 import os
 import threading
-import time
 import warnings
 from collections.abc import Iterator, Sequence
 from types import TracebackType
@@ -29,6 +28,7 @@ from tracking.entities import (
     RunStatus,
     RunTag,
     ViewType,
+    now_ms,
 )
 from tracking.errors import InvalidParameterError, InvalidStateError, TrackingError
 from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, PagedList
@@ -99,10 +99,6 @@ def use_run(run: Run) -> Iterator[ActiveRun]:
             _active_runs.reset(token)
         except ValueError:  # resumed in another context (generators): drop it by identity
             _active_runs.set(tuple(r for r in _active_runs.get() if r is not active))
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 # --- experiments -----------------------------------------------------------------------------
@@ -409,7 +405,7 @@ def log_metric(
     run_id: str | None = None,
 ) -> None:
     """Append a value to a metric's history (timestamp in ms, step defaults to 0)."""
-    ts = _now_ms() if timestamp is None else timestamp
+    ts = now_ms() if timestamp is None else timestamp
     current_client().store.log_metric(run_id or _run_id(), Metric(key, value, ts, step or 0))
 
 
@@ -419,7 +415,7 @@ def log_metrics(
     timestamp: int | None = None,
     run_id: str | None = None,
 ) -> None:
-    ts = _now_ms() if timestamp is None else timestamp
+    ts = now_ms() if timestamp is None else timestamp
     batch = [Metric(k, v, ts, step or 0) for k, v in metrics.items()]
     current_client().log_batch(run_id or _run_id(), metrics=batch)
 

@@ -16,6 +16,18 @@ SOURCE_TYPE = "mlflow.source.type"
 GIT_COMMIT = "mlflow.source.git.commit"
 NOTE = "mlflow.note.content"
 
+# What the Prefect decorators record on flow runs and task runs (tracking reads them to link
+# runs to Prefect: the UI, `runs reconcile`, `runs reproduce`).
+PREFECT_FLOW_NAME = "prefect.flow_name"
+PREFECT_FLOW_RUN_ID = "prefect.flow_run_id"
+PREFECT_FLOW_RUN_NAME = "prefect.flow_run_name"
+PREFECT_TASK_NAME = "prefect.task_name"
+PREFECT_TASK_RUN_ID = "prefect.task_run_id"
+PREFECT_TAGS = "prefect.tags"
+PREFECT_DEPLOYMENT_NAME = "prefect.deployment_name"
+PREFECT_SCHEDULED_START = "prefect.scheduled_start_time"
+PREFECT_UI_URL = "prefect.ui_url"
+
 _ADJECTIVES = (
     "able amazing bald bemused bold brave bright calm capable carefree casual clean clever "
     "colorful crawling dapper debonair delicate enchanting fearless funny gaudy gentle "

@@ -21,20 +21,20 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from tracking.entities import Experiment, LifecycleStage, Run, ViewType
+from tracking.entities import Experiment, LifecycleStage, Run, ViewType, now_ms
 from tracking.errors import (
     InvalidParameterError,
     InvalidStateError,
     NotFoundError,
     TrackingError,
 )
+from tracking.progress import progress_bar
 from tracking.stores import get_store
 from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, TrackingStore, all_pages, all_runs
 
@@ -48,10 +48,6 @@ _DURATION_HELP = "#d#h#m#s, e.g. 30d, 12h, 1d12h, 90m, 1.5d"
 
 class GcError(TrackingError):
     """gc cannot run against this store (e.g. a REST tracking server)."""
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def parse_older_than(text: str) -> int:
@@ -279,48 +275,6 @@ def _model_versions_by_run(tracking_uri: str) -> dict[str, list[str]]:
         return {}
 
 
-# --- progress --------------------------------------------------------------------------------
-class _Progress:
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.progress: Any = None
-        if enabled and total:
-            from rich.console import Console
-
-            console = Console(stderr=True)
-            if not console.is_terminal:  # a log or a pipe: no bar, no stray blank line
-                return
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self.progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            )
-            self.task = self.progress.add_task("gc", total=total)
-
-    def __enter__(self) -> _Progress:
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def step(self, description: str) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, advance=1, description=description)
-
-
 # --- gc --------------------------------------------------------------------------------------
 def gc(
     tracking_uri: str | None = None,
@@ -343,7 +297,7 @@ def gc(
     uri = tracking_uri or config.get_tracking_uri()
     store = store or get_store(uri)
     _check_can_hard_delete(store, uri)
-    threshold = _now_ms() - parse_older_than(older_than) if older_than else None
+    threshold = now_ms() - parse_older_than(older_than) if older_than else None
     plan = _plan(store, threshold, older_than, _split_ids(run_ids), _split_ids(experiment_ids))
     report = GcReport(tracking_uri=uri, dry_run=dry_run)
     registered = _model_versions_by_run(uri) if plan.runs else {}
@@ -359,9 +313,10 @@ def gc(
         report.experiments = list(plan.experiments)
         return report
 
-    with _Progress(len(plan.runs) + len(plan.experiments), progress) as bar:
+    total = len(plan.runs) + len(plan.experiments)
+    with progress_bar("gc", total, enabled=progress, unit="items") as bar:
         for run, deleted_time in plan.runs:
-            bar.step(f"run {run.info.run_id[:8]}")
+            bar.update(1, description=f"run {run.info.run_id[:8]}")
             try:
                 current = store.get_run(run.info.run_id)
             except NotFoundError:
@@ -384,7 +339,7 @@ def gc(
                 report.skipped_runs.append(run.info.run_id)
                 report.warnings.append(f"run {run.info.run_id} was restored meanwhile: kept")
         for experiment in plan.experiments:
-            bar.step(f"experiment {experiment.experiment_id}")
+            bar.update(1, description=f"experiment {experiment.experiment_id}")
             experiment_id = experiment.experiment_id
             left = store.run_stats([experiment_id], ViewType.ALL)[experiment_id].runs
             if left:

@@ -37,7 +37,6 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from tracking import stores
 from tracking.config import redact_uri
@@ -50,6 +49,7 @@ from tracking.entities import (
     RunStatus,
     RunTag,
     ViewType,
+    now_ms,
 )
 from tracking.errors import (
     AlreadyExistsError,
@@ -57,6 +57,7 @@ from tracking.errors import (
     TrackingError,
     UnsupportedSchemaError,
 )
+from tracking.progress import Bar, progress_bar
 from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, TrackingStore, batches
 from tracking.uris import uri_scheme
 
@@ -97,6 +98,13 @@ class MigrationReport:
     @property
     def runs_total(self) -> int:
         return self.runs_copied + self.runs_skipped + self.runs_topped_up
+
+    def progress_counts(self) -> str:
+        """The counts shown next to the progress bar."""
+        return (
+            f"copied {self.runs_copied} · skipped {self.runs_skipped} · topped up "
+            f"{self.runs_topped_up} · {self.metric_points_copied} points"
+        )
 
     def summary_rows(self) -> list[tuple[str, str]]:
         """(what, count) rows for the CLI's summary table."""
@@ -200,10 +208,6 @@ def _point(metric: Metric) -> tuple[int, int, float | str]:
     return (metric.step, metric.timestamp, "nan" if math.isnan(value) else value)
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class _Migration:
     def __init__(self, source: TrackingStore, target: TrackingStore, report: MigrationReport):
         self.source = source
@@ -252,9 +256,10 @@ class _Migration:
     def run(self, progress: bool) -> None:
         plan = [(e, self._runs(e.experiment_id)) for e in self._experiments()]
         total = sum(len(runs) for _, runs in plan)
-        with _Progress(total, progress, self.report) as bar:
+        bar_options = {"unit": "runs", "extra": "{task.fields[counts]}", "counts": ""}
+        with progress_bar("migrating", total, enabled=progress, **bar_options) as bar:
             for experiment, runs in plan:
-                bar.describe(experiment.name)
+                bar.update(description=experiment.name)
                 self._experiment(experiment, runs, bar)
 
     # --- experiments --------------------------------------------------------------------------
@@ -286,7 +291,7 @@ class _Migration:
                 )
         return self.target.get_experiment(found.experiment_id), False
 
-    def _experiment(self, src: Experiment, runs: list[Run], bar: _Progress) -> None:
+    def _experiment(self, src: Experiment, runs: list[Run], bar: Bar) -> None:
         dst, created = self._target_experiment(src)
         self.report.experiment_ids[src.experiment_id] = dst.experiment_id
         is_default = dst.experiment_id == DEFAULT_EXPERIMENT_ID
@@ -325,12 +330,12 @@ class _Migration:
                     "Rerun the migration to resume (runs already copied are skipped)"
                 ) from e
             if deleted:
-                last_delete = _now_ms()
-            bar.advance()
+                last_delete = now_ms()
+            bar.update(1, counts=self.report.progress_counts())
 
         if want_deleted and not target_deleted:
             if last_delete is not None:  # keep one-by-one deletions apart from the cascade's
-                while _now_ms() <= last_delete:
+                while now_ms() <= last_delete:
                     time.sleep(0.001)
             self.target.delete_experiment(dst.experiment_id)
 
@@ -455,60 +460,3 @@ class _Migration:
             self.report.metric_points_copied += len(chunk_m)
             self.report.params_copied += len(chunk_p)
             self.report.tags_copied += len(chunk_t)
-
-
-class _Progress:
-    """A rich progress bar over runs (or nothing, with progress=False)."""
-
-    def __init__(self, total: int, enabled: bool, report: MigrationReport) -> None:
-        self.total = total
-        self.report = report
-        self.progress: Any = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("runs"),
-                TextColumn("{task.fields[counts]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-            )
-            self.task = self.progress.add_task("migrating", total=total, counts="")
-
-    def __enter__(self) -> _Progress:
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self._update()
-            self.progress.stop()
-
-    def describe(self, experiment_name: str) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, description=experiment_name)
-
-    def _update(self, advance: int = 0) -> None:
-        r = self.report
-        counts = (
-            f"copied {r.runs_copied} · skipped {r.runs_skipped} · topped up {r.runs_topped_up}"
-            f" · {r.metric_points_copied} points"
-        )
-        self.progress.update(self.task, advance=advance, counts=counts)
-
-    def advance(self) -> None:
-        if self.progress is not None:
-            self._update(1)

@@ -8,6 +8,7 @@ from typing import Any
 
 import tracking
 from tracking.cli.common import client_for, command, format_size, report
+from tracking.progress import progress_bar
 
 #: Downloads at least this big (bytes) or with this many files show a progress bar.
 PROGRESS_MIN_BYTES = 32 * 1024 * 1024
@@ -76,15 +77,21 @@ def _download(
         show = not args.no_progress and (
             total >= PROGRESS_MIN_BYTES or len(files) >= PROGRESS_MIN_FILES
         )
-        with _DownloadProgress(len(files), total, show) as bar, ThreadPoolExecutor(8) as pool:
+        counter = {"extra": "{task.fields[done]}/{task.fields[files]} files", "files": len(files)}
+        with (
+            progress_bar(
+                "downloading", total or None, enabled=show, transfer=True, done=0, **counter
+            ) as bar,
+            ThreadPoolExecutor(8) as pool,
+        ):
             jobs = [
                 pool.submit(client.download_artifacts, args.run_id, info.path, dst)
                 for info in files
             ]
             try:
-                for info, job in zip(files, jobs, strict=True):
+                for done, (info, job) in enumerate(zip(files, jobs, strict=True), 1):
                     job.result()
-                    bar.advance(info)
+                    bar.update(info.file_size or 0, done=done)
             except BaseException:  # a failed file or Ctrl+C: do not start the others
                 for job in jobs:
                     job.cancel()
@@ -97,53 +104,6 @@ def _download(
         [["files", str(count)], ["size", format_size(size)], ["to", local]],
     )
     return 0
-
-
-class _DownloadProgress:
-    """A rich progress bar over bytes (files as they complete), or nothing."""
-
-    def __init__(self, files: int, total: int, enabled: bool) -> None:
-        self.progress: Any = None
-        if enabled:
-            from rich.console import Console
-
-            console = Console(stderr=True)
-            if not console.is_terminal:  # a log or a pipe: no bar, no stray blank line
-                return
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self.progress = Progress(
-                TextColumn("[bold]downloading"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[done]}/{task.fields[files]} files"),
-                console=console,
-                transient=True,
-            )
-            self.task = self.progress.add_task("download", total=total or None, done=0, files=files)
-
-    def __enter__(self) -> _DownloadProgress:
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def advance(self, info: Any) -> None:
-        if self.progress is not None:
-            done = self.progress.tasks[0].fields["done"] + 1
-            self.progress.update(self.task, advance=info.file_size or 0, done=done)
 
 
 def register(commands: Any) -> None:

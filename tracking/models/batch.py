@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tracking.errors import InvalidParameterError, TrackingError
+from tracking.progress import progress_bar
 
 __all__ = ["FORMATS", "input_format", "predict_batches", "read_input", "write_output"]
 
@@ -122,32 +123,10 @@ def _batches(data: Any, total: int, size: int) -> Iterator[tuple[int, Any]]:
 def _with_progress(
     batches: Iterator[tuple[int, Any]], total: int, enabled: bool
 ) -> Iterator[tuple[int, Any]]:
-    if not enabled:
-        yield from batches
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("[bold]scoring"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("rows"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    ) as bar:
-        task = bar.add_task("scoring", total=total)
+    with progress_bar("scoring", total, enabled=enabled, unit="rows") as bar:
         for start, chunk in batches:
             yield start, chunk
-            bar.update(task, advance=_rows(chunk))
+            bar.update(_rows(chunk))
 
 
 def _concat(results: list[Any]) -> Any:

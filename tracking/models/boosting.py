@@ -20,14 +20,13 @@ import contextvars
 import copy
 import functools
 import inspect
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from tracking import fluent
-from tracking.entities import Metric
+from tracking.entities import Metric, now_ms
 from tracking.models import autologging as common
 from tracking.models.autologging import AutologConfig
 
@@ -59,7 +58,7 @@ class MetricRecorder:
     def record(self, iteration: int, values: dict[str, float]) -> None:
         values = {k.replace("@", "_at_"): float(v) for k, v in values.items()}
         self.history.append(values)
-        now = int(time.time() * 1000)
+        now = now_ms()
         self.pending += [Metric(k, v, now, iteration) for k, v in values.items()]
         if len(self.pending) >= METRIC_BATCH:
             self.flush()
@@ -78,7 +77,7 @@ class MetricRecorder:
         if best_iteration < 0 or best_iteration >= len(self.history):
             return
         step = len(self.history)
-        now = int(time.time() * 1000)
+        now = now_ms()
         metrics = [
             Metric("stopped_iteration", step, now, 0),
             Metric("best_iteration", best_iteration, now, 0),

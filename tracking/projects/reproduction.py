@@ -21,8 +21,6 @@ from tracking.projects.environments import EnvSpec
 from tracking.projects.errors import ExecutionError
 
 TIMING_METRICS = ("trackflow.duration_seconds",)  # shown, never checked
-TASK_NAME_TAG = "prefect.task_name"
-FLOW_RUN_ID_TAG = "prefect.flow_run_id"
 
 
 @dataclass(frozen=True)
@@ -254,15 +252,15 @@ def _rows(scope: str, old: dict[str, float], new: dict[str, float]) -> list[Metr
 
 def _task_runs(run: Run) -> dict[str, list[Run]]:
     """A flow run's task runs (at any depth) by task name, in start order."""
-    flow_run_id = run.data.tags.get(FLOW_RUN_ID_TAG)
-    if not flow_run_id or TASK_NAME_TAG in run.data.tags:
+    flow_run_id = run.data.tags.get(system_tags.PREFECT_FLOW_RUN_ID)
+    if not flow_run_id or system_tags.PREFECT_TASK_NAME in run.data.tags:
         return {}
     found: list[Run] = fluent.search_runs(
-        [run.info.experiment_id], f"tags.`{FLOW_RUN_ID_TAG}` = '{flow_run_id}'"
+        [run.info.experiment_id], f"tags.`{system_tags.PREFECT_FLOW_RUN_ID}` = '{flow_run_id}'"
     )
     tasks: dict[str, list[Run]] = {}
     for task in sorted(found, key=lambda r: (r.info.start_time or 0, r.info.run_id)):
-        name = task.data.tags.get(TASK_NAME_TAG)
+        name = task.data.tags.get(system_tags.PREFECT_TASK_NAME)
         if name and task.info.run_id != run.info.run_id:
             tasks.setdefault(name, []).append(task)
     return tasks

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -15,10 +14,6 @@ from tracking.registry.entities import (
     latest_per_stage,
 )
 from tracking.stores.base import PagedList, page_of
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def model_not_found(name: str) -> NotFoundError:

@@ -58,13 +58,12 @@ import copy
 import functools
 import inspect
 import math
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tracking import fluent
-from tracking.entities import Metric
+from tracking.entities import Metric, now_ms
 from tracking.models import autologging as common
 from tracking.models.autologging import FIT_COUNT_TAG, AutologConfig, AutologWarning
 
@@ -421,7 +420,7 @@ def _log_fit(
     metrics = _training_metrics(estimator, data, config) if data is not None else {}
     metrics.update(_search_metrics(estimator))
     if metrics:
-        now = int(time.time() * 1000)
+        now = now_ms()
         batch = [Metric(k, v, now, index) for k, v in metrics.items()]
         client.log_batch(run_id, metrics=batch)
     if config.log_models:

@@ -7,12 +7,11 @@ stores block); `ROUTES` lists them with the HTTP methods MLflow's client uses, f
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tracking import system_tags, validation
-from tracking.entities import Metric, Param, Run, RunTag
+from tracking.entities import Metric, Param, Run, RunTag, now_ms
 from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.servers.api import messages
 from tracking.servers.api.artifacts_proxy import is_proxied
@@ -39,10 +38,6 @@ def route(path: str, *methods: str, quick: bool = False) -> Callable[[Handler], 
         return handler
 
     return register
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 # --- experiments ------------------------------------------------------------------------------
@@ -148,7 +143,7 @@ def create_run(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     run = ctx.store.create_run(
         experiment_id=f.string("experiment_id") or "0",
         user_id=f.string("user_id", default=""),
-        start_time=f.integer("start_time", default=None) or _now_ms(),
+        start_time=f.integer("start_time", default=None) or now_ms(),
         tags=tags,
         run_name=run_name,
         run_id=f.string("run_id") or None,  # Trackflow extension: Prefect-chosen run ids

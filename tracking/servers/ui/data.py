@@ -28,11 +28,6 @@ from tracking.stores.base import (
 
 PARENT_TAG = system_tags.PARENT_RUN_ID
 NOTE_TAG = system_tags.NOTE
-UI_URL_TAG = "prefect.ui_url"
-TASK_RUN_ID_TAG = "prefect.task_run_id"
-FLOW_RUN_ID_TAG = "prefect.flow_run_id"
-SCHEDULED_TAG = "prefect.scheduled_start_time"
-DEPLOYMENT_TAG = "prefect.deployment_name"
 
 #: Tag namespaces written by the tracker itself: hidden from the runs table's default columns.
 SYSTEM_TAG_PREFIXES = ("mlflow.", "prefect.", "trackflow.")
@@ -454,9 +449,9 @@ def run_links(client: TrackingClient, run: Run) -> RunLinks:
 def prefect_link(client: TrackingClient, run: Run) -> tuple[str | None, str | None]:
     """The Prefect UI page of the flow or task run this run tracks, when there is one."""
     tags = run.data.tags
-    task_run_id = tags.get(TASK_RUN_ID_TAG)
+    task_run_id = tags.get(system_tags.PREFECT_TASK_RUN_ID)
     if not task_run_id:
-        url = safe_http_url(tags.get(UI_URL_TAG))
+        url = safe_http_url(tags.get(system_tags.PREFECT_UI_URL))
         return (url, "flow run") if url else (None, None)
     base = _prefect_ui_base(client, run)
     if base is None:
@@ -468,7 +463,7 @@ def _prefect_ui_base(client: TrackingClient, run: Run) -> str | None:
     """The Prefect UI root, from the ui_url of the flow run (or of an ancestor run)."""
     seen: set[str] = set()
     current: Run | None = run
-    flow_run_id = run.data.tags.get(FLOW_RUN_ID_TAG, "").replace("-", "")
+    flow_run_id = run.data.tags.get(system_tags.PREFECT_FLOW_RUN_ID, "").replace("-", "")
     candidates: list[str] = [flow_run_id] if flow_run_id else []
     while True:
         for candidate in candidates:
@@ -479,7 +474,7 @@ def _prefect_ui_base(client: TrackingClient, run: Run) -> str | None:
                 found = client.get_run(candidate)
             except (NotFoundError, InvalidParameterError):
                 continue
-            url = safe_http_url(found.data.tags.get(UI_URL_TAG))
+            url = safe_http_url(found.data.tags.get(system_tags.PREFECT_UI_URL))
             if url and "/runs/flow-run/" in url:
                 return url.split("/runs/flow-run/", 1)[0]
         parent = current.data.tags.get(PARENT_TAG) if current is not None else None
@@ -572,13 +567,17 @@ def scheduled_series(
 ) -> SeriesData:
     """The experiment's scheduled (or deployment) flow runs, oldest first, with `metric`."""
     found: dict[str, Run] = {}
-    for marker in (SCHEDULED_TAG, DEPLOYMENT_TAG):
+    for marker in (system_tags.PREFECT_SCHEDULED_START, system_tags.PREFECT_DEPLOYMENT_NAME):
         for run in all_runs(store, [experiment_id], f"tags.{quote_key(marker)} IS NOT NULL"):
             found.setdefault(run.info.run_id, run)
     runs = list(found.values())
-    deployments = sorted({r.data.tags.get(DEPLOYMENT_TAG, "") for r in runs} - {""})
+    deployments = sorted(
+        {r.data.tags.get(system_tags.PREFECT_DEPLOYMENT_NAME, "") for r in runs} - {""}
+    )
     if deployment:
-        runs = [r for r in runs if r.data.tags.get(DEPLOYMENT_TAG) == deployment]
+        runs = [
+            r for r in runs if r.data.tags.get(system_tags.PREFECT_DEPLOYMENT_NAME) == deployment
+        ]
     runs.sort(key=lambda r: (_scheduled_ms(r) or 0, r.info.run_id))
     metric_keys = sorted({k for r in runs for k in r.data.metrics})
     points = []
@@ -593,7 +592,7 @@ def scheduled_series(
                     "value": value,
                     "run_id": run.info.run_id,
                     "name": run.info.run_name,
-                    "deployment": run.data.tags.get(DEPLOYMENT_TAG, ""),
+                    "deployment": run.data.tags.get(system_tags.PREFECT_DEPLOYMENT_NAME, ""),
                     "status": run.info.status,
                 }
             )
@@ -601,7 +600,7 @@ def scheduled_series(
 
 
 def _scheduled_ms(run: Run) -> int | None:
-    text = run.data.tags.get(SCHEDULED_TAG)
+    text = run.data.tags.get(system_tags.PREFECT_SCHEDULED_START)
     if text:
         try:
             moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -20,12 +20,12 @@ import shutil
 import uuid
 from typing import Any
 
+from tracking.entities import now_ms
 from tracking.errors import AlreadyExistsError, InvalidParameterError, NotFoundError
 from tracking.registry import validation as check
 from tracking.registry.base import (
     RegistryStore,
     model_not_found,
-    now_ms,
     version_not_found,
 )
 from tracking.registry.entities import (

@@ -7,7 +7,6 @@ import math
 import os
 import random
 import shutil
-import time
 import uuid
 from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple
@@ -25,6 +24,7 @@ from tracking.entities import (
     RunTag,
     ViewType,
     new_run_info,
+    now_ms,
 )
 from tracking.errors import (
     AlreadyExistsError,
@@ -71,10 +71,6 @@ DEFAULT_EXPERIMENT_ID = "0"
 RESERVED_EXPERIMENT_FOLDERS = frozenset({"tags", "datasets", "traces", "models"})
 RESERVED_ROOT_FOLDERS = frozenset({TRASH, "models"})
 LOCK_FILE = ".trackflow.lock"
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _new_experiment_id() -> str:
@@ -204,7 +200,7 @@ class FileStore(TrackingStore):
         os.makedirs(os.path.join(path, "tags"), exist_ok=True)
         for key, value in tags.items():
             self._write_tag_file(os.path.join(path, "tags"), key, value)
-        now = _now_ms()
+        now = now_ms()
         write_yaml(
             self._meta_path(path),
             {
@@ -282,7 +278,7 @@ class FileStore(TrackingStore):
 
     def _update_experiment_meta(self, path: str, now: int | None = None, **changes: object) -> None:
         meta = dict(self._read_meta(path))
-        meta.update(changes, last_update_time=now or _now_ms())
+        meta.update(changes, last_update_time=now or now_ms())
         self._write_meta(path, meta)
 
     def delete_experiment(self, experiment_id: str) -> None:
@@ -292,7 +288,7 @@ class FileStore(TrackingStore):
         path = self._experiment_dir(experiment_id)
         if os.path.dirname(path) == self._trash:
             raise InvalidStateError(f"Experiment {experiment_id!r} is already deleted")
-        now = _now_ms()
+        now = now_ms()
         for run_dir in self._run_dirs(path):
             self._set_run_lifecycle(run_dir, LifecycleStage.DELETED, now, only_active=True)
         self._update_experiment_meta(path, now, lifecycle_stage=LifecycleStage.DELETED)
@@ -552,7 +548,7 @@ class FileStore(TrackingStore):
         self._write_meta(run_dir, self._meta_dict(info, deleted_time))
 
     def delete_run(self, run_id: str) -> None:
-        self._set_run_lifecycle(self._run_dir(run_id), LifecycleStage.DELETED, _now_ms())
+        self._set_run_lifecycle(self._run_dir(run_id), LifecycleStage.DELETED, now_ms())
 
     def restore_run(self, run_id: str) -> None:
         self._set_run_lifecycle(self._run_dir(run_id), LifecycleStage.ACTIVE, None)

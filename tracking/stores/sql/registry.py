@@ -15,9 +15,10 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from tracking.entities import now_ms
 from tracking.errors import AlreadyExistsError, InvalidParameterError
 from tracking.registry import validation as check
-from tracking.registry.base import RegistryStore, model_not_found, now_ms, version_not_found
+from tracking.registry.base import RegistryStore, model_not_found, version_not_found
 from tracking.registry.entities import (
     ACTIVE_STAGES,
     STAGE_ARCHIVED,

@@ -50,6 +50,7 @@ from tracking.entities import (
     RunTag,
     ViewType,
     new_run_info,
+    now_ms,
 )
 from tracking.errors import (
     AlreadyExistsError,
@@ -82,10 +83,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Cursor = Any  # a DB-API cursor of the driver (sqlite3 or psycopg)
 DEFAULT_EXPERIMENT_ID = "0"
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _refused_value(error: DataError) -> InvalidParameterError:
@@ -297,7 +294,7 @@ class SqlStore(TrackingStore):
         tags: dict[str, str],
         experiment_id: int | None = None,
     ) -> str:
-        now = _now_ms()
+        now = now_ms()
         values: dict[str, Any] = {
             "name": name,
             "artifact_location": artifact_location or "",
@@ -422,7 +419,7 @@ class SqlStore(TrackingStore):
     def _set_experiment_stage(self, experiment_id: str, stage: str) -> None:
         key = self._experiment_key(str(experiment_id))
         e, r = schema.experiments, schema.runs
-        now = _now_ms()
+        now = now_ms()
         current = self.get_experiment(experiment_id)
         if current.lifecycle_stage == stage:
             raise InvalidStateError(f"Experiment {experiment_id!r} is already {stage}")
@@ -468,7 +465,7 @@ class SqlStore(TrackingStore):
                 lambda conn: conn.execute(
                     update(e)
                     .where(e.c.experiment_id == int(experiment.experiment_id))
-                    .values(name=new_name, last_update_time=_now_ms())
+                    .values(name=new_name, last_update_time=now_ms())
                 )
             )
         except IntegrityError:
@@ -689,7 +686,7 @@ class SqlStore(TrackingStore):
             raise NotFoundError(f"Run {run_id!r} not found")
 
     def delete_run(self, run_id: str) -> None:
-        self._set_run_stage(run_id, LifecycleStage.DELETED, _now_ms())
+        self._set_run_stage(run_id, LifecycleStage.DELETED, now_ms())
 
     def restore_run(self, run_id: str) -> None:
         self._set_run_stage(run_id, LifecycleStage.ACTIVE, None)
