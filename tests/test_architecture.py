@@ -25,25 +25,25 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-def _runtime_imports(node: ast.AST, *, deferred: bool) -> Iterator[ast.Import | ast.ImportFrom]:
-    """The import statements that run: not those under `if TYPE_CHECKING:`, and those inside
-    functions (run when called, not at import) only when `deferred`."""
+def _runtime_imports(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The import statements that can run: all but those under `if TYPE_CHECKING:` (imports
+    inside functions count: they run at the first call)."""
     for child in ast.iter_child_nodes(node):
         if isinstance(child, (ast.Import, ast.ImportFrom)):
             yield child
         elif isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
             for stmt in child.orelse:
-                yield from _runtime_imports(stmt, deferred=deferred)
-        elif deferred or not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            yield from _runtime_imports(child, deferred=deferred)
+                yield from _runtime_imports(stmt)
+        else:
+            yield from _runtime_imports(child)
 
 
-def _imported(module: str, *, deferred: bool = True) -> set[str]:
+def _imported(module: str) -> set[str]:
     """Names of everything `module` imports, modules of ours resolved to their file."""
     path = MODULES[module]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names: set[str] = set()
-    for node in _runtime_imports(ast.parse(path.read_text()), deferred=deferred):
+    for node in _runtime_imports(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
             continue
@@ -62,10 +62,9 @@ def _ours(name: str) -> str | None:
     return name or None
 
 
-#: Who imports whom when a module is imported (imports inside functions wait for a call).
+#: Which of our modules each module imports (`from package import module` counts as the module).
 GRAPH = {
-    module: {m for m in map(_ours, _imported(module, deferred=False)) if m and m != module}
-    for module in MODULES
+    module: {m for m in map(_ours, _imported(module)) if m and m != module} for module in MODULES
 }
 IMPORTS = {module: _imported(module) for module in MODULES}
 
@@ -169,3 +168,11 @@ def test_no_import_cycles() -> None:
         if module not in index:
             visit(module)
     assert cycles == [], "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_graph_sees_imports_as_python_runs_them() -> None:
+    """The checks above read real edges: module-level and deferred imports count, imports
+    for type checkers only do not."""
+    assert "tracking.client" in GRAPH["tracking.fluent"]  # at module level
+    assert "tracking.registry.uris" in GRAPH["tracking.client"]  # inside a method
+    assert "tracking.client" not in GRAPH["tracking.registry.uris"]  # under TYPE_CHECKING

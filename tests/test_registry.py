@@ -412,7 +412,7 @@ def test_model_uris_load_real_models(
         "models:/iris@champion": linear,
         "models:/iris@challenger": tree,
         "models:/iris@latest": tree,
-        resolve_model_uri("models:/iris@champion"): linear,
+        resolve_model_uri("models:/iris@champion", TrackingClient()): linear,
     }
     for uri, model in expected.items():
         pyfunc_model = tracking.pyfunc.load_model(uri)
@@ -425,9 +425,9 @@ def test_model_uris_load_real_models(
         assert loaded.get_params() == model.get_params(), uri
 
     source = client.get_model_version("iris", 2).source
-    assert resolve_model_uri("models:/iris/Staging") == source
+    assert resolve_model_uri("models:/iris/Staging", TrackingClient()) == source
     assert source.endswith("/artifacts/tree")
-    assert resolve_model_uri(tree_uri) == source
+    assert resolve_model_uri(tree_uri, TrackingClient()) == source
 
     # A registered version's source can itself be registered again (models:/ -> same files).
     again = client.register_model("models:/iris@champion", "iris-copy")

@@ -19,6 +19,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 
 import tracking as mlflow
+import tracking.models.sklearn.flavor
 import tracking.sklearn
 from tracking.artifacts import ArtifactRepository
 from tracking.errors import InvalidParameterError, NotFoundError, TrackingError
@@ -281,8 +282,9 @@ def test_import_tracking_does_not_import_sklearn() -> None:
 def test_cloudpickle_missing_falls_back_to_pickle(
     tmp_path: Path, model: LogisticRegression, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = tracking.sklearn._installed
-    monkeypatch.setattr(tracking.sklearn, "_installed", lambda p: p != "cloudpickle" and real(p))
+    flavor = tracking.models.sklearn.flavor  # what it asks about installed packages
+    real = flavor._installed
+    monkeypatch.setattr(flavor, "_installed", lambda p: p != "cloudpickle" and real(p))
     with pytest.warns(UserWarning, match="cloudpickle is not installed"):
         tracking.sklearn.save_model(model, tmp_path / "m")
     meta = yaml.safe_load((tmp_path / "m" / "MLmodel").read_text())

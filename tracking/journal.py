@@ -147,7 +147,7 @@ def journal_dir(uri: str) -> Path:
     """The folder holding the journals of every process writing to the store `uri`."""
     import hashlib  # not at import time: `import tracking` stays light
 
-    from tracking.stores import store_identity
+    from tracking.uris import store_identity
 
     key = repr(store_identity(uri)).encode()
     return journal_root() / hashlib.sha256(key).hexdigest()[:24]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import unquote, urlparse, urlsplit
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")  # 2+ chars, so "C:/x" is a path
 
@@ -33,3 +34,26 @@ def local_path(uri: str) -> str | None:
     if kind == "":
         return os.path.abspath(os.path.expanduser(uri))
     return None
+
+
+def sqlite_path(uri: str) -> str | None:
+    """The database file of a sqlite:/// URI; None for an in-memory database."""
+    if ":///" not in uri:
+        return None
+    path = uri.split(":///", 1)[1].split("?", 1)[0]
+    return None if path in ("", ":memory:") else os.path.abspath(path)
+
+
+def store_identity(uri: str) -> tuple[Any, ...]:
+    """What tells two URIs apart as stores (spelling, relative paths and aliases ignored)."""
+    path = local_path(uri)
+    if path is not None:
+        return ("file", path)
+    scheme = uri_scheme(uri)
+    if scheme == "sqlite":
+        return ("sqlite", sqlite_path(uri) or uri)
+    if scheme.startswith("postgres"):
+        parsed = urlparse(uri)
+        host = parsed.hostname or "localhost"
+        return ("postgresql", host, parsed.port or 5432, parsed.path.lstrip("/") or parsed.username)
+    return (scheme, uri)

@@ -59,7 +59,7 @@ from tracking.errors import (
 )
 from tracking.progress import Bar, progress_bar
 from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, TrackingStore, batches
-from tracking.uris import uri_scheme
+from tracking.uris import sqlite_path, store_identity, uri_scheme
 
 DEFAULT_EXPERIMENT_ID = "0"
 RUN_NAME_TAG = "mlflow.runName"
@@ -146,7 +146,7 @@ def _check_source_exists(uri: str) -> None:
 def _open(uri: str, role: str, artifact_root: str | None = None) -> TrackingStore:
     """A private store instance (closed at the end), every failure as one line naming the URI."""
     scheme = uri_scheme(uri)
-    if scheme == "sqlite" and stores.sqlite_path(uri) is None:
+    if scheme == "sqlite" and sqlite_path(uri) is None:
         raise MigrationError(f"{role.capitalize()} store {uri!r}: in-memory databases do not last")
     try:
         try:
@@ -182,7 +182,7 @@ def migrate(source_uri: str, target_uri: str, progress: bool = True) -> Migratio
     both URIs are the same store, or when a run cannot be copied (rerun to resume).
     """
     started = time.monotonic()
-    if stores.store_identity(source_uri) == stores.store_identity(target_uri):
+    if store_identity(source_uri) == store_identity(target_uri):
         raise MigrationError(
             f"Source and target are the same store ({redact_uri(source_uri)!r}"
             + (f" and {redact_uri(target_uri)!r})" if source_uri != target_uri else ")")

@@ -22,7 +22,7 @@ _EXPORTS = {
     "TensorSpec": "tracking.models.schema",
     "ModelSignature": "tracking.models.signature",
     "infer_signature": "tracking.models.signature",
-    "SchemaEnforcementError": "tracking.models.enforcement",
+    "SchemaEnforcementError": "tracking.models.schema",
     "validate_schema": "tracking.models.enforcement",
     "Model": "tracking.models.model",
     "ModelInfo": "tracking.models.model",

@@ -14,19 +14,23 @@ refused; missing params take their defaults.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import warnings
 from typing import Any
 
 import numpy as np
 
-from tracking.errors import InvalidParameterError
-from tracking.models.schema import ColSpec, DataType, ParamSchema, ParamSpec, Schema, TensorSpec
+from tracking.models.schema import (
+    ColSpec,
+    DataType,
+    ParamSchema,
+    Schema,
+    SchemaEnforcementError,
+    TensorSpec,
+)
 
 __all__ = [
     "SchemaEnforcementError",
-    "enforce_param",
     "enforce_params",
     "enforce_schema",
     "validate_schema",
@@ -35,10 +39,6 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 #: largest integer each float dtype holds exactly
 _EXACT_INT = {4: 2**24, 8: 2**53}
-
-
-class SchemaEnforcementError(InvalidParameterError):
-    """The input or params do not match the model's signature."""
 
 
 def enforce_schema(data: Any, schema: Schema) -> Any:
@@ -363,49 +363,5 @@ def enforce_params(
             f"Unknown inference param(s) {unknown}; the model's signature allows {allowed}"
         )
     return {
-        p.name: enforce_param(p, given[p.name]) if p.name in given else p.default
-        for p in schema.params
+        p.name: p.enforce(given[p.name]) if p.name in given else p.default for p in schema.params
     }
-
-
-def enforce_param(spec: ParamSpec, value: Any) -> Any:
-    """`value` as a plain Python value of the spec's type and shape; error naming the param."""
-    if value is None:
-        return None
-    if spec.shape == (-1,):
-        if not isinstance(value, list | tuple | np.ndarray) or np.ndim(value) != 1:
-            raise SchemaEnforcementError(
-                f"Param {spec.name!r} must be a 1-D list of {spec.dtype.name}, got {value!r}"
-            )
-        return [_param_value(spec, v) for v in value]
-    return _param_value(spec, value)
-
-
-def _param_value(spec: ParamSpec, value: Any) -> Any:
-    target = spec.dtype
-    if target is DataType.datetime:
-        if isinstance(value, dt.date):
-            return value
-        try:
-            converted = np.datetime64(value).item()
-        except (ValueError, TypeError):
-            converted = None
-        if isinstance(converted, dt.date):
-            return converted
-    elif np.ndim(value) == 0:
-        is_bool = isinstance(value, bool | np.bool_)
-        if target is DataType.boolean and is_bool:
-            return bool(value)
-        integral = isinstance(value, int | np.integer) and not is_bool
-        numeric = integral or isinstance(value, float | np.floating)
-        if target in (DataType.integer, DataType.long) and integral:
-            return int(value)
-        if target in (DataType.float, DataType.double) and numeric:
-            return float(value)
-        if target is DataType.string and isinstance(value, str):
-            return value
-    shape = "" if spec.shape is None else " values"
-    raise SchemaEnforcementError(
-        f"Param {spec.name!r} must be of type {target.name}{shape}, got {value!r} "
-        f"({type(value).__name__})"
-    )

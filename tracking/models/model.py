@@ -132,11 +132,12 @@ class ModelInfo:
 def load_local(model_uri: str | os.PathLike[str], load: Callable[[str, Model, str], T]) -> T:
     """`load(local folder, MLmodel content, uri)` for the model at `model_uri` (any model URI;
     a remote model is downloaded to a temporary folder for the call)."""
+    from tracking import fluent
     from tracking.registry.uris import download_model
 
     uri = os.fspath(model_uri)
     with tempfile.TemporaryDirectory(prefix="trackflow-model-") as tmp:
-        local = download_model(uri, tmp)
+        local = download_model(uri, tmp, fluent.current_client())
         return load(local, Model.load(local, uri), uri)
 
 

@@ -30,8 +30,13 @@ __all__ = [
     "ParamSchema",
     "ParamSpec",
     "Schema",
+    "SchemaEnforcementError",
     "TensorSpec",
 ]
+
+
+class SchemaEnforcementError(InvalidParameterError):
+    """The input or params do not match the model's signature."""
 
 
 class DataType(Enum):
@@ -311,9 +316,48 @@ class ParamSpec:
                 f"Param {self.name!r}: shape must be None (a scalar) or (-1,) (a list), "
                 f"got {shape!r}"
             )
-        from tracking.models.enforcement import enforce_param
+        self.default = self.enforce(default)
 
-        self.default = enforce_param(self, default)
+    def enforce(self, value: Any) -> Any:
+        """`value` as a plain Python value of this param's type and shape; an error naming it."""
+        if value is None:
+            return None
+        if self.shape == (-1,):
+            if not isinstance(value, list | tuple | np.ndarray) or np.ndim(value) != 1:
+                raise SchemaEnforcementError(
+                    f"Param {self.name!r} must be a 1-D list of {self.dtype.name}, got {value!r}"
+                )
+            return [self._scalar(v) for v in value]
+        return self._scalar(value)
+
+    def _scalar(self, value: Any) -> Any:
+        target = self.dtype
+        if target is DataType.datetime:
+            if isinstance(value, dt.date):
+                return value
+            try:
+                converted = np.datetime64(value).item()
+            except (ValueError, TypeError):
+                converted = None
+            if isinstance(converted, dt.date):
+                return converted
+        elif np.ndim(value) == 0:
+            is_bool = isinstance(value, bool | np.bool_)
+            if target is DataType.boolean and is_bool:
+                return bool(value)
+            integral = isinstance(value, int | np.integer) and not is_bool
+            numeric = integral or isinstance(value, float | np.floating)
+            if target in (DataType.integer, DataType.long) and integral:
+                return int(value)
+            if target in (DataType.float, DataType.double) and numeric:
+                return float(value)
+            if target is DataType.string and isinstance(value, str):
+                return value
+        shape = "" if self.shape is None else " values"
+        raise SchemaEnforcementError(
+            f"Param {self.name!r} must be of type {target.name}{shape}, got {value!r} "
+            f"({type(value).__name__})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         default = self.default

@@ -97,22 +97,11 @@ def _parse_models_uri(uri: str) -> ModelUri:
     raise InvalidParameterError(f"Invalid model URI {uri!r}: expected {_MODELS_FORMS}")
 
 
-def _client(client: TrackingClient | None) -> TrackingClient:
-    if client is not None:
-        return client
-    from tracking import fluent
-
-    return fluent.current_client()
-
-
-def model_version_for(
-    model_uri: str | ModelUri, client: TrackingClient | None = None
-) -> ModelVersion:
+def model_version_for(model_uri: str | ModelUri, client: TrackingClient) -> ModelVersion:
     """The registered version a models:/ URI names."""
     parsed = model_uri if isinstance(model_uri, ModelUri) else parse_model_uri(model_uri)
     if parsed.scheme != "models" or parsed.name is None:
         raise InvalidParameterError(f"{parsed.uri!r} is not a models:/ URI")
-    client = _client(client)
     name = parsed.name
     if parsed.version is not None:
         return client.get_model_version(name, parsed.version)
@@ -142,28 +131,24 @@ def _quote(text: str) -> str:
     return text.replace("'", "''")
 
 
-def resolve_model_uri(
-    model_uri: str | os.PathLike[str], client: TrackingClient | None = None
-) -> str:
+def resolve_model_uri(model_uri: str | os.PathLike[str], client: TrackingClient) -> str:
     """The artifact location (file://, s3://, a path...) holding the model's files."""
     parsed = parse_model_uri(model_uri)
     if parsed.scheme == "runs":
         assert parsed.run_id is not None
-        root = _client(client).get_artifact_uri(parsed.run_id).rstrip("/")
+        root = client.get_artifact_uri(parsed.run_id).rstrip("/")
         return f"{root}/{parsed.path}" if parsed.path else root
     if parsed.scheme == "models":
-        client = _client(client)
         version = model_version_for(parsed, client)
         return client.get_model_version_download_uri(version.name, version.version)
     return parsed.uri
 
 
 def registration_source(
-    model_uri: str | os.PathLike[str], client: TrackingClient | None = None
+    model_uri: str | os.PathLike[str], client: TrackingClient
 ) -> tuple[str, str | None]:
     """(source, run_id) a new version registered from `model_uri` records."""
     parsed = parse_model_uri(model_uri)
-    client = _client(client)
     if parsed.scheme == "runs":
         return resolve_model_uri(parsed.uri, client), parsed.run_id
     if parsed.scheme == "models":
@@ -191,9 +176,7 @@ def _check_scheme(scheme: str, uri: str) -> None:
         )
 
 
-def download_model(
-    model_uri: str | os.PathLike[str], dst_path: str, client: TrackingClient | None = None
-) -> str:
+def download_model(model_uri: str | os.PathLike[str], dst_path: str, client: TrackingClient) -> str:
     """A local folder with the model's files: the model itself when it is local, else a copy
     under `dst_path`. NotFoundError when nothing is there."""
     uri = os.fspath(model_uri)
@@ -205,7 +188,6 @@ def download_model(
             continue
         if parsed.scheme == "runs":
             assert parsed.run_id is not None
-            client = _client(client)
             client.get_artifact_uri(parsed.run_id)  # a missing run raises, with its own message
             location = resolve_model_uri(parsed.uri, client)
             local = local_path(location)

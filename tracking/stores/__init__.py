@@ -6,12 +6,11 @@ import importlib
 import os
 import threading
 from typing import Any
-from urllib.parse import urlparse
 
 from tracking import journal
 from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.stores.base import TrackingStore
-from tracking.uris import local_path, uri_scheme
+from tracking.uris import local_path, sqlite_path, uri_scheme
 
 ARTIFACT_ROOT_ENV = "MLFLOW_ARTIFACT_ROOT"
 
@@ -35,14 +34,6 @@ _stores: dict[tuple[str, str | None], TrackingStore] = {}
 _lock = threading.Lock()
 
 
-def sqlite_path(uri: str) -> str | None:
-    """The database file of a sqlite:/// URI; None for an in-memory database."""
-    if ":///" not in uri:
-        return None
-    path = uri.split(":///", 1)[1].split("?", 1)[0]
-    return None if path in ("", ":memory:") else os.path.abspath(path)
-
-
 def check_exists(uri: str) -> None:
     """Raise NotFoundError if `uri` names a local store (a folder or a SQLite file) that does
     not exist: commands that only read call it rather than create an empty store."""
@@ -54,21 +45,6 @@ def check_exists(uri: str) -> None:
         file = sqlite_path(uri)
         if file is not None and not os.path.isfile(file):
             raise NotFoundError(f"SQLite database {file} does not exist")
-
-
-def store_identity(uri: str) -> tuple[Any, ...]:
-    """What tells two URIs apart as stores (spelling, relative paths and aliases ignored)."""
-    path = local_path(uri)
-    if path is not None:
-        return ("file", path)
-    scheme = uri_scheme(uri)
-    if scheme == "sqlite":
-        return ("sqlite", sqlite_path(uri) or uri)
-    if scheme.startswith("postgres"):
-        parsed = urlparse(uri)
-        host = parsed.hostname or "localhost"
-        return ("postgresql", host, parsed.port or 5432, parsed.path.lstrip("/") or parsed.username)
-    return (scheme, uri)
 
 
 def _store_class(uri: str) -> Any:

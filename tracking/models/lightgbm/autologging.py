@@ -165,7 +165,7 @@ class LightGBMAutolog(BoostingAutolog):
             )
 
     def log_model(self, model: Any, run_id: str, config: Any, index: int, **kwargs: Any) -> None:
-        from tracking.models import lightgbm as flavor
+        from tracking.models.lightgbm import flavor
 
         flavor.log_model(
             model,

@@ -93,6 +93,7 @@ def load_model(
 ) -> PyFuncModel:
     """Load the model at `model_uri` through its python_function flavor. A remote model is
     downloaded to `dst_path`, else to a temporary folder removed with the returned model."""
+    from tracking import fluent
     from tracking.models import flavors
     from tracking.registry.uris import download_model
 
@@ -102,7 +103,7 @@ def load_model(
     if target is None:
         tmp = target = tempfile.mkdtemp(prefix="trackflow-pyfunc-")
     try:
-        local = download_model(uri, target)
+        local = download_model(uri, target, fluent.current_client())
         meta = Model.load(local, uri)
         conf = meta.flavors.get(PYFUNC)
         if not isinstance(conf, dict):

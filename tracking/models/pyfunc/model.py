@@ -302,17 +302,17 @@ def _copy_artifacts(folder: str, artifacts: dict[str, str]) -> dict[str, dict[st
 
 def _fetch(uri: str, tmp: str) -> str:
     """A local copy (or the local path itself) of the file or folder at `uri`."""
+    from tracking import fluent
     from tracking.artifacts import ArtifactRepository
-    from tracking.client import TrackingClient
     from tracking.registry import uris
 
     parsed = uris.parse_model_uri(uri)
     if parsed.scheme == "models":
-        return uris.download_model(uri, tmp)
+        return uris.download_model(uri, tmp, fluent.current_client())
     if parsed.scheme == "runs":
         assert parsed.run_id is not None
         try:
-            return TrackingClient().download_artifacts(parsed.run_id, parsed.path, tmp)
+            return fluent.current_client().download_artifacts(parsed.run_id, parsed.path, tmp)
         except NotFoundError as e:
             raise NotFoundError(f"Artifact {uri} does not exist: {e.message}") from None
     local = local_path(uri)

@@ -207,7 +207,7 @@ def _config(
     log_input_examples: bool,
     log_model_signatures: bool,
 ) -> SklearnAutologConfig:
-    from tracking.models.sklearn import check_serialization_format
+    from tracking.models.sklearn.flavor import check_serialization_format
 
     return SklearnAutologConfig(
         log_models=bool(log_models),
@@ -597,7 +597,7 @@ def _log_models(
     config: SklearnAutologConfig,
     data: _TrainingData | None,
 ) -> None:
-    from tracking.models import sklearn as flavor
+    from tracking.models.sklearn import flavor
 
     example, signature = (
         common.example_and_signature(

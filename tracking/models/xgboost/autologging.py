@@ -120,7 +120,7 @@ def _config(
     extra_tags: Mapping[str, Any] | None,
 ) -> XGBoostAutologConfig:
     from tracking.errors import InvalidParameterError
-    from tracking.models.xgboost import MODEL_FORMATS
+    from tracking.models.xgboost.flavor import MODEL_FORMATS
 
     types = (importance_types,) if isinstance(importance_types, str) else tuple(importance_types)
     unknown = [t for t in types if t not in IMPORTANCE_TYPES]
@@ -188,7 +188,7 @@ class XGBoostAutolog(BoostingAutolog):
             )
 
     def log_model(self, model: Any, run_id: str, config: Any, index: int, **kwargs: Any) -> None:
-        from tracking.models import xgboost as flavor
+        from tracking.models.xgboost import flavor
 
         if kwargs.get("signature") is False and not hasattr(model, "get_params"):
             kwargs["signature"] = _booster_signature(model, config)

@@ -59,7 +59,6 @@ from tracking.errors import (
     NotFoundError,
     StorageError,
 )
-from tracking.stores import sqlite_path
 from tracking.stores.base import (
     SEARCH_MAX_RESULTS_DEFAULT,
     ExperimentRuns,
@@ -75,7 +74,7 @@ from tracking.stores.sql import hard_delete
 from tracking.stores.sql import schema as schema
 from tracking.stores.sql.experiment_runs import SqlExperimentRuns, count_runs
 from tracking.stores.sql.search import search_source
-from tracking.uris import uri_scheme
+from tracking.uris import sqlite_path, uri_scheme
 
 if TYPE_CHECKING:
     from tracking.registry.base import RegistryStore
