@@ -348,18 +348,27 @@ def search_runs(
     )
 
 
-def _collect(fetch: Any, max_results: int | None) -> list[Any]:
-    """Follow page tokens until max_results items (or all) are collected."""
+def _collect(
+    fetch: Any, max_results: int | None, page_size: int = SEARCH_MAX_RESULTS_THRESHOLD
+) -> list[Any]:
+    """Follow page tokens (`fetch(limit, token)`) until max_results items (or all) are in."""
+    if max_results is not None and (
+        isinstance(max_results, bool) or not isinstance(max_results, int)
+    ):
+        raise InvalidParameterError(
+            f"max_results must be an integer, got {max_results!r} (the filter is the "
+            "filter_string= argument, as in MLflow)"
+        )
     items: list[Any] = []
     token = None
     while True:
-        limit = SEARCH_MAX_RESULTS_THRESHOLD
-        if max_results is not None:
-            limit = min(limit, max_results - len(items))
+        limit = page_size if max_results is None else min(page_size, max_results - len(items))
+        if limit <= 0:
+            return items
         page: PagedList[Any] = fetch(limit, token)
         items.extend(page)
         token = page.token
-        if not token or (max_results is not None and len(items) >= max_results):
+        if not token:
             return items
 
 
@@ -484,7 +493,7 @@ def search_registered_models(
     order_by: list[str] | None = None,
 ) -> list[Any]:
     """All registered models matching the filter (e.g. "name LIKE 'iris%'")."""
-    return _collect_registry(
+    return _collect(
         lambda limit, token: current_client().search_registered_models(
             filter_string, limit, order_by, token
         ),
@@ -499,34 +508,13 @@ def search_model_versions(
     order_by: list[str] | None = None,
 ) -> list[Any]:
     """All model versions matching the filter (e.g. "name = 'iris'")."""
-    return _collect_registry(
+    return _collect(
         lambda limit, token: current_client().search_model_versions(
             filter_string, limit, order_by, token
         ),
         max_results,
         200_000,
     )
-
-
-def _collect_registry(fetch: Any, max_results: int | None, page_size: int) -> list[Any]:
-    if max_results is not None and (
-        isinstance(max_results, bool) or not isinstance(max_results, int)
-    ):
-        raise InvalidParameterError(
-            f"max_results must be an integer, got {max_results!r} (the filter is the "
-            "filter_string= argument, as in MLflow)"
-        )
-    items: list[Any] = []
-    token = None
-    while True:
-        limit = page_size if max_results is None else min(page_size, max_results - len(items))
-        if limit <= 0:
-            return items
-        page: PagedList[Any] = fetch(limit, token)
-        items.extend(page)
-        token = page.token
-        if not token:
-            return items
 
 
 def set_registry_uri(uri: str | os.PathLike[str] | None) -> None:

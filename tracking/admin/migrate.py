@@ -58,7 +58,7 @@ from tracking.errors import (
     UnsupportedSchemaError,
 )
 from tracking.progress import Bar, progress_bar
-from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, TrackingStore, batches
+from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, TrackingStore, all_pages, batches
 from tracking.uris import sqlite_path, store_identity, uri_scheme
 
 DEFAULT_EXPERIMENT_ID = "0"
@@ -219,16 +219,11 @@ class _Migration:
 
     # --- reading the source -------------------------------------------------------------------
     def _experiments(self) -> list[Experiment]:
-        found: list[Experiment] = []
-        token = None
-        while True:
-            page = self.source.search_experiments(
+        found = all_pages(
+            lambda token: self.source.search_experiments(
                 ViewType.ALL, SEARCH_MAX_RESULTS_THRESHOLD, page_token=token
             )
-            found.extend(page)
-            token = page.token
-            if not token:
-                break
+        )
         # Default first, then in creation order (SQL targets number them in that order).
         return sorted(
             found,
@@ -236,20 +231,11 @@ class _Migration:
         )
 
     def _runs(self, experiment_id: str) -> list[Run]:
-        found: list[Run] = []
-        token = None
-        while True:
-            page = self.source.search_runs(
-                [experiment_id],
-                None,
-                ViewType.ALL,
-                SEARCH_MAX_RESULTS_THRESHOLD,
-                page_token=token,
+        found = all_pages(
+            lambda token: self.source.search_runs(
+                [experiment_id], None, ViewType.ALL, SEARCH_MAX_RESULTS_THRESHOLD, page_token=token
             )
-            found.extend(page)
-            token = page.token
-            if not token:
-                break
+        )
         return sorted(found, key=lambda r: (r.info.start_time or 0, r.info.run_id))
 
     # --- top level ----------------------------------------------------------------------------

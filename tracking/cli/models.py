@@ -7,6 +7,7 @@ from typing import Any
 
 from tracking.cli.common import client_for, command, format_time, report
 from tracking.servers.listen import port_number
+from tracking.stores.base import all_pages
 
 PICKLE_WARNING = (
     "WARNING: loading a model runs code from its files. A model.pkl (the default cloudpickle "
@@ -27,13 +28,11 @@ def _aliases(aliases: dict[str, int], version: int) -> str:
 
 def models_list(args: argparse.Namespace) -> int:
     client = client_for(args)
-    models, token = [], None
-    while True:
-        page = client.search_registered_models(args.filter, 1000, ["name ASC"], token)
-        models += page
-        token = page.token
-        if not token:
-            break
+    models = list(
+        all_pages(
+            lambda token: client.search_registered_models(args.filter, 1000, ["name ASC"], token)
+        )
+    )
     rows = [
         [
             m.name,

@@ -65,9 +65,15 @@ def decode_page_token(token: str | None) -> int:
     return offset
 
 
+def latest_order(step: int, timestamp: int, value: float) -> tuple[int, int, float]:
+    """A metric point's rank in MLflow's notion of "latest": highest step, then timestamp,
+    then value (NaN lowest)."""
+    return (step, timestamp, -math.inf if math.isnan(value) else value)
+
+
 def metric_order(metric: Metric) -> tuple[int, int, float]:
-    """MLflow's notion of "latest": highest step, then timestamp, then value (NaN lowest)."""
-    return (metric.step, metric.timestamp, -math.inf if math.isnan(metric.value) else metric.value)
+    """`latest_order` of a Metric."""
+    return latest_order(metric.step, metric.timestamp, metric.value)
 
 
 def check_max_results(max_results: int) -> int:

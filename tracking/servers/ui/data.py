@@ -22,6 +22,7 @@ from tracking.stores.base import (
     DURATION_ORDER,
     ExperimentRuns,
     TrackingStore,
+    all_pages,
     all_runs,
     run_duration,
 )
@@ -173,16 +174,13 @@ def search_experiments(client: TrackingClient, query: str) -> list[Experiment]:
         else:
             # LIKE has no escape character: a % or _ typed here matches a little more, never less
             filter_string = f"name ILIKE {quote_string('%' + query + '%')}"
-    experiments: list[Experiment] = []
-    token = None
-    while True:
-        page = client.search_experiments(
-            ViewType.ACTIVE_ONLY, 1000, filter_string, ["name ASC"], token
+    return list(
+        all_pages(
+            lambda token: client.search_experiments(
+                ViewType.ACTIVE_ONLY, 1000, filter_string, ["name ASC"], token
+            )
         )
-        experiments += page
-        token = page.token
-        if not token:
-            return experiments
+    )
 
 
 def experiment_summaries(

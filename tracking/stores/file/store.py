@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import random
 import shutil
@@ -41,6 +40,7 @@ from tracking.stores.base import (
     RunStats,
     TrackingStore,
     duration_order,
+    latest_order,
     paginate,
     run_duration,
     walk_descendants,
@@ -101,14 +101,10 @@ def _parse_metric_lines(path: str, text: bytes) -> list[MetricPoint]:
 
 
 def _latest_point(points: list[MetricPoint]) -> MetricPoint | None:
-    """The point with the highest (step, timestamp, value), MLflow's notion of latest."""
+    """The latest point (stores.base.latest_order) of (timestamp, value, step) points."""
     if not points:
         return None
-
-    def order(p: MetricPoint) -> tuple[int, int, float]:
-        return (p[2], p[0], -math.inf if math.isnan(p[1]) else p[1])
-
-    return max(points, key=order)
+    return max(points, key=lambda p: latest_order(p[2], p[0], p[1]))
 
 
 def _parse_text(path: str, text: bytes) -> str:

@@ -36,7 +36,7 @@ from tracking.registry.entities import (
     RegisteredModel,
     canonical_stage,
 )
-from tracking.stores.base import PagedList
+from tracking.stores.base import PagedList, all_pages
 from tracking.stores.rest.store import API, ARTIFACTS_API, HttpSession
 from tracking.uris import uri_scheme
 
@@ -179,14 +179,9 @@ class RestRegistryStore(RegistryStore):
                 return [self.get_registered_model(name)]
             except NotFoundError:
                 return []
-        models: list[RegisteredModel] = []
-        token = None
-        while True:
-            page = self.search_registered_models(None, _PAGE_SIZE, None, token)
-            models.extend(page)
-            token = page.token
-            if not token:
-                return models
+        return list(
+            all_pages(lambda token: self.search_registered_models(None, _PAGE_SIZE, None, token))
+        )
 
     # --- model versions ------------------------------------------------------------------------
     def create_model_version(
@@ -276,16 +271,11 @@ class RestRegistryStore(RegistryStore):
             clauses.append(f"name = '{_quoted(name)}'")
         if run_id is not None:
             clauses.append(f"run_id = '{_quoted(run_id)}'")
-        versions: list[ModelVersion] = []
-        token = None
-        while True:
-            page = self.search_model_versions(
-                " AND ".join(clauses) or None, _PAGE_SIZE, None, token
-            )
-            versions.extend(page)
-            token = page.token
-            if not token:
-                return sorted(versions, key=lambda mv: (mv.name, mv.version))
+        filter_string = " AND ".join(clauses) or None
+        versions = all_pages(
+            lambda token: self.search_model_versions(filter_string, _PAGE_SIZE, None, token)
+        )
+        return sorted(versions, key=lambda mv: (mv.name, mv.version))
 
     def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list[ModelVersion]:
         if isinstance(stages, str):

@@ -110,6 +110,7 @@ from tracking.stores.base import (
     SEARCH_MAX_RESULTS_DEFAULT,
     PagedList,
     TrackingStore,
+    all_pages,
     check_max_results,
 )
 
@@ -595,16 +596,12 @@ class RestStore(TrackingStore):
         return PagedList(experiments, answer.get("next_page_token") or None)
 
     def _all_experiment_ids(self) -> list[str]:
-        ids: list[str] = []
-        token = None
-        while True:
-            page = self.search_experiments(
+        experiments = all_pages(
+            lambda token: self.search_experiments(
                 ViewType.ALL, SEARCH_MAX_RESULTS_DEFAULT, None, None, token
             )
-            ids.extend(e.experiment_id for e in page)
-            token = page.token
-            if not token:
-                return ids
+        )
+        return [e.experiment_id for e in experiments]
 
     def delete_experiment(self, experiment_id: str) -> None:
         experiment_id = validation.experiment_id(experiment_id)

@@ -68,6 +68,7 @@ from tracking.stores.base import (
     check_max_results,
     decode_page_token,
     encode_page_token,
+    latest_order,
     paginate,
 )
 from tracking.stores.sql import hard_delete
@@ -1212,6 +1213,6 @@ def _metric_arrays(rows: list[dict[str, Any]]) -> tuple[list[Any], ...]:
     return tuple([row[c] for row in rows] for c in _METRIC_COLUMNS)
 
 
-def _order(row: dict[str, Any]) -> tuple[int, int, bool, float]:
-    """MLflow's "latest": highest (step, timestamp, value), a NaN value ranking lowest."""
-    return (row["step"], row["timestamp"], not row["is_nan"], row["value"])
+def _order(row: dict[str, Any]) -> tuple[int, int, float]:
+    """latest_order of a metrics row (MLflow stores NaN as is_nan with value 0)."""
+    return latest_order(row["step"], row["timestamp"], math.nan if row["is_nan"] else row["value"])
