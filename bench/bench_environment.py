@@ -50,7 +50,7 @@ def cold_snapshot(repeats: int) -> list[float]:
 def per_run(runs: int) -> tuple[list[float], list[float]]:
     """(wall, thread CPU) of record() on `runs` new runs."""
     client = tracking.TrackingClient()
-    experiment = client.store.get_or_create_experiment("bench-environment").experiment_id
+    experiment = client.synced_store().get_or_create_experiment("bench-environment").experiment_id
     walls, cpus = [], []
     for _ in range(runs):
         run = client.create_run(experiment)

@@ -176,7 +176,7 @@ def _start(
         if experiment is None and parent is not None:
             return parent.info.experiment_id
         name = experiment or ctx.flow.name
-        return client.store.get_or_create_experiment(name).experiment_id
+        return client.synced_store().get_or_create_experiment(name).experiment_id
 
     tracked = open_run(
         label=label,

@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     client = fluent.current_client()
     experiment_id = job["experiment_id"]
     if experiment_id is None:
-        experiment_id = client.store.get_or_create_experiment(flow_obj.name).experiment_id
+        experiment_id = client.synced_store().get_or_create_experiment(flow_obj.name).experiment_id
     tags = {
         **_flow_run_tags(flow_obj, flow_run),
         **job["tags"],

@@ -379,7 +379,7 @@ def open_run(
     if parent_run_id:
         all_tags[system_tags.PARENT_RUN_ID] = parent_run_id
     planned = None
-    if attempt == 1 and client.keeps_requested_run_ids:
+    if attempt == 1 and client.store.keeps_requested_run_ids:
         planned = _planned_run(defer_under, run_id, run_name, all_tags)
     if planned is not None:
         info = planned.info

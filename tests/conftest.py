@@ -20,7 +20,7 @@ os.environ.setdefault("TRACKFLOW_JOURNAL_DIR", os.path.join(_PREFECT_HOME, "jour
 import pytest  # noqa: E402
 
 import tracking  # noqa: E402
-from tracking import config, fluent  # noqa: E402
+from tracking import state  # noqa: E402
 
 pytest_plugins = ["s3_servers", "pg_server"]
 
@@ -40,13 +40,11 @@ def tracking_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     for name in MLFLOW_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    config.reset_tracking_uri()
-    fluent._active_experiment = None
+    state.reset()
     yield tmp_path / "mlruns"
     while tracking.active_run():
         tracking.end_run()
-    config.reset_tracking_uri()
-    fluent._active_experiment = None
+    state.reset()
     os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 

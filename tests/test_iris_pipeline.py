@@ -19,6 +19,7 @@ from sklearn.model_selection import train_test_split
 
 import tracking
 import tracking.sklearn
+import tracking.state
 from tracking import TrackingClient
 from tracking.entities import Run
 
@@ -71,7 +72,7 @@ def result(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
         mp.chdir(workdir)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-        tracking.config.reset_tracking_uri()
+        tracking.state.reset()
         state = example.iris_pipeline(return_state=True)
         assert state.is_completed(), state
         store = tracking.get_tracking_uri()

@@ -30,7 +30,7 @@ from sklearn.linear_model import LogisticRegression
 import tracking
 import tracking.pyfunc
 import tracking.sklearn
-from tracking import config
+from tracking import state
 from tracking.cli import main
 from tracking.models.scoring_input import jsonable
 from tracking.servers.scoring import create_scoring_app
@@ -70,7 +70,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
         client.set_registered_model_alias(MODEL, "champion", 1)
         client.transition_model_version_stage(MODEL, 1, "Production")
     finally:
-        config.reset_tracking_uri()
+        state.reset()
     yield uri, run.info.run_id, X
 
 

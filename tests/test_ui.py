@@ -34,7 +34,7 @@ from server_process import start_server, stop_server
 import tracking
 from flows import flow
 from tasks import task
-from tracking import config
+from tracking import state
 from tracking.entities import Metric, Param, RunTag
 
 CHROMIUM = "/usr/bin/chromium"
@@ -125,7 +125,7 @@ def ui_store(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
         _scheduled_runs(client, experiment_id)
         safety_run_id = _safety_run(client)
     finally:
-        config.reset_tracking_uri()
+        state.reset()
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     yield UIStore(root, str(root), experiment_id, flow_run_ids, safety_run_id)
 

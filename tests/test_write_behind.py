@@ -177,3 +177,35 @@ def test_queued_task_runs_through_our_server(
             assert Path(local).read_text() == f"item {i}"
     finally:
         stop_server(server)
+
+
+def test_client_store_does_not_wait_and_synced_store_does(tracking_dir: Path) -> None:
+    """`client.store` is the store as it is (a queued write may be pending); every client
+    method and `synced_store()` wait for this process's queued writes first."""
+    client = tracking.TrackingClient()
+    run_id = client.create_run(client.create_experiment("explicit")).info.run_id
+    release = threading.Event()
+    write_behind.submit(release.wait)  # the writer is busy until released
+    write_behind.submit(lambda: client.store.log_param(run_id, tracking.Param("queued", "1")))
+    assert "queued" not in client.store.get_run(run_id).data.params  # nothing waited
+    threading.Timer(0.2, release.set).start()
+    assert client.synced_store().get_run(run_id).data.params["queued"] == "1"
+
+
+def test_state_reset_forgets_what_the_process_chose(
+    tracking_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracking import state
+
+    tracking.set_tracking_uri(str(tmp_path / "elsewhere"))
+    tracking.set_registry_uri(str(tmp_path / "registry"))
+    tracking.set_experiment("chosen")
+    run = tracking.start_run()
+    state.reset()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # what set_tracking_uri told subprocesses
+    assert tracking.get_tracking_uri() == f"file://{tracking_dir}"
+    assert tracking.get_registry_uri() == tracking.get_tracking_uri()
+    assert tracking.active_run() is None and tracking.last_active_run() is None
+    with tracking.start_run() as fresh:  # in the default experiment again, not "chosen"
+        assert fresh.info.experiment_id == "0"
+    assert tracking.TrackingClient(str(tmp_path / "elsewhere")).get_run(run.info.run_id)

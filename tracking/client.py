@@ -43,15 +43,15 @@ class TrackingClient:
 
     @property
     def store(self) -> TrackingStore:
-        """The tracking store, once every write queued in this process has been performed
-        (tracking.write_behind), so callers always read their own writes."""
-        write_behind.flush()
+        """The tracking store as it is now: writes this process queued (tracking.write_behind)
+        may not have reached it yet. Use `synced_store()` to read or write after them."""
         return self._store
 
-    @property
-    def keeps_requested_run_ids(self) -> bool:
-        """The store's keeps_requested_run_ids, without waiting for queued writes."""
-        return self._store.keeps_requested_run_ids
+    def synced_store(self) -> TrackingStore:
+        """The tracking store once every write this process queued has reached it: what this
+        client's methods use, so that callers read their own writes and write in order."""
+        write_behind.flush()
+        return self._store
 
     # --- experiments -------------------------------------------------------------------------
     def create_experiment(
@@ -62,13 +62,13 @@ class TrackingClient:
     ) -> str:
         """Create an experiment; returns its id."""
         str_tags = {k: str(v) for k, v in (tags or {}).items()}
-        return self.store.create_experiment(name, artifact_location, str_tags)
+        return self.synced_store().create_experiment(name, artifact_location, str_tags)
 
     def get_experiment(self, experiment_id: str) -> Experiment:
-        return self.store.get_experiment(str(experiment_id))
+        return self.synced_store().get_experiment(str(experiment_id))
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
-        return self.store.get_experiment_by_name(name)
+        return self.synced_store().get_experiment_by_name(name)
 
     def search_experiments(
         self,
@@ -78,24 +78,24 @@ class TrackingClient:
         order_by: list[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Experiment]:
-        return self.store.search_experiments(
+        return self.synced_store().search_experiments(
             ViewType.parse(view_type), max_results, filter_string, order_by, page_token
         )
 
     def delete_experiment(self, experiment_id: str) -> None:
-        self.store.delete_experiment(str(experiment_id))
+        self.synced_store().delete_experiment(str(experiment_id))
 
     def restore_experiment(self, experiment_id: str) -> None:
-        self.store.restore_experiment(str(experiment_id))
+        self.synced_store().restore_experiment(str(experiment_id))
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
-        self.store.rename_experiment(str(experiment_id), new_name)
+        self.synced_store().rename_experiment(str(experiment_id), new_name)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
-        self.store.set_experiment_tag(str(experiment_id), RunTag(key, str(value)))
+        self.synced_store().set_experiment_tag(str(experiment_id), RunTag(key, str(value)))
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
-        self.store.delete_experiment_tag(str(experiment_id), key)
+        self.synced_store().delete_experiment_tag(str(experiment_id), key)
 
     # --- runs --------------------------------------------------------------------------------
     def create_run(
@@ -109,7 +109,7 @@ class TrackingClient:
         """Create a RUNNING run. Unlike the fluent API, adds no system tags but the run name."""
         all_tags = {k: str(v) for k, v in (tags or {}).items()}
         name = run_name or all_tags.get(system_tags.RUN_NAME) or system_tags.random_run_name()
-        return self.store.create_run(
+        return self.synced_store().create_run(
             experiment_id=str(experiment_id),
             user_id=all_tags.get(system_tags.USER, system_tags.current_user()),
             start_time=start_time if start_time is not None else now_ms(),
@@ -119,7 +119,7 @@ class TrackingClient:
         )
 
     def get_run(self, run_id: str) -> Run:
-        return self.store.get_run(run_id)
+        return self.synced_store().get_run(run_id)
 
     def get_parent_run(self, run_id: str) -> Run | None:
         parent = self.get_run(run_id).data.tags.get(system_tags.PARENT_RUN_ID)
@@ -129,22 +129,22 @@ class TrackingClient:
         self, run_id: str, status: str | None = None, name: str | None = None
     ) -> RunInfo:
         end_time = now_ms() if status and RunStatus.is_terminated(status) else None
-        return self.store.update_run_info(run_id, status, end_time, name)
+        return self.synced_store().update_run_info(run_id, status, end_time, name)
 
     def set_terminated(
         self, run_id: str, status: str = "FINISHED", end_time: int | None = None
     ) -> RunInfo:
         """End a run with FINISHED (default), FAILED or KILLED."""
         RunStatus.parse(status)
-        return self.store.update_run_info(
+        return self.synced_store().update_run_info(
             run_id, status, end_time if end_time is not None else now_ms()
         )
 
     def delete_run(self, run_id: str) -> None:
-        self.store.delete_run(run_id)
+        self.synced_store().delete_run(run_id)
 
     def restore_run(self, run_id: str) -> None:
-        self.store.restore_run(run_id)
+        self.synced_store().restore_run(run_id)
 
     def search_runs(
         self,
@@ -156,7 +156,7 @@ class TrackingClient:
         page_token: str | None = None,
     ) -> PagedList[Run]:
         ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
-        return self.store.search_runs(
+        return self.synced_store().search_runs(
             [str(i) for i in ids],
             filter_string,
             ViewType.parse(run_view_type),
@@ -175,17 +175,17 @@ class TrackingClient:
         step: int | None = None,
     ) -> None:
         ts = timestamp if timestamp is not None else now_ms()
-        self.store.log_metric(run_id, Metric(key, value, ts, step or 0))
+        self.synced_store().log_metric(run_id, Metric(key, value, ts, step or 0))
 
     def log_param(self, run_id: str, key: str, value: Any) -> Any:
-        self.store.log_param(run_id, Param(key, str(value)))
+        self.synced_store().log_param(run_id, Param(key, str(value)))
         return value
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
-        self.store.set_tag(run_id, RunTag(key, str(value)))
+        self.synced_store().set_tag(run_id, RunTag(key, str(value)))
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        self.store.delete_tag(run_id, key)
+        self.synced_store().delete_tag(run_id, key)
 
     def log_batch(
         self,
@@ -195,7 +195,7 @@ class TrackingClient:
         tags: Sequence[RunTag] = (),
     ) -> None:
         """Log many values; split into chunks that fit MLflow's per-request limits."""
-        self.store.log_all(
+        self.synced_store().log_all(
             run_id,
             metrics,
             [Param(p.key, str(p.value)) for p in params],
@@ -204,7 +204,7 @@ class TrackingClient:
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every logged value of a metric, in logging order."""
-        return self.store.get_metric_history(run_id, key)
+        return self.synced_store().get_metric_history(run_id, key)
 
     # --- artifacts ----------------------------------------------------------------------------
     def get_artifact_uri(self, run_id: str) -> str:

@@ -6,10 +6,10 @@ import os
 from functools import lru_cache
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
+from tracking.state import STATE
+
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 DEFAULT_TRACKING_URI = "./mlruns"
-
-_tracking_uri: str | None = None
 
 
 @lru_cache(maxsize=64)
@@ -39,23 +39,16 @@ def redact_uri(uri: str) -> str:
 
 def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
     """Use `uri` for this process and, through MLFLOW_TRACKING_URI, for its subprocesses."""
-    global _tracking_uri
-    _tracking_uri = _resolve(os.fspath(uri))
-    os.environ[TRACKING_URI_ENV] = _tracking_uri
+    STATE.tracking_uri = _resolve(os.fspath(uri))
+    os.environ[TRACKING_URI_ENV] = STATE.tracking_uri
 
 
 def get_tracking_uri() -> str:
     """set_tracking_uri's value, else $MLFLOW_TRACKING_URI, else ./mlruns (as a file:// URI)."""
-    if _tracking_uri is not None:
-        return _tracking_uri
+    if STATE.tracking_uri is not None:
+        return STATE.tracking_uri
     return _resolve(os.environ.get(TRACKING_URI_ENV) or DEFAULT_TRACKING_URI)
 
 
 def is_tracking_uri_set() -> bool:
-    return _tracking_uri is not None or bool(os.environ.get(TRACKING_URI_ENV))
-
-
-def reset_tracking_uri() -> None:
-    """Forget set_tracking_uri (the environment variable is left alone)."""
-    global _tracking_uri
-    _tracking_uri = None
+    return STATE.tracking_uri is not None or bool(os.environ.get(TRACKING_URI_ENV))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import contextvars
 import os
 import threading
 import warnings
@@ -17,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from tracking import config, system_tags, write_behind
+from tracking import config, state, system_tags, write_behind
 from tracking.client import TrackingClient
 from tracking.entities import (
     Experiment,
@@ -31,21 +30,13 @@ from tracking.entities import (
     now_ms,
 )
 from tracking.errors import InvalidParameterError, InvalidStateError, TrackingError
+from tracking.state import STATE
 from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, PagedList
 
 EXPERIMENT_NAME_ENV = "MLFLOW_EXPERIMENT_NAME"
 EXPERIMENT_ID_ENV = "MLFLOW_EXPERIMENT_ID"
 RUN_ID_ENV = "MLFLOW_RUN_ID"
 DEFAULT_EXPERIMENT_ID = "0"
-
-_active_runs: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
-    "trackflow_active_runs", default=()
-)
-_last_run_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "trackflow_last_run_id", default=None
-)
-_active_experiment: tuple[str, str] | None = None  # (tracking uri, experiment id)
-_clients: dict[str, TrackingClient] = {}
 
 
 class ActiveRun(Run):
@@ -69,10 +60,10 @@ class ActiveRun(Run):
             status = RunStatus.KILLED
         else:
             status = RunStatus.FAILED
-        stack = _active_runs.get()
+        stack = state.active_runs.get()
         if any(r.info.run_id == self.info.run_id for r in stack):
-            while _active_runs.get():
-                top = _active_runs.get()[-1]
+            while state.active_runs.get():
+                top = state.active_runs.get()[-1]
                 end_run(status.name)
                 if top.info.run_id == self.info.run_id:
                     break
@@ -81,9 +72,9 @@ class ActiveRun(Run):
 def current_client() -> TrackingClient:
     """The client of the current tracking URI (cached per URI)."""
     uri = config.get_tracking_uri()
-    client = _clients.get(uri)
+    client = STATE.clients.get(uri)
     if client is None:
-        client = _clients[uri] = TrackingClient(uri)
+        client = STATE.clients[uri] = TrackingClient(uri)
     return client
 
 
@@ -91,14 +82,14 @@ def current_client() -> TrackingClient:
 def use_run(run: Run) -> Iterator[ActiveRun]:
     """Make an existing run the active run of this context inside the block; never ends it."""
     active = ActiveRun(run)
-    token = _active_runs.set((*_active_runs.get(), active))
+    token = state.active_runs.set((*state.active_runs.get(), active))
     try:
         yield active
     finally:
         try:
-            _active_runs.reset(token)
+            state.active_runs.reset(token)
         except ValueError:  # resumed in another context (generators): drop it by identity
-            _active_runs.set(tuple(r for r in _active_runs.get() if r is not active))
+            state.active_runs.set(tuple(r for r in state.active_runs.get() if r is not active))
 
 
 # --- experiments -----------------------------------------------------------------------------
@@ -113,20 +104,19 @@ def set_experiment(
     experiment_name: str | None = None, experiment_id: str | None = None
 ) -> Experiment:
     """Make an experiment active for new runs, creating it by name if needed."""
-    global _active_experiment
     if (experiment_name is None) == (experiment_id is None):
         raise InvalidParameterError("set_experiment needs exactly one of experiment_name or id")
     client = current_client()
     if experiment_id is not None:
         experiment = client.get_experiment(str(experiment_id))
     else:
-        experiment = client.store.get_or_create_experiment(str(experiment_name))
+        experiment = client.synced_store().get_or_create_experiment(str(experiment_name))
     if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
         raise InvalidStateError(
             f"Cannot set deleted experiment {experiment.name!r} (id {experiment.experiment_id}) "
             "as the active experiment; restore it with restore_experiment first"
         )
-    _active_experiment = (client.tracking_uri, experiment.experiment_id)
+    STATE.active_experiment = (client.tracking_uri, experiment.experiment_id)
     return experiment
 
 
@@ -168,12 +158,16 @@ def set_experiment_tag(key: str, value: Any) -> None:
 def resolve_experiment_id() -> str:
     """set_experiment's choice, else $MLFLOW_EXPERIMENT_ID / $MLFLOW_EXPERIMENT_NAME, else "0"."""
     client = current_client()
-    if _active_experiment is not None and _active_experiment[0] == client.tracking_uri:
-        return _active_experiment[1]
+    if STATE.active_experiment is not None and STATE.active_experiment[0] == client.tracking_uri:
+        return STATE.active_experiment[1]
     if os.environ.get(EXPERIMENT_ID_ENV):
         return client.get_experiment(os.environ[EXPERIMENT_ID_ENV]).experiment_id
     if os.environ.get(EXPERIMENT_NAME_ENV):
-        return client.store.get_or_create_experiment(os.environ[EXPERIMENT_NAME_ENV]).experiment_id
+        return (
+            client.synced_store()
+            .get_or_create_experiment(os.environ[EXPERIMENT_NAME_ENV])
+            .experiment_id
+        )
     return DEFAULT_EXPERIMENT_ID
 
 
@@ -194,7 +188,7 @@ def start_run(
     it to any run, from any thread or process. log_environment=True records a new run's
     environment (tracking.run_environment: packages, Python, platform, git state).
     """
-    stack = _active_runs.get()
+    stack = state.active_runs.get()
     if stack and not nested and parent_run_id is None:
         raise InvalidStateError(
             f"Run with UUID {stack[-1].info.run_id} is already active. To start a nested run, "
@@ -223,7 +217,7 @@ def start_run(
 
             run_environment.record(client, run, all_tags[system_tags.SOURCE_NAME])
     active = ActiveRun(run)
-    _active_runs.set((*stack, active))
+    state.active_runs.set((*stack, active))
     return active
 
 
@@ -253,12 +247,12 @@ def _resume(
 
 def end_run(status: str = "FINISHED") -> None:
     """End the active run of this context (if any) with FINISHED, FAILED or KILLED."""
-    stack = _active_runs.get()
+    stack = state.active_runs.get()
     if not stack:
         return
     run = stack[-1]
-    _active_runs.set(stack[:-1])
-    _last_run_id.set(run.info.run_id)
+    state.active_runs.set(stack[:-1])
+    state.last_run_id.set(run.info.run_id)
     current_client().set_terminated(run.info.run_id, RunStatus.parse(status).name)
 
 
@@ -271,20 +265,20 @@ def active_run() -> ActiveRun | None:
 
 def peek_active_run() -> ActiveRun | None:
     """active_run() without waiting for queued writes (for the decorators' own bookkeeping)."""
-    stack = _active_runs.get()
+    stack = state.active_runs.get()
     return stack[-1] if stack else None
 
 
 def last_active_run() -> Run | None:
     """The active run, else the run most recently ended in this context (fresh from the store)."""
     current = active_run()
-    run_id = current.info.run_id if current else _last_run_id.get()
+    run_id = current.info.run_id if current else state.last_run_id.get()
     return current_client().get_run(run_id) if run_id else None
 
 
 def _run_id() -> str:
     """The active run's id; in the main thread a run is started when none is active (MLflow)."""
-    stack = _active_runs.get()
+    stack = state.active_runs.get()
     if stack:
         return stack[-1].info.run_id
     if threading.current_thread() is not threading.main_thread():
@@ -415,7 +409,9 @@ def log_metric(
 ) -> None:
     """Append a value to a metric's history (timestamp in ms, step defaults to 0)."""
     ts = now_ms() if timestamp is None else timestamp
-    current_client().store.log_metric(run_id or _run_id(), Metric(key, value, ts, step or 0))
+    current_client().synced_store().log_metric(
+        run_id or _run_id(), Metric(key, value, ts, step or 0)
+    )
 
 
 def log_metrics(
@@ -608,7 +604,7 @@ def get_model_version_by_alias(name: str, alias: str) -> Any:
 def _end_runs_at_exit() -> None:
     """End the main context's runs at exit (MLflow does too); a failing store is not fatal."""
     try:
-        while _active_runs.get():
+        while state.active_runs.get():
             end_run()
     except TrackingError as e:
         warnings.warn(f"Could not end the active run at exit: {e}", stacklevel=1)

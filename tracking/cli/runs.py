@@ -126,7 +126,7 @@ def runs_reconcile(args: argparse.Namespace) -> int:
     from tracking.admin import reconcile
 
     client = client_for(args)
-    store = client.store  # opening it replayed the journals of dead processes
+    store = client.synced_store()  # opening it replayed the journals of dead processes
     runs = list(reconcile.running_runs(store, experiment_ids(client, args.experiment)))
     decisions = reconcile.decide(store, runs, reconcile.state_sources())
     ended = [d for d in decisions if d.new_status is not None]

@@ -118,7 +118,7 @@ def _experiment(client: TrackingClient, request: Request) -> str:
     if request.experiment_id is not None:
         return client.get_experiment(str(request.experiment_id)).experiment_id
     if request.experiment_name is not None:
-        return client.store.get_or_create_experiment(request.experiment_name).experiment_id
+        return client.synced_store().get_or_create_experiment(request.experiment_name).experiment_id
     return fluent.resolve_experiment_id()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 
 from tracking import config
 from tracking.errors import RegistryUnavailableError
@@ -24,6 +23,7 @@ from tracking.registry.entities import (
     ModelVersion,
     RegisteredModel,
 )
+from tracking.state import STATE
 from tracking.uris import local_path, uri_scheme
 
 __all__ = [
@@ -44,21 +44,16 @@ __all__ = [
 
 REGISTRY_URI_ENV = "MLFLOW_REGISTRY_URI"
 
-_registry_uri: str | None = None
-_stores: dict[str, RegistryStore] = {}
-_lock = threading.Lock()
-
 
 def set_registry_uri(uri: str | os.PathLike[str] | None) -> None:
     """Keep the registry at `uri` instead of the tracking URI (None: back to the default)."""
-    global _registry_uri
-    _registry_uri = config._resolve(os.fspath(uri)) if uri is not None else None
+    STATE.registry_uri = config._resolve(os.fspath(uri)) if uri is not None else None
 
 
 def get_registry_uri(tracking_uri: str | None = None) -> str:
     """set_registry_uri's value, else $MLFLOW_REGISTRY_URI, else the tracking URI."""
-    if _registry_uri is not None:
-        return _registry_uri
+    if STATE.registry_uri is not None:
+        return STATE.registry_uri
     if os.environ.get(REGISTRY_URI_ENV):
         return config._resolve(os.environ[REGISTRY_URI_ENV])
     return tracking_uri or config.get_tracking_uri()
@@ -89,10 +84,10 @@ def _create(uri: str) -> RegistryStore:
 def get_registry_store(uri: str | None = None) -> RegistryStore:
     """The (cached) registry store for a registry URI (default: get_registry_uri())."""
     uri = uri or get_registry_uri()
-    store = _stores.get(uri)
+    store = STATE.registry_stores.get(uri)
     if store is None:
-        with _lock:
-            store = _stores.get(uri)
+        with STATE.lock:
+            store = STATE.registry_stores.get(uri)
             if store is None:
-                store = _stores[uri] = _create(uri)
+                store = STATE.registry_stores[uri] = _create(uri)
     return store

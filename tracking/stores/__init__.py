@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import importlib
 import os
-import threading
 from typing import Any
 
 from tracking import journal
 from tracking.errors import InvalidParameterError, NotFoundError
+from tracking.state import STATE
 from tracking.stores.base import TrackingStore
 from tracking.uris import local_path, sqlite_path, uri_scheme
 
@@ -29,9 +29,6 @@ STORE_REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "http": ("tracking.stores.rest.store", "RestStore", "httpx"),
     "https": ("tracking.stores.rest.store", "RestStore", "httpx"),
 }
-
-_stores: dict[tuple[str, str | None], TrackingStore] = {}
-_lock = threading.Lock()
 
 
 def check_exists(uri: str) -> None:
@@ -93,10 +90,10 @@ def open_store(
 def get_store(uri: str) -> TrackingStore:
     """The (cached) store for a tracking URI; MLFLOW_ARTIFACT_ROOT sets new artifact roots."""
     key = (uri, os.environ.get(ARTIFACT_ROOT_ENV) or None)
-    store = _stores.get(key)
+    store = STATE.stores.get(key)
     if store is None:
-        with _lock:
-            store = _stores.get(key)
+        with STATE.lock:
+            store = STATE.stores.get(key)
             if store is None:
-                store = _stores[key] = open_store(uri, key[1])
+                store = STATE.stores[key] = open_store(uri, key[1])
     return store

@@ -276,11 +276,13 @@ def create_ui_router(
             order = data.Sort.parse(sort, dir)
         except data.FilterError as e:
             error, order, sort_ok = e, data.Sort.parse(None, None), False
-        runs = client.store.experiment_runs(exp.experiment_id)
+        runs = client.synced_store().experiment_runs(exp.experiment_id)
         try:
             runs_page = data.runs_page(runs, filter, order, (page - 1) * size, size, tree)
             if tree and not runs_page.rows and filter.strip() and page == 1:
-                nested_hint = data.nested_runs_match(client.store, exp.experiment_id, filter)
+                nested_hint = data.nested_runs_match(
+                    client.synced_store(), exp.experiment_id, filter
+                )
         except data.FilterError as e:
             error = e
         stats = runs.stats()
@@ -327,12 +329,14 @@ def create_ui_router(
         request: Request, experiment_id: str, metric: str = "", deployment: str = ""
     ) -> Response:
         exp = client.get_experiment(experiment_id)
-        found = data.scheduled_series(client.store, exp.experiment_id, None, deployment or None)
+        found = data.scheduled_series(
+            client.synced_store(), exp.experiment_id, None, deployment or None
+        )
         if not metric and found.metric_keys:
             metric = _default_metric(found.metric_keys)
         if metric:
             found = data.scheduled_series(
-                client.store, exp.experiment_id, metric, deployment or None
+                client.synced_store(), exp.experiment_id, metric, deployment or None
             )
         chart = {
             "metric": metric,

@@ -80,7 +80,7 @@ def warm_up(uri: str) -> None:
 
         client = TrackingClient(uri)  # the same (cached) store object as the app's
         for experiment in client.search_experiments(max_results=1000):
-            client.store.experiment_runs(experiment.experiment_id).stats()
+            client.synced_store().experiment_runs(experiment.experiment_id).stats()
     except Exception:  # only an optimisation: the pages report real errors themselves
         pass
 

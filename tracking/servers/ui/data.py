@@ -186,7 +186,7 @@ def search_experiments(client: TrackingClient, query: str) -> list[Experiment]:
 def experiment_summaries(
     client: TrackingClient, experiments: Sequence[Experiment]
 ) -> list[ExperimentSummary]:
-    stats = client.store.run_stats([e.experiment_id for e in experiments])
+    stats = client.synced_store().run_stats([e.experiment_id for e in experiments])
     return [ExperimentSummary(e, *stats.get(e.experiment_id, (None, None))) for e in experiments]
 
 
@@ -438,7 +438,7 @@ def run_links(client: TrackingClient, run: Run) -> RunLinks:
             parent = client.get_run(parent_id)
         except (NotFoundError, InvalidParameterError):
             parent = None
-    runs = client.store.experiment_runs(run.info.experiment_id)
+    runs = client.synced_store().experiment_runs(run.info.experiment_id)
     children, more = runs.descendants([run.info.run_id], 1, MAX_LINKED_CHILDREN)
     url, kind = prefect_link(client, run)
     return RunLinks(parent, parent_id, children, more, url, kind)
