@@ -158,11 +158,15 @@ def mlflow_mod(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
         monkeypatch.delenv(name, raising=False)
     import mlflow
+    import mlflow.tracking.fluent as mlflow_fluent
 
+    monkeypatch.setattr(mlflow_fluent, "_active_experiment_id", None)
     yield mlflow
     while mlflow.active_run():
         mlflow.end_run()
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
+        os.environ.pop(name, None)  # mlflow.set_experiment exports its choice
 
 
 def _history(metrics: list[Any]) -> list[tuple[Any, ...]]:
