@@ -367,9 +367,9 @@ def profile_ours(op: str, args: argparse.Namespace, base: str) -> None:
         size = args.search_large if "large" in op else args.search_small
         populate(side, search_id, 0, size, seed=1)
         if op.endswith("_cold"):
-            from tracking.stores import _stores
+            from tracking.state import STATE
 
-            _stores.clear()  # a fresh store instance: empty caches, like a new process
+            STATE.stores.clear()  # a fresh store instance: empty caches, like a new process
             side = Ours(side.root)
             prof.runcall(side.search, [search_id])
         else:

@@ -185,7 +185,7 @@ def _start(
         run_name=flow_run.name,
         experiment_id=experiment_id,
         parent_run_id=parent.info.run_id if parent is not None else None,
-        tags={**system_tags.default_tags(source), **_flow_run_tags(ctx.flow, flow_run)},
+        tags={**system_tags.default_tags(source), **flow_run_tags(ctx.flow, flow_run)},
         attempt=flow_run.run_count or 1,
         name=ctx.flow.name,
     )
@@ -196,7 +196,8 @@ def _start(
     return tracked
 
 
-def _flow_run_tags(flow_obj: Any, flow_run: Any) -> dict[str, str]:
+def flow_run_tags(flow_obj: Any, flow_run: Any) -> dict[str, str]:
+    """The prefect.* tags of the run tracking `flow_run` (names, ids, tags, deployment, UI link)."""
     tags = {
         system_tags.PREFECT_FLOW_NAME: flow_obj.name,
         system_tags.PREFECT_FLOW_RUN_ID: str(flow_run.id),

@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from flows import _flow_run_tags
+from flows import flow_run_tags
 from tracking import fluent, system_tags
 
 USAGE_ERROR = 2
@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     if experiment_id is None:
         experiment_id = client.synced_store().get_or_create_experiment(flow_obj.name).experiment_id
     tags = {
-        **_flow_run_tags(flow_obj, flow_run),
+        **flow_run_tags(flow_obj, flow_run),
         **job["tags"],
         system_tags.RUN_NAME: flow_run.name,
     }

@@ -131,7 +131,7 @@ def ui_store(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def _scheduled_runs(client: tracking.TrackingClient, experiment_id: str) -> None:
-    """Flow runs as a deployment's schedule leaves them (same tags as flows._flow_run_tags)."""
+    """Flow runs as a deployment's schedule leaves them (same tags as flows.flow_run_tags)."""
     day = 24 * 3600 * 1000
     start = int(time.time() * 1000) - 6 * day
     for i in range(6):

@@ -39,7 +39,7 @@ class TrackingClient:
         self.tracking_uri = tracking_uri or config.get_tracking_uri()
         self._store: TrackingStore = get_store(self.tracking_uri)
         self._artifact_uris: dict[str, str] = {}
-        self._registry_uri = config._resolve(registry_uri) if registry_uri else None
+        self._registry_uri = config.resolve_uri(registry_uri) if registry_uri else None
 
     @property
     def store(self) -> TrackingStore:

@@ -23,7 +23,9 @@ def _normalize(uri: str, cwd: str) -> str:
     return uri
 
 
-def _resolve(uri: str) -> str:
+def resolve_uri(uri: str) -> str:
+    """`uri` as stored: local paths (relative ones against the working directory) become
+    absolute file:// URIs; other URIs are kept."""
     relative = not uri.startswith("/") and "://" not in uri and not uri.startswith("file:")
     return _normalize(uri, os.getcwd() if relative or uri.startswith("file:") else "")
 
@@ -39,7 +41,7 @@ def redact_uri(uri: str) -> str:
 
 def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
     """Use `uri` for this process and, through MLFLOW_TRACKING_URI, for its subprocesses."""
-    STATE.tracking_uri = _resolve(os.fspath(uri))
+    STATE.tracking_uri = resolve_uri(os.fspath(uri))
     os.environ[TRACKING_URI_ENV] = STATE.tracking_uri
 
 
@@ -47,7 +49,7 @@ def get_tracking_uri() -> str:
     """set_tracking_uri's value, else $MLFLOW_TRACKING_URI, else ./mlruns (as a file:// URI)."""
     if STATE.tracking_uri is not None:
         return STATE.tracking_uri
-    return _resolve(os.environ.get(TRACKING_URI_ENV) or DEFAULT_TRACKING_URI)
+    return resolve_uri(os.environ.get(TRACKING_URI_ENV) or DEFAULT_TRACKING_URI)
 
 
 def is_tracking_uri_set() -> bool:

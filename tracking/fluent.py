@@ -276,7 +276,7 @@ def last_active_run() -> Run | None:
     return current_client().get_run(run_id) if run_id else None
 
 
-def _run_id() -> str:
+def current_run_id() -> str:
     """The active run's id; in the main thread a run is started when none is active (MLflow)."""
     stack = state.active_runs.get()
     if stack:
@@ -391,12 +391,12 @@ def _runs_to_frame(runs: list[Run]) -> Any:
 # --- logging ---------------------------------------------------------------------------------
 def log_param(key: str, value: Any) -> Any:
     """Log an immutable param on the active run; returns the value."""
-    return current_client().log_param(_run_id(), key, value)
+    return current_client().log_param(current_run_id(), key, value)
 
 
 def log_params(params: dict[str, Any], run_id: str | None = None) -> None:
     current_client().log_batch(
-        run_id or _run_id(), params=[Param(k, str(v)) for k, v in params.items()]
+        run_id or current_run_id(), params=[Param(k, str(v)) for k, v in params.items()]
     )
 
 
@@ -410,7 +410,7 @@ def log_metric(
     """Append a value to a metric's history (timestamp in ms, step defaults to 0)."""
     ts = now_ms() if timestamp is None else timestamp
     current_client().synced_store().log_metric(
-        run_id or _run_id(), Metric(key, value, ts, step or 0)
+        run_id or current_run_id(), Metric(key, value, ts, step or 0)
     )
 
 
@@ -422,19 +422,19 @@ def log_metrics(
 ) -> None:
     ts = now_ms() if timestamp is None else timestamp
     batch = [Metric(k, v, ts, step or 0) for k, v in metrics.items()]
-    current_client().log_batch(run_id or _run_id(), metrics=batch)
+    current_client().log_batch(run_id or current_run_id(), metrics=batch)
 
 
 def set_tag(key: str, value: Any) -> None:
-    current_client().set_tag(_run_id(), key, value)
+    current_client().set_tag(current_run_id(), key, value)
 
 
 def set_tags(tags: dict[str, Any]) -> None:
-    current_client().log_batch(_run_id(), tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    current_client().log_batch(current_run_id(), tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
 def delete_tag(key: str) -> None:
-    current_client().delete_tag(_run_id(), key)
+    current_client().delete_tag(current_run_id(), key)
 
 
 # --- artifacts -------------------------------------------------------------------------------
@@ -442,35 +442,35 @@ def log_artifact(
     local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
 ) -> None:
     """Copy a local file into the run's artifacts (under artifact_path if given)."""
-    current_client().log_artifact(run_id or _run_id(), os.fspath(local_path), artifact_path)
+    current_client().log_artifact(run_id or current_run_id(), os.fspath(local_path), artifact_path)
 
 
 def log_artifacts(
     local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
 ) -> None:
     """Copy a local folder's files into the run's artifacts, uploading concurrently."""
-    current_client().log_artifacts(run_id or _run_id(), os.fspath(local_dir), artifact_path)
+    current_client().log_artifacts(run_id or current_run_id(), os.fspath(local_dir), artifact_path)
 
 
 def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:
-    current_client().log_text(run_id or _run_id(), text, artifact_file)
+    current_client().log_text(run_id or current_run_id(), text, artifact_file)
 
 
 def log_dict(dictionary: dict[str, Any], artifact_file: str, run_id: str | None = None) -> None:
-    current_client().log_dict(run_id or _run_id(), dictionary, artifact_file)
+    current_client().log_dict(run_id or current_run_id(), dictionary, artifact_file)
 
 
 def log_figure(figure: Any, artifact_file: str, run_id: str | None = None) -> None:
-    current_client().log_figure(run_id or _run_id(), figure, artifact_file)
+    current_client().log_figure(run_id or current_run_id(), figure, artifact_file)
 
 
 def log_image(image: Any, artifact_file: str, run_id: str | None = None) -> None:
-    current_client().log_image(run_id or _run_id(), image, artifact_file)
+    current_client().log_image(run_id or current_run_id(), image, artifact_file)
 
 
 def get_artifact_uri(artifact_path: str | None = None) -> str:
     """URI of the active run's artifact root, or of a path inside it."""
-    uri = current_client().get_artifact_uri(_run_id())
+    uri = current_client().get_artifact_uri(current_run_id())
     return f"{uri}/{artifact_path.lstrip('/')}" if artifact_path else uri
 
 

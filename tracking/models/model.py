@@ -333,7 +333,7 @@ def log(
     if not rel:
         raise InvalidParameterError(f"Invalid model artifact path {given!r}: it must not be empty")
     client = fluent.current_client()
-    run_id = run_id or fluent._run_id()
+    run_id = run_id or fluent.current_run_id()
     with tempfile.TemporaryDirectory(prefix="trackflow-model-") as tmp:
         local = os.path.join(tmp, "model")
         meta = save_to(local, {"artifact_path": rel, "run_id": run_id})

@@ -47,7 +47,7 @@ REGISTRY_URI_ENV = "MLFLOW_REGISTRY_URI"
 
 def set_registry_uri(uri: str | os.PathLike[str] | None) -> None:
     """Keep the registry at `uri` instead of the tracking URI (None: back to the default)."""
-    STATE.registry_uri = config._resolve(os.fspath(uri)) if uri is not None else None
+    STATE.registry_uri = config.resolve_uri(os.fspath(uri)) if uri is not None else None
 
 
 def get_registry_uri(tracking_uri: str | None = None) -> str:
@@ -55,7 +55,7 @@ def get_registry_uri(tracking_uri: str | None = None) -> str:
     if STATE.registry_uri is not None:
         return STATE.registry_uri
     if os.environ.get(REGISTRY_URI_ENV):
-        return config._resolve(os.environ[REGISTRY_URI_ENV])
+        return config.resolve_uri(os.environ[REGISTRY_URI_ENV])
     return tracking_uri or config.get_tracking_uri()
 
 
