@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 
 import tracking
 from tracking.entities import RunStatus
 from tracking.stores.sql import schema as schema
-from tracking.stores.sql.store import SqlStore
+from tracking.stores.sql.store import engine_url
 
 WORKERS = 4
 RUNS_PER_WORKER = 250
@@ -201,17 +201,19 @@ def test_many_processes_log_into_one_database(uri: str) -> None:
             }
 
     # Every metric point is stored: counts per table, then whole histories for a sample.
-    store = client.store
-    assert isinstance(store, SqlStore)
+    engine = create_engine(engine_url(uri))  # the database itself, not through the store
     m, p = schema.metrics, schema.params
-    with store.engine.connect() as conn:
+    with engine.connect() as conn:
         points = conn.execute(
             select(func.count()).select_from(m).where(m.c.run_uuid.in_(all_ids))
         ).scalar_one()
-        per_series = conn.execute(
-            select(func.count()).select_from(m).group_by(m.c.run_uuid, m.c.key)
-        ).scalars()
+        per_series = (
+            conn.execute(select(func.count()).select_from(m).group_by(m.c.run_uuid, m.c.key))
+            .scalars()
+            .all()
+        )
         params = conn.execute(select(func.count()).select_from(p)).scalar_one()
+    engine.dispose()
     assert points == total * len(METRIC_KEYS) * STEPS
     assert set(per_series) == {STEPS}
     assert params == total * len(expected_params(0, 0))
