@@ -1,12 +1,15 @@
-"""Progress bars for long commands (gc, migrate, downloads, batch scoring), drawn with rich.
+"""Progress of long commands on stderr, drawn with rich.
 
-One bar on stderr while a command works through a known amount (items or bytes); nothing when
-the caller turns it off or stderr is not a terminal (a log or a pipe gets no bar and no stray
-blank line). The bar disappears when done: commands print their own summary.
+`progress_bar`: one bar while a command works through a known amount (gc, migrate, downloads,
+batch scoring: items or bytes); nothing when the caller turns it off or stderr is not a
+terminal (a log or a pipe gets no bar and no stray blank line); it disappears when done, the
+command prints its own summary. `step`: a spinner for a step of unknown length (a clone, an
+environment build), then how long it took. `say`: one plain line.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -64,3 +67,24 @@ def progress_bar(
     with Progress(*columns, console=console, transient=True) as progress:
         progress.add_task(description, total=total, **fields)
         yield Bar(progress)
+
+
+def say(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, soft_wrap=True).print(message, markup=False, highlight=False)
+
+
+@contextmanager
+def step(message: str) -> Iterator[None]:
+    """A spinner with `message` while the block runs (on a terminal), then `message: done in
+    N s` (everywhere)."""
+    from rich.console import Console
+
+    console = Console(stderr=True, soft_wrap=True)
+    started = time.perf_counter()
+    with console.status(message + " ..."):
+        yield
+    console.print(
+        f"{message}: done in {time.perf_counter() - started:.1f} s", markup=False, highlight=False
+    )

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from tracking import run_environment
-from tracking.projects import progress
+from tracking import progress, run_environment
 from tracking.projects.errors import ExecutionError
 
 MANAGERS = ("local", "virtualenv", "uv")

@@ -12,11 +12,11 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracking import fluent, git, run_environment, system_tags
+from tracking import fluent, git, progress, run_environment, system_tags
 from tracking.client import TrackingClient
 from tracking.entities import Run
 from tracking.errors import NotFoundError
-from tracking.projects import environments, progress, runner, sources
+from tracking.projects import environments, runner, sources
 from tracking.projects.environments import EnvSpec
 from tracking.projects.errors import ExecutionError
 

@@ -12,10 +12,10 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracking import fluent, run_environment, system_tags
+from tracking import fluent, progress, run_environment, system_tags
 from tracking.client import TrackingClient
 from tracking.entities import Param, Run, RunStatus, RunTag
-from tracking.projects import environments, progress, spec
+from tracking.projects import environments, spec
 from tracking.projects.environments import Environment, EnvSpec
 from tracking.projects.errors import ExecutionError
 from tracking.projects.sources import Source

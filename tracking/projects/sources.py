@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from tracking import git
-from tracking.projects import progress
+from tracking import git, progress
 from tracking.projects.errors import ExecutionError
 
 GIT_URL = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
