@@ -386,8 +386,10 @@ def test_models_predict_scores_files(
     signed: tuple[str, httpx.Client, Any],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     folder = signed[0]
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # stderr is a terminal to rich: the bar shows
     rows = pd.concat([PRICES] * 12_500, ignore_index=True)  # 25,000 rows: 3 batches
     rows.to_csv(tmp_path / "in.csv", index=False)
     rows.to_parquet(tmp_path / "in.parquet")
