@@ -22,7 +22,7 @@ class Execution(Protocol):
 
 
 Start = Callable[[], Execution | None]
-Method = classmethod | staticmethod  # type: ignore[type-arg]
+Method = classmethod | staticmethod
 
 
 def user_function(fn: Callable[..., Any] | Method) -> Callable[..., Any]:
