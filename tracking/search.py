@@ -320,7 +320,7 @@ class _Parser:
         op_tok = self.peek()
         op = self.operator(ident)
         numeric = entity == METRIC or (entity == ATTRIBUTE and key in schema.numeric_attrs)
-        allowed = _NUMERIC_OPS if numeric else _STRING_OPS
+        allowed: tuple[str, ...] = _NUMERIC_OPS if numeric else _STRING_OPS
         allowed += _NULL_OPS if entity != ATTRIBUTE else ()
         if op not in allowed:
             what = f"{entity}s" if entity != ATTRIBUTE else f"attribute {key!r}"
