@@ -37,7 +37,9 @@ DESCRIPTION = (
 
 
 #: "200 OK", ... as uvicorn's access lines end.
-_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in http.HTTPStatus}
+_STATUS_LINES: dict[object, str] = {
+    status.value: f"{status.value} {status.phrase}" for status in http.HTTPStatus
+}
 
 
 class AccessFormatter(logging.Formatter):
