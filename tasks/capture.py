@@ -64,7 +64,7 @@ def _as_scalar(value: object) -> object:
     if isinstance(value, _SCALARS) or getattr(value, "shape", None) != ():
         return value
     try:
-        item = value.item()  # type: ignore[attr-defined]
+        item = value.item()  # type: ignore[attr-defined]  # a numpy scalar (shape ()), or raises
     except Exception:
         return value
     return item if isinstance(item, _SCALARS) else value
@@ -81,7 +81,7 @@ def _fields(value: object) -> Mapping[str, Any] | None:
     if isinstance(value, tuple) and hasattr(value, "_fields"):
         return dict(zip(value._fields, value, strict=False))
     if _is_pydantic(value):
-        return {name: getattr(value, name) for name in type(value).model_fields}  # type: ignore[attr-defined]
+        return {name: getattr(value, name) for name in type(value).model_fields}  # type: ignore[attr-defined]  # _is_pydantic
     return None
 
 

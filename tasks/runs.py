@@ -46,7 +46,7 @@ def on_error_mode(option: str | None) -> OnError:
         raise ValueError(
             f"on_tracking_error / {ON_ERROR_ENV} must be 'raise' or 'warn', got {mode!r}"
         )
-    return mode  # type: ignore[return-value]
+    return mode  # type: ignore[return-value]  # checked just above: "raise" or "warn"
 
 
 @dataclass

@@ -226,7 +226,7 @@ def _tokenize(src: _Source) -> list[_Token]:
             tokens.append(_Token("string", i, text[i:end], value))
             i = end
         elif m := _NUMBER.match(text, i):
-            end = _TRAILING.match(text, m.end()).end()  # type: ignore[union-attr]
+            end = _TRAILING.match(text, m.end()).end()  # type: ignore[union-attr]  # `*`: always matches
             if end != m.end():
                 raise src.error(i, f"invalid number {text[i:end]!r}")
             tokens.append(_Token("number", i, m.group(), m.group()))

@@ -183,7 +183,7 @@ def metric_value(key: str, value: object) -> float:
             "metric values must be numbers (int or float; NaN and inf allowed)"
         )
     try:
-        return float(value)  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]  # TypeError for non-numbers is caught
     except (TypeError, ValueError, OverflowError):
         raise InvalidParameterError(
             f"Metric {key!r} value {shown(value)} cannot be converted to a 64-bit float "

@@ -239,7 +239,7 @@ def _missing(value: Any) -> bool:
 def _enforce_tensors(data: Any, schema: Schema) -> Any:
     import pandas as pd
 
-    specs: list[TensorSpec] = schema.inputs  # type: ignore[assignment]
+    specs: list[TensorSpec] = schema.inputs  # type: ignore[assignment]  # a tensor schema: all TensorSpecs
     if not schema.has_input_names():
         spec = specs[0]
         if isinstance(data, pd.DataFrame):

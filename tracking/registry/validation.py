@@ -105,7 +105,7 @@ def tag(key: object, value: object, what: str) -> tuple[str, str]:
             f"{what} tag {key!r} has a value of {len(value)} characters; at most "
             f"{MAX_TAG_VALUE_LENGTH} are allowed"
         )
-    return key, validation.text(f"{what} tag {key!r} value", value)  # type: ignore[return-value]
+    return key, validation.text(f"{what} tag {key!r} value", value)  # type: ignore[return-value]  # key: validate_key checked it is a str
 
 
 def tags(values: Mapping[str, object] | None, what: str) -> dict[str, str]:

@@ -305,7 +305,7 @@ def _patch_function(original: Callable[..., Any]) -> Callable[..., Any]:
     def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
         return _patched_fit(self, functools.partial(original, self), args, kwargs)
 
-    fit._trackflow_autolog_patch = True  # type: ignore[attr-defined]
+    fit._trackflow_autolog_patch = True  # type: ignore[attr-defined]  # a marker on the function
     return fit
 
 
