@@ -161,7 +161,7 @@ def _start(
 ) -> TrackedRun | None:
     """Open the run of the flow run the engine is running now (None outside Prefect)."""
     ctx = FlowRunContext.get()
-    if ctx is None or ctx.flow_run is None:
+    if ctx is None or ctx.flow_run is None or ctx.flow is None:
         return None
     flow_run = ctx.flow_run
     label = f"flow run {flow_run.name!r}"
@@ -172,10 +172,12 @@ def _start(
         report(on_error_mode(options.on_error), label, "opening the tracking store", e)
         return None
 
+    flow_name = ctx.flow.name
+
     def experiment_id() -> str:
         if experiment is None and parent is not None:
             return parent.info.experiment_id
-        name = experiment or ctx.flow.name
+        name = experiment or flow_name
         return client.synced_store().get_or_create_experiment(name).experiment_id
 
     tracked = open_run(
@@ -190,7 +192,7 @@ def _start(
         name=ctx.flow.name,
     )
     if tracked is not None:
-        tracked.start(logged_arguments(ctx.flow, ctx.parameters))
+        tracked.start(logged_arguments(ctx.flow, ctx.parameters or {}))
         if entry is not None and not tracked.disabled:
             run_environment.record(tracked.client, tracked.run, *entry)
     return tracked
@@ -247,10 +249,13 @@ def _parent_from_prefect(client: Any, flow_run: Any) -> Any:
         return direct
     try:
         from prefect.client.orchestration import get_client
+        from prefect.client.schemas.objects import FlowRunResult, TaskRunResult
 
         with get_client(sync_client=True) as api:
             parent_task = api.read_task_run(flow_run.parent_task_run_id)
         for caller in (parent_task.task_inputs or {}).get("__parents__", []):
+            if not isinstance(caller, TaskRunResult | FlowRunResult):
+                continue
             run = run_exists(client, caller.id.hex)
             if run is not None:
                 return run

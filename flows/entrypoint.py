@@ -37,6 +37,7 @@ def main(argv: list[str]) -> int:
         _write(job["result"], {"error": str(e)})
         return USAGE_ERROR
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import State
     from prefect.flow_engine import run_flow
 
     with get_client(sync_client=True) as api:
@@ -55,7 +56,7 @@ def main(argv: list[str]) -> int:
     client.create_run(experiment_id, tags=tags, run_name=flow_run.name, run_id=flow_run.id.hex)
     _write(job["result"], {"run_id": flow_run.id.hex})
     state = run_flow(flow_obj, flow_run=flow_run, parameters=parameters, return_type="state")
-    return 0 if state.is_completed() else 1
+    return 0 if isinstance(state, State) and state.is_completed() else 1
 
 
 class EntryPointError(Exception):

@@ -10,9 +10,13 @@ from __future__ import annotations
 import uuid
 import warnings
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from tracking import system_tags
 from tracking.entities import Run, RunStatus
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
 
 _FINAL = {
     "COMPLETED": RunStatus.FINISHED.name,
@@ -43,7 +47,9 @@ def prefect_states(runs: list[Run]) -> dict[str, tuple[str, str]]:
     found: dict[str, tuple[str, str]] = {}
     try:
         for prefect_id, state in _states(tasks, flows):
-            status = _FINAL.get(state.type.value) if state is not None else None
+            if state is None:
+                continue
+            status = _FINAL.get(state.type.value)
             if status is not None:
                 run_id = tasks.get(prefect_id) or flows[prefect_id]
                 found[run_id] = (status, f"Prefect reports {state.name}")
@@ -52,7 +58,7 @@ def prefect_states(runs: list[Run]) -> dict[str, tuple[str, str]]:
     return found
 
 
-def _states(tasks: dict[str, str], flows: dict[str, str]) -> Iterable[tuple[str, object]]:
+def _states(tasks: dict[str, str], flows: dict[str, str]) -> Iterable[tuple[str, State | None]]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
@@ -70,5 +76,7 @@ def _states(tasks: dict[str, str], flows: dict[str, str]) -> Iterable[tuple[str,
         flow_ids = [uuid.UUID(i) for i in flows]
         for start in range(0, len(flow_ids), _CHUNK):
             ids = flow_ids[start : start + _CHUNK]
-            page = api.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
-            yield from ((str(f.id), f.state) for f in page)
+            flow_page = api.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids))
+            )
+            yield from ((str(f.id), f.state) for f in flow_page)

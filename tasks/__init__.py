@@ -156,6 +156,7 @@ def _start(options: CaptureOptions, nested: bool) -> TrackedRun | None:
     name = ctx.task.name
     label = f"task {ctx.task_run.name!r}"
     enclosing = fluent.peek_active_run()  # its writes may still be queued: no need to wait
+    tracked: TrackedRun | None
     if not nested and enclosing is not None:
         tracked = TrackedRun(
             fluent.current_client(), enclosing, options, label, name, owns_run=False, deferred=True

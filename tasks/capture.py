@@ -47,7 +47,7 @@ def summarize(value: object) -> str:
     if dtype is not None and not callable(dtype):
         parts.append(f"dtype={dtype}")
     elif hasattr(value, "dtypes") and hasattr(value, "columns"):
-        parts.append(f"columns={len(value.columns)}")  # type: ignore[attr-defined]
+        parts.append(f"columns={len(value.columns)}")
     if not parts and isinstance(value, (list, tuple, set, frozenset, Mapping)):
         parts.append(f"len={len(value)}")
     return f"{_type_name(value)}({', '.join(parts)})"
@@ -64,7 +64,7 @@ def _as_scalar(value: object) -> object:
     if isinstance(value, _SCALARS) or getattr(value, "shape", None) != ():
         return value
     try:
-        item = value.item()  # type: ignore[attr-defined]
+        item = value.item()  # type: ignore[attr-defined]  # a numpy scalar (shape ()), or raises
     except Exception:
         return value
     return item if isinstance(item, _SCALARS) else value
@@ -81,7 +81,7 @@ def _fields(value: object) -> Mapping[str, Any] | None:
     if isinstance(value, tuple) and hasattr(value, "_fields"):
         return dict(zip(value._fields, value, strict=False))
     if _is_pydantic(value):
-        return {name: getattr(value, name) for name in type(value).model_fields}  # type: ignore[attr-defined]
+        return {name: getattr(value, name) for name in type(value).model_fields}  # type: ignore[attr-defined]  # _is_pydantic
     return None
 
 
@@ -118,7 +118,7 @@ def params_from_arguments(
     """Params for a call's bound arguments, following the capture rules above."""
     if keep is False:
         return {}
-    wanted = None if keep is True else set(keep)  # type: ignore[arg-type]
+    wanted = None if keep is True else set(keep)
     skipped = set(exclude)
     params: dict[str, str] = {}
     for name, value in arguments.items():
@@ -155,7 +155,7 @@ def _number(value: object) -> float | None:
         return float(value)
     if hasattr(value, "item") and getattr(value, "shape", None) == ():  # numpy scalar
         try:
-            item = value.item()  # type: ignore[attr-defined]
+            item = value.item()
         except Exception:
             return None
         return _number(item)

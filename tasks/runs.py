@@ -46,7 +46,7 @@ def on_error_mode(option: str | None) -> OnError:
         raise ValueError(
             f"on_tracking_error / {ON_ERROR_ENV} must be 'raise' or 'warn', got {mode!r}"
         )
-    return mode  # type: ignore[return-value]
+    return mode  # type: ignore[return-value]  # checked just above: "raise" or "warn"
 
 
 @dataclass
@@ -141,7 +141,8 @@ class TrackedRun:
         try:
             return action()
         except Exception as e:
-            return self._failed(what, e)
+            self._failed(what, e)
+            return None
 
     def _deferred_error(self) -> BaseException | None:
         """Wait for queued writes (unless this run is deferred itself); the first error."""
@@ -383,6 +384,7 @@ def open_run(
         planned = _planned_run(defer_under, run_id, run_name, all_tags)
     if planned is not None:
         info = planned.info
+        assert info.start_time is not None  # _planned_run sets it
         creation = RunCreation(
             info.experiment_id, run_name, info.user_id, info.start_time, all_tags
         )

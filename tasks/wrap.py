@@ -22,7 +22,7 @@ class Execution(Protocol):
 
 
 Start = Callable[[], Execution | None]
-Method = classmethod | staticmethod  # type: ignore[type-arg]
+Method = classmethod | staticmethod
 
 
 def user_function(fn: Callable[..., Any] | Method) -> Callable[..., Any]:
@@ -49,7 +49,7 @@ def wrap(fn: Callable[..., Any], start: Start) -> Callable[..., Any]:
     else:
         wrapper = _sync_wrapper(fn, start)
     functools.update_wrapper(wrapper, fn)
-    wrapper.__prefect_task_source__ = fn  # type: ignore[attr-defined]
+    wrapper.__prefect_task_source__ = fn  # type: ignore[attr-defined]  # an attribute Prefect reads
     return wrapper
 
 

@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 from server_process import start_server, stop_server
 
 import tracking
@@ -396,9 +397,9 @@ def test_run_page(page: Any, ui_url: str, ui_store: UIStore) -> None:
     assert page.inner_text("#env-package-count") == str(len(requirements.splitlines()))
     page.click("#env-packages summary")
     page.fill("#package-filter", "pyyaml")
-    shown = page.locator("#package-list li:visible").all_inner_texts()
-    assert f"PyYAML=={metadata.version('pyyaml')}" in shown
-    assert shown == [line for line in requirements.splitlines() if "pyyaml" in line.lower()]
+    wanted = [line for line in requirements.splitlines() if "pyyaml" in line.lower()]
+    assert f"PyYAML=={metadata.version('pyyaml')}" in wanted  # and types-PyYAML, if installed
+    expect(page.locator("#package-list li:visible")).to_have_text(wanted)  # waits for the filter
     assert page.inner_text("#reproduce-command") == f"trackflow runs reproduce {run_id}"
     assert page.inner_text("#env-commit").startswith(run.data.tags["mlflow.source.git.commit"])
     dirty = run.data.tags["trackflow.git.dirty"] == "true"

@@ -13,6 +13,7 @@ URI's, or the ``tracking_uri`` storage option's, with the REST store's auth, TLS
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -346,7 +347,7 @@ class ArtifactRepository:
                 rel = filename if rel_dir == "." else f"{rel_dir}/{filename}"
                 rel = artifact_subpath(f"{base}/{rel}" if base else rel)
                 src = os.path.join(dirpath, filename)
-                jobs.append(lambda src=src, rel=rel: self._put(src, rel))
+                jobs.append(functools.partial(self._put, src, rel))
         _run_concurrently(jobs)
 
     def write_bytes(self, artifact_file: str, data: bytes) -> None:
@@ -454,7 +455,7 @@ class ArtifactRepository:
                 continue
             local = os.path.join(local_target, *inner.split("/"))
             os.makedirs(os.path.dirname(local), exist_ok=True)
-            jobs.append(lambda name=name, local=local, child=child: self._get(name, local, child))
+            jobs.append(functools.partial(self._get, name, local, child))
         _run_concurrently(jobs)
         return local_target
 

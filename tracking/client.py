@@ -403,7 +403,7 @@ class TrackingClient:
     ) -> None:
         """Tag a version, given by number or (as MLflow allows) by stage: its newest there."""
         version = self._version_or_stage(name, version, stage)
-        self.registry.set_model_version_tag(name, version, key, str(value))  # type: ignore[arg-type]
+        self.registry.set_model_version_tag(name, version, key, str(value))  # type: ignore[arg-type]  # None: the store names it
 
     def delete_model_version_tag(
         self,
@@ -413,7 +413,7 @@ class TrackingClient:
         stage: str | None = None,
     ) -> None:
         version = self._version_or_stage(name, version, stage)
-        self.registry.delete_model_version_tag(name, version, key)  # type: ignore[arg-type]
+        self.registry.delete_model_version_tag(name, version, key)  # type: ignore[arg-type]  # None: as above
 
     def _version_or_stage(
         self, name: str, version: int | str | None, stage: str | None
@@ -422,7 +422,7 @@ class TrackingClient:
             raise InvalidParameterError("Pass exactly one of version or stage")
         if version is not None:
             return version
-        found = self.get_latest_versions(name, [stage])  # type: ignore[list-item]
+        found = self.get_latest_versions(name, [stage])  # type: ignore[list-item]  # set when version is None
         if not found:
             from tracking.errors import NotFoundError
 

@@ -371,6 +371,10 @@ def _runs_to_frame(runs: list[Run]) -> Any:
         import pandas as pd
     except ImportError:
         raise ImportError("output_format='pandas' needs pandas: pip install pandas") from None
+
+    def timestamp(ms: int | None) -> object:
+        return pd.NaT if ms is None else pd.to_datetime(ms, unit="ms", utc=True)
+
     rows = []
     for run in runs:
         row: dict[str, Any] = {
@@ -378,8 +382,8 @@ def _runs_to_frame(runs: list[Run]) -> Any:
             "experiment_id": run.info.experiment_id,
             "status": run.info.status,
             "artifact_uri": run.info.artifact_uri,
-            "start_time": pd.to_datetime(run.info.start_time, unit="ms", utc=True),
-            "end_time": pd.to_datetime(run.info.end_time, unit="ms", utc=True),
+            "start_time": timestamp(run.info.start_time),
+            "end_time": timestamp(run.info.end_time),
         }
         row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
         row.update({f"params.{k}": v for k, v in run.data.params.items()})

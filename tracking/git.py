@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from typing import Literal, overload
 
 from tracking.errors import TrackingError
 
@@ -37,6 +38,10 @@ def available() -> bool:
     return shutil.which("git") is not None
 
 
+@overload
+def run(args: list[str], cwd: str, what: str | None = None, text: Literal[True] = True) -> str: ...
+@overload
+def run(args: list[str], cwd: str, what: str | None = None, *, text: Literal[False]) -> bytes: ...
 def run(args: list[str], cwd: str, what: str | None = None, text: bool = True) -> str | bytes:
     """Run `git ARGS` in `cwd`; GitError naming the step and git's own message on failure."""
     if not available():

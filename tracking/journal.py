@@ -216,7 +216,7 @@ def journal_for(uri: str) -> Journal | None:
                     )
                     journal = None
                 _journals[uri] = journal
-    return journal  # type: ignore[return-value]
+    return journal
 
 
 _MISSING: Any = object()

@@ -226,7 +226,7 @@ def _tokenize(src: _Source) -> list[_Token]:
             tokens.append(_Token("string", i, text[i:end], value))
             i = end
         elif m := _NUMBER.match(text, i):
-            end = _TRAILING.match(text, m.end()).end()  # type: ignore[union-attr]
+            end = _TRAILING.match(text, m.end()).end()  # type: ignore[union-attr]  # `*`: always matches
             if end != m.end():
                 raise src.error(i, f"invalid number {text[i:end]!r}")
             tokens.append(_Token("number", i, m.group(), m.group()))
@@ -320,7 +320,7 @@ class _Parser:
         op_tok = self.peek()
         op = self.operator(ident)
         numeric = entity == METRIC or (entity == ATTRIBUTE and key in schema.numeric_attrs)
-        allowed = _NUMERIC_OPS if numeric else _STRING_OPS
+        allowed: tuple[str, ...] = _NUMERIC_OPS if numeric else _STRING_OPS
         allowed += _NULL_OPS if entity != ATTRIBUTE else ()
         if op not in allowed:
             what = f"{entity}s" if entity != ATTRIBUTE else f"attribute {key!r}"

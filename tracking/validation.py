@@ -183,7 +183,7 @@ def metric_value(key: str, value: object) -> float:
             "metric values must be numbers (int or float; NaN and inf allowed)"
         )
     try:
-        return float(value)  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]  # TypeError for non-numbers is caught
     except (TypeError, ValueError, OverflowError):
         raise InvalidParameterError(
             f"Metric {key!r} value {shown(value)} cannot be converted to a 64-bit float "
@@ -246,8 +246,8 @@ def new_run_tags(
     _bounded_text("User id", user, MAX_USER_ID_LENGTH)
     time_ms("Run start_time", start_time)
     checked = {t.key: tag_value(t.key, t.value) for t in tags}
-    if run_name(name):
-        checked.setdefault("mlflow.runName", name)
+    if valid_name := run_name(name):
+        checked.setdefault("mlflow.runName", valid_name)
     no_key_clash("Tag", checked)
     return checked
 

@@ -242,8 +242,14 @@ class _Migration:
     def run(self, progress: bool) -> None:
         plan = [(e, self._runs(e.experiment_id)) for e in self._experiments()]
         total = sum(len(runs) for _, runs in plan)
-        bar_options = {"unit": "runs", "extra": "{task.fields[counts]}", "counts": ""}
-        with progress_bar("migrating", total, enabled=progress, **bar_options) as bar:
+        with progress_bar(
+            "migrating",
+            total,
+            enabled=progress,
+            unit="runs",
+            extra="{task.fields[counts]}",
+            counts="",
+        ) as bar:
             for experiment, runs in plan:
                 bar.update(description=experiment.name)
                 self._experiment(experiment, runs, bar)

@@ -8,6 +8,7 @@ from typing import Any
 
 import tracking
 from tracking.cli.common import client_for, command, format_size, report
+from tracking.entities import FileInfo
 from tracking.progress import progress_bar
 
 #: Downloads at least this big (bytes) or with this many files show a progress bar.
@@ -35,10 +36,14 @@ def artifacts_list(args: argparse.Namespace) -> int:
 
 def _artifact_files(client: tracking.TrackingClient, run_id: str, path: str | None) -> list[Any]:
     """Every file below `path` (recursively)."""
-    files, folders = [], [path]
+    files: list[FileInfo] = []
+    folders = [path]
     while folders:
         for info in client.list_artifacts(run_id, folders.pop()):
-            (folders if info.is_dir else files).append(info.path if info.is_dir else info)
+            if info.is_dir:
+                folders.append(info.path)
+            else:
+                files.append(info)
     return sorted(files, key=lambda info: info.path)
 
 
@@ -77,10 +82,15 @@ def _download(
         show = not args.no_progress and (
             total >= PROGRESS_MIN_BYTES or len(files) >= PROGRESS_MIN_FILES
         )
-        counter = {"extra": "{task.fields[done]}/{task.fields[files]} files", "files": len(files)}
         with (
             progress_bar(
-                "downloading", total or None, enabled=show, transfer=True, done=0, **counter
+                "downloading",
+                total or None,
+                enabled=show,
+                transfer=True,
+                extra="{task.fields[done]}/{task.fields[files]} files",
+                files=len(files),
+                done=0,
             ) as bar,
             ThreadPoolExecutor(8) as pool,
         ):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import tracking
@@ -34,7 +34,7 @@ def format_size(size: int | None) -> str:
     return str(size)  # pragma: no cover
 
 
-def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+def table(title: str, columns: list[str], rows: Sequence[Sequence[str | None]]) -> None:
     from rich.console import Console
     from rich.table import Table
 

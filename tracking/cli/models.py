@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracking.cli.common import client_for, command, format_time, report
 from tracking.servers.listen import port_number
 from tracking.stores.base import all_pages
+
+if TYPE_CHECKING:
+    from tracking.registry.entities import ModelVersion
 
 PICKLE_WARNING = (
     "WARNING: loading a model runs code from its files. A model.pkl (the default cloudpickle "
@@ -77,7 +80,9 @@ _VERSION_COLUMNS = ["version", "stage", "aliases", "created", "source", "descrip
 def models_versions(args: argparse.Namespace) -> int:
     client = client_for(args)
     model = client.get_registered_model(args.name)  # a clear error when there is no such model
-    versions = client.search_model_versions(f"name = '{_quote(args.name)}'", 200_000)
+    versions: list[ModelVersion] = client.search_model_versions(
+        f"name = '{_quote(args.name)}'", 200_000
+    )
     versions = sorted(versions, key=lambda v: v.version, reverse=True)
     report(
         f"{len(versions)} versions of {args.name}",

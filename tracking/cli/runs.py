@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -69,10 +70,14 @@ def value_columns(runs: list[Run], order_by: list[str]) -> list[Column]:
     return [
         Column(
             f"{kind}.{key}" if kind == "params" and key in metrics else key,
-            lambda r, kind=kind, key=key: format_value(getattr(r.data, kind).get(key)),
+            functools.partial(_data_cell, kind, key),
         )
         for kind, key in ordered
     ]
+
+
+def _data_cell(kind: str, key: str, run: Run) -> str:
+    return format_value(getattr(run.data, kind).get(key))
 
 
 def fit(columns: list[Column], runs: list[Run], width: int) -> tuple[list[Column], list[Column]]:

@@ -172,9 +172,7 @@ def _frame(predictions: Any) -> Any:
     import pandas as pd
 
     if isinstance(predictions, pd.Series):
-        return (
-            predictions.rename(predictions.name or "prediction").to_frame().reset_index(drop=True)
-        )
+        return predictions.to_frame(name=predictions.name or "prediction").reset_index(drop=True)
     array = np.asarray(predictions)
     if array.ndim == 1:
         return pd.DataFrame({"prediction": array})

@@ -252,11 +252,12 @@ class BoostingAutolog:
 
     def predictor(self, model: Any) -> Callable[[Any], Any]:
         """predict() of a trained model on raw rows (for the signature)."""
-        return model.predict  # type: ignore[no-any-return]
+        return model.predict
 
 
 def _subclasses(base: type) -> list[type]:
     seen, pending = [base], [base]
+    sub: type
     while pending:
         for sub in type.__subclasses__(pending.pop()):
             if sub not in seen:

@@ -56,6 +56,7 @@ def enforce_schema(data: Any, schema: Schema) -> Any:
     columns = {
         c: _convert_column(str(c), frame[c], spec)
         for c, spec in zip(frame.columns, schema.inputs, strict=False)
+        if isinstance(spec, ColSpec)  # all are: a Schema holds ColSpecs or TensorSpecs
     }
     return _frame(columns, frame.index)
 
@@ -115,7 +116,7 @@ def _enforce_named_columns(frame: Any, schema: Schema) -> Any:
     columns = {
         spec.name: _convert_column(str(spec.name), frame[spec.name], spec)
         for spec in schema.inputs
-        if spec.name in present
+        if isinstance(spec, ColSpec) and spec.name in present
     }
     return _frame(columns, frame.index)
 
@@ -238,7 +239,7 @@ def _missing(value: Any) -> bool:
 def _enforce_tensors(data: Any, schema: Schema) -> Any:
     import pandas as pd
 
-    specs: list[TensorSpec] = schema.inputs  # type: ignore[assignment]
+    specs: list[TensorSpec] = schema.inputs  # type: ignore[assignment]  # a tensor schema: all TensorSpecs
     if not schema.has_input_names():
         spec = specs[0]
         if isinstance(data, pd.DataFrame):
@@ -265,7 +266,7 @@ def _enforce_tensors(data: Any, schema: Schema) -> Any:
         missing = [s.name for s in specs if s.name not in columns]
         if missing:
             raise SchemaEnforcementError(f"The input is missing tensor(s) {missing}")
-        return {s.name: _tensor_from_column(str(s.name), columns[s.name], s) for s in specs}
+        return {s.name: _tensor_from_column(str(s.name), columns[str(s.name)], s) for s in specs}
     if isinstance(data, dict):
         missing = [s.name for s in specs if s.name not in data]
         if missing:

@@ -136,7 +136,9 @@ def _split(frame: Any) -> dict[str, Any]:
 
 def _plain(array: np.ndarray) -> Any:
     if np.issubdtype(array.dtype, np.number):
-        array = np.where(np.isnan(array), None, array) if array.dtype.kind == "f" else array
+        array = (
+            np.where(np.isnan(array), np.array(None), array) if array.dtype.kind == "f" else array
+        )
     return array.tolist()
 
 

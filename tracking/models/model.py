@@ -47,7 +47,7 @@ CODE_DIR = "code"
 LOG_MODEL_HISTORY_TAG = "mlflow.log-model.history"  # MLflow 2's list of a run's models
 
 
-class Model(dict):  # type: ignore[type-arg]
+class Model(dict):
     """An MLmodel file's content: a dict as written, with MLflow's accessors."""
 
     @classmethod

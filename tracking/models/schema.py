@@ -134,7 +134,9 @@ class ColSpec:
         self.required = bool(required)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"type": self.type.name} if isinstance(self.type, DataType) else self.type.to_dict()
+        out: dict[str, Any] = (
+            {"type": self.type.name} if isinstance(self.type, DataType) else self.type.to_dict()
+        )
         if self.name is not None:
             out["name"] = self.name
         out["required"] = self.required

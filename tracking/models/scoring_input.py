@@ -244,7 +244,7 @@ def align_columns(model: Any, data: Any) -> Any:
     wanted = [str(n) for n in names]
     columns = getattr(data, "columns", None)
     if columns is None:
-        shape = getattr(data, "shape", ())
+        shape: tuple[int, ...] = getattr(data, "shape", ())
         if len(shape) == 2 and shape[1] == len(wanted):
             try:
                 import pandas as pd

@@ -127,12 +127,12 @@ class _View:
         return None
 
     def tag(self, key: str) -> str | None:
-        return self.item.tags.get(key)  # type: ignore[no-any-return]
+        return self.item.tags.get(key)
 
 
 class _ModelView(_View):
     def attribute(self, key: str) -> str | int | None:
-        return getattr(self.item, key, None)  # type: ignore[no-any-return]
+        return getattr(self.item, key, None)
 
 
 class _VersionView(_View):
@@ -142,13 +142,13 @@ class _VersionView(_View):
             return mv.version
         if key == "source_path":
             return mv.source
-        return getattr(mv, key, None)  # type: ignore[no-any-return]
+        return getattr(mv, key, None)
 
 
 PROMPT_TAG = "mlflow.prompt.is_prompt"
 
 
-def _matches(comparisons: tuple[Comparison, ...], view: _View) -> bool:
+def _matches(comparisons: tuple[Comparison, ...], view: _ModelView | _VersionView) -> bool:
     """search.run_matches, plus MLflow's rule that an item without the prompt tag is not a
     prompt (MLflow's client adds `tag.mlflow.prompt.is_prompt != 'true'` to every search)."""
     for c in comparisons:

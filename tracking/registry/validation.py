@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from tracking import validation
 from tracking.errors import InvalidParameterError
@@ -94,7 +95,7 @@ def alias(name: object, *, for_setting: bool = False) -> str:
 
 def tag(key: object, value: object, what: str) -> tuple[str, str]:
     """(key, value) of a registered model or model version tag; the value must be a string."""
-    validation.validate_key(key, f"{what} tag key")  # type: ignore[arg-type]
+    validation.validate_key(key, f"{what} tag key")
     if not isinstance(value, str):
         raise InvalidParameterError(
             f"{what} tag {key!r} must have a string value, got {type(value).__name__}"
@@ -104,10 +105,10 @@ def tag(key: object, value: object, what: str) -> tuple[str, str]:
             f"{what} tag {key!r} has a value of {len(value)} characters; at most "
             f"{MAX_TAG_VALUE_LENGTH} are allowed"
         )
-    return key, validation.text(f"{what} tag {key!r} value", value)  # type: ignore[return-value]
+    return key, validation.text(f"{what} tag {key!r} value", value)  # type: ignore[return-value]  # key: validate_key checked it is a str
 
 
-def tags(values: dict[str, object] | None, what: str) -> dict[str, str]:
+def tags(values: Mapping[str, object] | None, what: str) -> dict[str, str]:
     """Tags given as a dict (values str()-ed, as MLflow's clients do) or None."""
     if values is None:
         return {}

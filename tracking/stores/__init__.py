@@ -81,7 +81,7 @@ def open_store(
         artifact_root = "file://" + os.path.abspath(artifact_root)
     target = local_path(uri) or uri
     if for_reading:
-        return cls.open_for_reading(target)  # type: ignore[no-any-return]
+        return cls.open_for_reading(target)
     store: TrackingStore = cls(target, artifact_root)
     journal.replay_orphans(uri, store)
     return store

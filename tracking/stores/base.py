@@ -38,7 +38,7 @@ SEARCH_MAX_RESULTS_THRESHOLD = 50000
 MAX_OFFSET = 2**63 - 1 - SEARCH_MAX_RESULTS_THRESHOLD
 
 
-class PagedList(list, Generic[T]):  # type: ignore[type-arg]
+class PagedList(list, Generic[T]):
     """A page of results; `token` fetches the next page (None on the last one)."""
 
     def __init__(self, items: Iterable[T], token: str | None) -> None:

@@ -229,7 +229,7 @@ def _install() -> None:
     if _hook is None:
         _saved_init_subclass = BaseEstimator.__dict__.get("__init_subclass__", _MISSING)
         _hook = classmethod(_on_new_estimator_class)
-        BaseEstimator.__init_subclass__ = _hook  # type: ignore[assignment,method-assign]
+        BaseEstimator.__init_subclass__ = _hook
     for cls in _estimator_classes(BaseEstimator):
         _patch_class(cls)
 
@@ -261,7 +261,7 @@ def _uninstall() -> None:
         if _saved_init_subclass is _MISSING:
             del BaseEstimator.__init_subclass__
         else:
-            BaseEstimator.__init_subclass__ = _saved_init_subclass  # type: ignore[method-assign]
+            BaseEstimator.__init_subclass__ = _saved_init_subclass
     _hook = None
     _saved_init_subclass = _MISSING
 
@@ -270,6 +270,7 @@ def _estimator_classes(base: type) -> list[type]:
     """`base` and every subclass defined so far."""
     seen: dict[type, None] = {base: None}
     pending = [base]
+    sub: type
     while pending:
         for sub in type.__subclasses__(pending.pop()):
             if sub not in seen:
@@ -304,7 +305,7 @@ def _patch_function(original: Callable[..., Any]) -> Callable[..., Any]:
     def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
         return _patched_fit(self, functools.partial(original, self), args, kwargs)
 
-    fit._trackflow_autolog_patch = True  # type: ignore[attr-defined]
+    fit._trackflow_autolog_patch = True  # type: ignore[attr-defined]  # a marker on the function
     return fit
 
 
@@ -482,7 +483,7 @@ def _search_metrics(estimator: Any) -> dict[str, float]:
 
 
 def _training_metrics(
-    estimator: Any, data: _TrainingData, config: AutologConfig
+    estimator: Any, data: _TrainingData, config: SklearnAutologConfig
 ) -> dict[str, float]:
     """MLflow's training metrics on the data passed to fit; failing metrics are skipped."""
     from sklearn.base import is_classifier, is_regressor
@@ -515,7 +516,7 @@ def _training_metrics(
 def _classifier_metrics(
     estimator: Any,
     data: _TrainingData,
-    config: AutologConfig,
+    config: SklearnAutologConfig,
     record: Callable[[str, Callable[[], Any]], None],
 ) -> None:
     from sklearn import metrics as m
@@ -530,7 +531,9 @@ def _classifier_metrics(
         ("recall_score", m.recall_score),
         ("f1_score", m.f1_score),
     ):
-        record(name, lambda fn=fn: fn(y, y_pred, average=average, sample_weight=weight, **extra))
+        record(
+            name, functools.partial(fn, y, y_pred, average=average, sample_weight=weight, **extra)
+        )
     if not hasattr(estimator, "predict_proba"):
         return
     try:

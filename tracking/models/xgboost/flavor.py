@@ -135,7 +135,7 @@ def _save(
 
 
 def _sklearn_base() -> type:
-    return require("xgboost.sklearn", EXTRA).XGBModel  # type: ignore[no-any-return]
+    return require("xgboost.sklearn", EXTRA).XGBModel
 
 
 def load_model(model_uri: str | os.PathLike[str]) -> Any:
@@ -166,7 +166,7 @@ def _load(path: str, meta: Model, uri: str) -> Any:
     file = os.path.join(path, str(conf.get("data") or "model.ubj"))
     if not os.path.isfile(file):
         raise NotFoundError(f"The model at {uri} lacks its model file {conf.get('data')}")
-    model = cls()
+    model: Any = cls()  # a Booster or an XGBModel, of the optional xgboost package
     model.load_model(file)
     return model
 

@@ -37,7 +37,9 @@ DESCRIPTION = (
 
 
 #: "200 OK", ... as uvicorn's access lines end.
-_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in http.HTTPStatus}
+_STATUS_LINES: dict[object, str] = {
+    status.value: f"{status.value} {status.phrase}" for status in http.HTTPStatus
+}
 
 
 class AccessFormatter(logging.Formatter):
@@ -46,7 +48,7 @@ class AccessFormatter(logging.Formatter):
     one is written per request."""
 
     def format(self, record: logging.LogRecord) -> str:
-        client, method, path, version, status = record.args  # type: ignore[misc]
+        client, method, path, version, status = record.args  # type: ignore[misc]  # uvicorn passes this 5-tuple
         status_line = _STATUS_LINES.get(status, status)
         prefix = f"{record.levelname}:".ljust(9)
         return f'{prefix} {client} - "{method} {path} HTTP/{version}" {status_line}'

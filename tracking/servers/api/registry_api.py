@@ -94,14 +94,14 @@ def registry_for(ctx: ServerContext) -> RegistryStore:
             if found is None:
                 found = open_registry(ctx.store)
                 ctx.__dict__[_REGISTRY_ATTRIBUTE] = found
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 # --- request fields ---------------------------------------------------------------------------
 
 
 def _name(f: Fields, field: str = "name") -> str:
-    return f.string(field, required=True)  # type: ignore[no-any-return]
+    return f.string(field, required=True)
 
 
 def _version(f: Fields) -> str:
@@ -109,7 +109,7 @@ def _version(f: Fields) -> str:
     raw = f.raw("version")
     if isinstance(raw, int) and not isinstance(raw, bool):
         return str(raw)
-    return f.string("version", required=True)  # type: ignore[no-any-return]
+    return f.string("version", required=True)
 
 
 def _tags(f: Fields) -> dict[str, str]:

@@ -61,7 +61,7 @@ def plotly_js_path() -> str:
         raise RuntimeError("The UI's charts need plotly: pip install plotly") from None
     if not path.is_file():
         raise RuntimeError(f"plotly is installed but has no {PLOTLY_JS} at {path}")
-    return os.fspath(path)
+    return str(path)
 
 
 @functools.lru_cache(maxsize=1)
@@ -415,7 +415,9 @@ def create_ui_router(
             return None, e
 
     @router.get("/runs/{run_id}/artifacts", name="ui_artifacts", response_class=HTMLResponse)
-    def artifact_listing(request: Request, run_id: str, path: str = "", fragment: int = 0):
+    def artifact_listing(
+        request: Request, run_id: str, path: str = "", fragment: int = 0
+    ) -> Response:
         run = client.get_run(run_id)
         artifacts = run_artifacts(run)
         rel = artifacts_view.clean_path(path)
@@ -423,7 +425,7 @@ def create_ui_router(
             artifacts.info(rel)  # NotFoundError when there is nothing at all
             raise InvalidParameterError(f"{rel!r} is a file, not a folder")
         listing = artifacts.list(rel)
-        context = dict(
+        context: dict[str, Any] = dict(
             run=run,
             listing=listing,
             listed_dir=rel,
@@ -441,7 +443,7 @@ def create_ui_router(
         name="ui_artifact_preview",
         response_class=HTMLResponse,
     )
-    def artifact_preview(request: Request, run_id: str, path: str, fragment: int = 0):
+    def artifact_preview(request: Request, run_id: str, path: str, fragment: int = 0) -> Response:
         run = client.get_run(run_id)
         artifacts = run_artifacts(run)
         preview = artifacts_view.build_preview(artifacts, path)

@@ -515,7 +515,7 @@ def parallel_coordinates(data: CompareData) -> dict[str, Any]:
         numeric = all(v is not None and _is_number(v) for v in values)
         params[key] = {
             "numeric": numeric,
-            "values": [float(v) if numeric else v for v in values],  # type: ignore[arg-type]
+            "values": [float(v) if numeric else v for v in values],  # type: ignore[arg-type]  # numeric: none is None
         }
     metrics = {
         key: [_json_number(r.data.metrics.get(key)) for r in data.runs] for key in data.metric_keys

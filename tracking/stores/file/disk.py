@@ -349,7 +349,7 @@ class StatCache:
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         hit = self._entries.get(path)
         if hit is not None and hit[0] == stamp:
-            return hit[1]  # type: ignore[no-any-return]
+            return hit[1]
         with open(path, "rb") as f:
             text = f.read()
         if not text and parse is parse_yaml:

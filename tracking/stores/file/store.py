@@ -460,7 +460,7 @@ class FileStore(TrackingStore):
 
     @staticmethod
     def _meta_dict(info: RunInfo, deleted_time: int | None = None) -> dict:
-        meta = {
+        meta: dict[str, object] = {
             "artifact_uri": info.artifact_uri,
             "end_time": info.end_time,
             "entry_point_name": "",
@@ -630,10 +630,10 @@ class FileStore(TrackingStore):
         validation.batch_sizes(len(metrics), len(params), len(tags))
         lines: dict[str, list[str]] = {}
         for m in metrics:
-            value = validation.metric_value(m.key, m.value)
+            number = validation.metric_value(m.key, m.value)
             step = validation.metric_step(m.key, m.step)
             timestamp = validation.metric_timestamp(m.key, m.timestamp)
-            lines.setdefault(m.key, []).append(f"{timestamp} {value} {step}\n")
+            lines.setdefault(m.key, []).append(f"{timestamp} {number} {step}\n")
         new_params: dict[str, str] = {}
         for p in params:
             value = validation.param_value(p.key, p.value)

@@ -965,7 +965,7 @@ class ProxyArtifactFileSystem(AbstractFileSystem):
                     "size": None if is_dir else int(size or 0),
                 }
             )
-        entries.sort(key=lambda e: e["name"])
+        entries.sort(key=lambda e: str(e["name"]))
         return entries if detail else [e["name"] for e in entries]
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:

@@ -8,6 +8,8 @@ what they expect. Trackflow never reads or writes them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     DDL,
     JSON,
@@ -274,7 +276,7 @@ def _rollup(name: str, index: str, grouping: list[str], *columns: Column[object]
     )
 
 
-def _aggregates(*names: str) -> list[Column[object]]:
+def _aggregates(*names: str) -> list[Column[Any]]:
     """sample_count, then the named aggregates (nullable doubles)."""
     return [
         Column("sample_count", BigInteger, nullable=False),

@@ -8,6 +8,8 @@ every table by workspace too; Trackflow reads and writes the default workspace o
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -22,9 +24,14 @@ from sqlalchemy import (
 
 from tracking.stores.sql.schema import metadata, workspace_column
 
+
+class _TableOptions(TypedDict):
+    implicit_returning: bool
+
+
 # The workspace in every primary key comes from its server default: inserts must not ask for
 # it back (RETURNING workspace), as older MLflow schemas have no such column.
-_NO_RETURNING = {"implicit_returning": False}
+_NO_RETURNING: _TableOptions = {"implicit_returning": False}
 
 
 def _model_fk(table: str, delete_cascade: bool = False) -> ForeignKeyConstraint:

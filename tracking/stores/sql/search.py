@@ -99,8 +99,8 @@ def search_source(
     needed: dict[tuple[str, str], bool] = {}  # (entity, key) -> must exist (inner join)
     for c in comparisons:
         if c.entity != "attribute":
-            key = (c.entity, c.key)
-            needed[key] = needed.get(key, False) or c.op != "IS NULL"
+            pair = (c.entity, c.key)
+            needed[pair] = needed.get(pair, False) or c.op != "IS NULL"
     for o in ordering:
         if o.entity != "attribute":
             needed.setdefault((o.entity, o.key), False)

@@ -216,7 +216,7 @@ class SqlStore(TrackingStore):
         """`transaction` for the hot one-row writes: `work` gets a cursor of the driver's own
         connection, past SQLAlchemy's statement and transaction layers (a quarter of the CPU
         time). Its statements are `_Sql`s; errors are SQLAlchemy's, as from `transaction`."""
-        dbapi = self.engine.dialect.dbapi
+        dbapi = self.engine.dialect.loaded_dbapi
 
         def attempt() -> T:
             raw = self.engine.raw_connection()
@@ -512,7 +512,7 @@ class SqlStore(TrackingStore):
         self.shape.check("runs", "run_uuid", new_id, "Run id")
         experiment_id = str(experiment_id)
         key = self._experiment_key(experiment_id)
-        duplicate = self.engine.dialect.dbapi.IntegrityError
+        duplicate = self.engine.dialect.loaded_dbapi.IntegrityError
 
         def work(cursor: Cursor) -> Run:
             found = self._execute(cursor, _EXPERIMENT_FOR_RUN, {"id": key}).fetchone()
@@ -588,7 +588,7 @@ class SqlStore(TrackingStore):
         """Many run ids as ONE bound value: no 1,000-placeholder statement to build and plan."""
         return json.dumps(run_ids) if self.is_sqlite else list(run_ids)
 
-    def _runs_from_rows(self, conn: Connection, rows: list[Any]) -> list[Run]:
+    def _runs_from_rows(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
         """Runs from `runs` rows: params, tags and latest metrics come in one UNION ALL query."""
         if not rows:
             return []
@@ -829,7 +829,9 @@ class SqlStore(TrackingStore):
         """Raise if one of `keys` clashes with a key stored in `table` ('a' and 'a/b')."""
         if not keys:
             return
-        cursor = conn.connection.driver_connection.cursor()
+        driver = conn.connection.driver_connection
+        assert driver is not None  # a connection checked out of the pool
+        cursor = driver.cursor()
         try:
             found = self._stored_clash(cursor, table, owner, keys)
         finally:
