@@ -260,7 +260,7 @@ def _record_cache_hit(options: CaptureOptions) -> Callable[..., None]:
 def _tag_source(tracked: TrackedRun, storage_key: str) -> None:
     source = _original_run(tracked.client, tracked.run.info.experiment_id, storage_key)
     if source is not None:
-        tracked.client.set_tag(tracked.run_id, CACHED_FROM_TAG, source)
+        tracked.set_tag(CACHED_FROM_TAG, source)
 
 
 def _original_run(client: Any, experiment_id: str, storage_key: str) -> str | None:

@@ -120,6 +120,7 @@ class TrackedRun:
         # A deferred run's writes from the end of its body: replayable from the journal.
         self.record = RunRecord(run.info.run_id, creation) if deferred else None
         self.written = False  # the queued start (creation, params) is in the store
+        self.coalesced = False  # the start found the run over already: the record creates it
 
     @property
     def run_id(self) -> str:
@@ -173,7 +174,11 @@ class TrackedRun:
 
         return scoped_autolog(self.run_id)
 
-    def log_params(self, arguments: Mapping[str, Any]) -> None:
+    def log_params(
+        self,
+        arguments: Mapping[str, Any],
+        wrap: Callable[[Callable[[], Any]], Callable[[], Any]] = lambda action: action,
+    ) -> None:
         params = params_from_arguments(
             arguments, self.options.log_params, self.options.exclude_params
         )
@@ -194,25 +199,47 @@ class TrackedRun:
                 # A second call into a shared run with other values must not fail the task.
                 warnings.warn(f"{self.label}: params not logged: {e}", stacklevel=2)
 
-        self.guard("logging params", log)
+        self.guard("logging params", wrap(log))
 
     def start(self, arguments: Mapping[str, Any]) -> None:
-        """Write the run's beginning: create it (a planned run) and log its params."""
-        if self.record is not None and self.record.create is not None:
-            creation = self.record.create
-            self.guard(
-                "creating its run",
-                lambda: self.client.create_run(
-                    creation.experiment_id,
-                    creation.start_time,
-                    creation.tags,
-                    creation.run_name,
-                    self.run_id,
-                ),
-            )
-        self.log_params(arguments)
+        """Write the run's beginning: create it (a planned run) and log its params. A planned
+        run's start is queued; when the writer reaches it after the body has returned (the
+        record holds the end), it is left to the record, which writes the run in one step."""
+        if self.record is None or self.record.create is None:
+            self.log_params(arguments)
+            if self.record is not None:
+                self.guard("creating its run", self._mark_written)
+            return
+        self.guard("creating its run", self._unless_over(self._create_planned))
+        self.log_params(arguments, self._unless_over)
+        self.guard("creating its run", self._unless_over(self._mark_written))
+
+    def _unless_over(self, action: Callable[[], Any]) -> Callable[[], Any]:
+        """`action`, skipped once the run's record holds its end (the writer thread runs it)."""
+
+        def unless_over() -> Any:
+            if self.coalesced or (self.record is not None and self.record.status is not None):
+                self.coalesced = True
+                return None
+            return action()
+
+        return unless_over
+
+    def _create_planned(self) -> None:
+        assert self.record is not None and self.record.create is not None
+        creation = self.record.create
+        self.client.create_run(
+            creation.experiment_id, creation.start_time, creation.tags, creation.run_name,
+            self.run_id,
+        )  # fmt: skip
+
+    def set_tag(self, key: str, value: str) -> None:
+        """Tag the run: a deferred run's tag joins its record (a queued action runs before the
+        record is written), any other run's is written now."""
         if self.record is not None:
-            self.guard("creating its run", self._mark_written)
+            self.record.tags[key] = value
+        else:
+            self.client.set_tag(self.run_id, key, value)
 
     def _mark_written(self) -> None:
         self.written = True  # not reached when a queued start step failed (guard)
@@ -306,7 +333,10 @@ class TrackedRun:
         """Apply the record; True once it is in the store."""
         assert self.record is not None
         try:
-            self.record.apply(self.client.store, created=self.written)
+            if self.coalesced:
+                self.record.create_ended(self.client.store)
+            else:
+                self.record.apply(self.client.store, created=self.written)
         except Exception as e:
             self._failed("writing its run", e)
             return False

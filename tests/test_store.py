@@ -186,6 +186,47 @@ def test_chosen_run_id(store: TrackingStore) -> None:
         new_run(store, run_id="a" * 32)
 
 
+def test_create_ended_run_writes_the_whole_run(store: TrackingStore) -> None:
+    """A task run written after its body returned: one call, the run complete and ended."""
+    run_id = "e" * 32
+    store.create_ended_run(
+        "0", "me", 1_000, [RunTag("source", "task"), RunTag("nested/tag", "x")], "step-1",
+        run_id, [Param("lr", "0.1"), Param("lr", "0.1")],
+        [Metric("loss", 0.5, 1_001, 0), Metric("loss", 0.25, 1_002, 1),
+         Metric("nan", math.nan, 1_003, 0)],
+        "FINISHED", 1_500,
+    )  # fmt: skip
+    run = store.get_run(run_id)
+    assert (run.info.status, run.info.start_time, run.info.end_time) == ("FINISHED", 1_000, 1_500)
+    assert run.info.run_name == "step-1" and run.data.tags["mlflow.runName"] == "step-1"
+    assert run.data.tags["source"] == "task" and run.data.tags["nested/tag"] == "x"
+    assert run.data.params == {"lr": "0.1"}
+    assert run.data.metrics["loss"] == 0.25 and math.isnan(run.data.metrics["nan"])
+    assert [(m.value, m.step) for m in store.get_metric_history(run_id, "loss")] == [
+        (0.5, 0), (0.25, 1),
+    ]  # fmt: skip
+    assert [r.info.run_id for r in store.search_runs(["0"], "params.lr = '0.1'")] == [run_id]
+    with pytest.raises(AlreadyExistsError):
+        store.create_ended_run("0", "me", 1, [], "again", run_id, [], [], "FINISHED", 2)
+
+
+@pytest.mark.parametrize(
+    ("params", "metrics", "status", "message"),
+    [
+        ([Param("lr", "0.1"), Param("lr", "0.2")], [], "FINISHED", "lr"),
+        ([], [Metric("loss", "high", 1, 0)], "FINISHED", "loss"),  # type: ignore[arg-type]
+        ([Param("../up", "1")], [], "FINISHED", "up"),
+        ([], [], "DONE", "DONE"),
+    ],
+)
+def test_create_ended_run_refuses_bad_input_and_writes_nothing(
+    store: TrackingStore, params: list[Param], metrics: list[Metric], status: str, message: str
+) -> None:
+    with pytest.raises(TrackingError, match=message):
+        store.create_ended_run("0", "me", 1, [], "bad", "b" * 32, params, metrics, status, 2)
+    assert [r.info.run_id for r in store.search_runs(["0"], None, ViewType.ALL)] in ([], ["b" * 32])
+
+
 def test_missing_run(store: TrackingStore) -> None:
     with pytest.raises(NotFoundError, match="f" * 32):
         store.get_run("f" * 32)

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from tracking.errors import InvalidParameterError
+
 
 def now_ms() -> int:
     """The current time in milliseconds since the epoch (MLflow's timestamps)."""
@@ -23,16 +25,17 @@ class RunStatus(IntEnum):
 
     @classmethod
     def parse(cls, value: str | int | RunStatus) -> RunStatus:
-        """Accept a status name ("FINISHED") or its integer; raise ValueError otherwise."""
+        """Accept a status name ("FINISHED") or its integer; InvalidParameterError (a
+        ValueError) naming the allowed ones otherwise."""
         if isinstance(value, RunStatus):
             return value
-        if isinstance(value, int):
-            return cls(value)
         try:
-            return cls[str(value).upper()]
-        except KeyError:
+            return cls(value) if isinstance(value, int) else cls[str(value).upper()]
+        except (KeyError, ValueError):
             allowed = ", ".join(s.name for s in cls)
-            raise ValueError(f"Unknown run status {value!r}; allowed: {allowed}") from None
+            raise InvalidParameterError(
+                f"Unknown run status {value!r}; allowed: {allowed}"
+            ) from None
 
     @staticmethod
     def is_terminated(status: str | int | RunStatus) -> bool:

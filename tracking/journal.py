@@ -109,13 +109,37 @@ class RunRecord:
         if self.status is not None:
             store.update_run_info(self.run_id, self.status, self.end_time)
 
+    def create_ended(self, store: TrackingStore) -> None:
+        """Write the whole run at once (it does not exist yet: nothing of it was written);
+        a record without its creation or its end is applied as usual."""
+        c = self.create
+        if c is None or self.status is None:
+            self.apply(store, created=False)
+            return
+        store.create_ended_run(
+            c.experiment_id,
+            c.user_id,
+            c.start_time,
+            [RunTag(k, v) for k, v in {**c.tags, **self.tags}.items()],
+            c.run_name,
+            self.run_id,
+            [Param(k, v) for k, v in self.params.items()],
+            self.metrics,
+            self.status,
+            self.end_time,
+        )
+
     def _existing_run(self, store: TrackingStore) -> dict[str, str] | None:
-        """Create the run if missing; its params, or None when it already ended as recorded."""
+        """Create the run if missing (whole, when the record holds its end); its params, or None
+        when nothing is left to write."""
         try:
             run = store.get_run(self.run_id)
         except NotFoundError:
             if self.create is None:
                 raise
+            if self.status is not None:
+                self.create_ended(store)
+                return None
             c = self.create
             tags = [RunTag(k, v) for k, v in c.tags.items()]
             store.create_run(

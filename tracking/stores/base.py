@@ -254,6 +254,26 @@ class TrackingStore(ABC):
     ) -> Run:
         """Create a RUNNING run; `run_id` lets callers (Prefect) choose the id."""
 
+    def create_ended_run(
+        self,
+        experiment_id: str,
+        user_id: str,
+        start_time: int,
+        tags: list[RunTag],
+        run_name: str,
+        run_id: str,
+        params: list[Param],
+        metrics: list[Metric],
+        status: str,
+        end_time: int | None,
+    ) -> None:
+        """Create a run that is already over: its tags, params and metrics, ended `status`
+        (a task run written once its body has returned). Generic: create_run, log_all,
+        update_run_info; the file store builds the whole folder before it appears."""
+        self.create_run(experiment_id, user_id, start_time, tags, run_name, run_id)
+        self.log_all(run_id, metrics, params, [])
+        self.update_run_info(run_id, status, end_time)
+
     @abstractmethod
     def get_run(self, run_id: str) -> Run: ...
 

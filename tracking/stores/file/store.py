@@ -7,7 +7,7 @@ import os
 import random
 import shutil
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from tracking import search, system_tags, validation
@@ -416,6 +416,68 @@ class FileStore(TrackingStore):
     ) -> Run:
         checked = validation.new_run_tags(user_id, start_time, run_name, tags)
         run_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
+        info = self._build_run(experiment_id, user_id, start_time, checked, run_name, run_id)
+        return Run(info, RunData(tags=checked))
+
+    def create_ended_run(
+        self,
+        experiment_id: str,
+        user_id: str,
+        start_time: int,
+        tags: list[RunTag],
+        run_name: str,
+        run_id: str,
+        params: list[Param],
+        metrics: list[Metric],
+        status: str,
+        end_time: int | None,
+    ) -> None:
+        """The whole run folder (params, metrics, tags, ended meta.yaml) built under a hidden
+        name, then renamed into place: the run appears complete or not at all."""
+        checked = validation.new_run_tags(user_id, start_time, run_name, tags)
+        run_id = validation.run_id(run_id)
+        status = RunStatus.parse(status).name
+        if end_time is not None:
+            validation.time_ms("Run end_time", end_time)
+        values: dict[str, str] = {}
+        for p in params:
+            value = validation.param_value(p.key, p.value)
+            if values.setdefault(p.key, value) != value:
+                raise validation.param_conflict(run_id, p.key, values[p.key], value)
+        lines: dict[str, list[str]] = {}
+        for m in metrics:
+            value = validation.metric_value(m.key, m.value)
+            step = validation.metric_step(m.key, m.step)
+            timestamp = validation.metric_timestamp(m.key, m.timestamp)
+            lines.setdefault(m.key, []).append(f"{timestamp} {value} {step}\n")
+        validation.no_key_clash("Param", values)
+        validation.no_key_clash("Metric", lines)
+
+        def fill(building: str) -> None:
+            for key, value in values.items():
+                write_new(f"{building}/params/{key}", value)
+            for key, key_lines in lines.items():
+                write_new(f"{building}/metrics/{key}", "".join(key_lines))
+
+        self._build_run(
+            experiment_id, user_id, start_time, checked, run_name, run_id, fill, status, end_time
+        )
+
+    def _build_run(
+        self,
+        experiment_id: str,
+        user_id: str,
+        start_time: int,
+        tags: dict[str, str],
+        run_name: str,
+        run_id: str,
+        fill: Callable[[str], None] | None = None,
+        status: str | None = None,
+        end_time: int | None = None,
+    ) -> RunInfo:
+        """Make the run's folder under a hidden name (readers skip it), with `fill(folder)`
+        adding more, then rename it into place in one step: a creation that is killed or fails
+        halfway leaves no half-made run behind."""
         experiment_path = self._experiment_dir(str(experiment_id))
         experiment = self._read_meta(experiment_path)
         if experiment.get("lifecycle_stage") != LifecycleStage.ACTIVE:
@@ -435,15 +497,17 @@ class FileStore(TrackingStore):
             start_time,
             experiment["artifact_location"],
         )
-        # Built under a hidden name (readers skip it), then renamed into place in one step:
-        # a creation that is killed or fails halfway leaves no half-made run behind.
+        if status is not None:
+            info.status, info.end_time = status, end_time
         building = temp_path(experiment_path)  # a short name, whatever the run id's length
         os.mkdir(building)
         try:
             for sub in ("metrics", "params", "tags", "artifacts"):
                 os.mkdir(f"{building}/{sub}")
-            for key, value in checked.items():
+            for key, value in tags.items():
                 write_new(f"{building}/tags/{key}", value)
+            if fill is not None:
+                fill(building)
             meta = self._meta_dict(info)
             write_yaml(self._meta_path(building), meta)
         except BaseException:
@@ -456,7 +520,7 @@ class FileStore(TrackingStore):
             raise AlreadyExistsError(f"Run {run_id!r} already exists") from None
         self._cache.put(self._meta_path(run_dir), meta)
         self._run_experiment[run_id] = experiment_path
-        return Run(info, RunData(tags=checked))
+        return info
 
     @staticmethod
     def _meta_dict(info: RunInfo, deleted_time: int | None = None) -> dict:
