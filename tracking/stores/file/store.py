@@ -446,10 +446,10 @@ class FileStore(TrackingStore):
                 raise validation.param_conflict(run_id, p.key, values[p.key], value)
         lines: dict[str, list[str]] = {}
         for m in metrics:
-            value = validation.metric_value(m.key, m.value)
+            number = validation.metric_value(m.key, m.value)
             step = validation.metric_step(m.key, m.step)
             timestamp = validation.metric_timestamp(m.key, m.timestamp)
-            lines.setdefault(m.key, []).append(f"{timestamp} {value} {step}\n")
+            lines.setdefault(m.key, []).append(f"{timestamp} {number} {step}\n")
         validation.no_key_clash("Param", values)
         validation.no_key_clash("Metric", lines)
 
