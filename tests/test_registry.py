@@ -674,7 +674,7 @@ def test_sql_database_from_before_the_registry_is_upgraded(tmp_path: Path) -> No
     assert "registered_models" not in inspect(engine).get_table_names()
 
     client = TrackingClient(url)
-    assert migrations.current_revision(engine) == migrations.HEAD == "0002"
+    assert migrations.current_revision(engine) == migrations.HEAD == "0003"
     assert {
         "registered_models",
         "model_versions",

@@ -20,7 +20,7 @@ ALIASES = {
     "pyfunc": "tracking.models.pyfunc",
 }
 #: subpackages reachable as attributes of `tracking` without an import statement
-LAZY = {"models", "artifacts", "registry", *ALIASES}
+LAZY = {"models", "artifacts", "registry", "data", *ALIASES}
 
 
 class AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):

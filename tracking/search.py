@@ -127,6 +127,26 @@ _SCHEMAS = {
         aliases=(),
         bare_attributes=True,
     ),
+    "logged_model": _Schema(
+        what="logged model",
+        entities=(METRIC, PARAM, TAG, ATTRIBUTE),
+        string_attrs=("name", "model_id", "model_type", "status", "source_run_id"),
+        numeric_attrs=("creation_timestamp", "last_updated_timestamp"),
+        orderable=(
+            "name",
+            "model_id",
+            "model_type",
+            "status",
+            "source_run_id",
+            "creation_timestamp",
+            "last_updated_timestamp",
+        ),
+        aliases=(
+            ("creation_time", "creation_timestamp"),
+            ("last_updated_time", "last_updated_timestamp"),
+        ),
+        bare_attributes=True,
+    ),
 }
 
 
@@ -465,6 +485,17 @@ def parse_experiment_filter(filter_string: str | None) -> tuple[Comparison, ...]
     return _filter(filter_string, "experiment")
 
 
+def parse_logged_model_filter(filter_string: str | None) -> tuple[Comparison, ...]:
+    """Parse a search_logged_models filter (bare `name`, `creation_timestamp`, ... accepted)."""
+    return _filter(filter_string, "logged_model")
+
+
+def parse_logged_model_order_field(field_name: str) -> OrderBy:
+    """The field of one search_logged_models order_by entry: an attribute or metrics.<key>."""
+    checked_text("order_by field_name", field_name)
+    return _parse_order_entry(field_name, "logged_model")
+
+
 def parse_run_order_by(order_by: Sequence[str] | None) -> tuple[OrderBy, ...]:
     """Parse search_runs order_by entries (a single string counts as one entry)."""
     return _order_by(order_by, "run")
@@ -592,7 +623,8 @@ def _sort_key(value: Any, key: str) -> tuple[int, Any]:
 T = TypeVar("T")
 
 
-def _sort(items: list[T], order: Sequence[OrderBy], view: Callable[[T], RunView]) -> list[T]:
+def sort_items(items: list[T], order: Sequence[OrderBy], view: Callable[[T], RunView]) -> list[T]:
+    """`items` stably sorted by `order`, each seen through `view`; None and NaN last."""
     result = list(items)
     for ob in reversed(order):  # stable sorts from the least significant key up
         present: list[tuple[tuple[int, Any], T]] = []
@@ -610,11 +642,11 @@ def _sort(items: list[T], order: Sequence[OrderBy], view: Callable[[T], RunView]
 
 def sort_runs(runs: list[V], order_by: tuple[OrderBy, ...]) -> list[V]:
     """Sort by `order_by`, then start_time DESC, run_id ASC; None and NaN always sort last."""
-    return _sort(runs, (*order_by, *_RUN_TIE_BREAK), lambda run: run)
+    return sort_items(runs, (*order_by, *_RUN_TIE_BREAK), lambda run: run)
 
 
 def sort_experiments(
     experiments: list[Experiment], order_by: tuple[OrderBy, ...]
 ) -> list[Experiment]:
     """Sort by `order_by`, then creation_time DESC, experiment_id ASC; None sorts last."""
-    return _sort(experiments, (*order_by, *_EXPERIMENT_TIE_BREAK), _ExperimentView)
+    return sort_items(experiments, (*order_by, *_EXPERIMENT_TIE_BREAK), _ExperimentView)

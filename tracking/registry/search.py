@@ -165,11 +165,11 @@ def filter_models(
     models: list[RegisteredModel], comparisons: tuple[Comparison, ...], order: tuple[OrderBy, ...]
 ) -> list[RegisteredModel]:
     found = [m for m in models if _matches(comparisons, _ModelView(m))]
-    return _search._sort(found, (*order, *_RM_TIE_BREAK), _ModelView)
+    return _search.sort_items(found, (*order, *_RM_TIE_BREAK), _ModelView)
 
 
 def filter_versions(
     versions: list[ModelVersion], comparisons: tuple[Comparison, ...], order: tuple[OrderBy, ...]
 ) -> list[ModelVersion]:
     found = [v for v in versions if _matches(comparisons, _VersionView(v))]
-    return _search._sort(found, (*order, *_MV_DEFAULT_ORDER), _VersionView)
+    return _search.sort_items(found, (*order, *_MV_DEFAULT_ORDER), _VersionView)

@@ -21,7 +21,13 @@ from starlette.middleware import Middleware
 import tracking
 from tracking.artifacts import ArtifactRepository, resolve_uri
 from tracking.errors import InvalidParameterError, TrackingError
-from tracking.servers.api import artifacts_proxy, registry_api, rest_api
+from tracking.servers.api import (
+    artifact_downloads,
+    artifacts_proxy,
+    logged_models_api,
+    registry_api,
+    rest_api,
+)
 from tracking.servers.api.artifacts_proxy import (
     PROXY_SCHEME,
     ArtifactDestination,
@@ -218,7 +224,9 @@ def create_app(
 
     hosts = tuple(allowed_hosts) if allowed_hosts else ("*",)
     context = ServerContext(store, destination, served_roots, allow_any_artifact_location)
-    routes = api_routes(API_PREFIXES, [rest_api.ROUTES, registry_api.ROUTES])
+    routes = api_routes(
+        API_PREFIXES, [rest_api.ROUTES, logged_models_api.ROUTES, registry_api.ROUTES]
+    )
     app = FastAPI(
         title="Trackflow tracking server",
         version=tracking.__version__,
@@ -268,6 +276,7 @@ def create_app(
 
     for path in SERVER_INFO_PATHS:
         app.add_api_route(path, server_info, methods=["GET"])
+    app.include_router(artifact_downloads.build_router(API_PREFIXES))
     if destination is not None:
         proxy = artifacts_proxy.build_router()
         for prefix in ARTIFACT_PREFIXES:

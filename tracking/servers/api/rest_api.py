@@ -210,11 +210,19 @@ def _metric(item: dict[str, Any], where: str = "") -> Metric:
     value = entry(where, item, "value", required=True)
     timestamp = entry(where, item, "timestamp", required=True)
     step = item.get("step")
+    links = {}
+    for name in ("model_id", "dataset_name", "dataset_digest"):
+        link = item.get(name)
+        if link not in (None, ""):
+            if not isinstance(link, str):
+                raise messages.invalid(f"{prefix}{name}", link, "a string")
+            links[name] = link
     return Metric(
         key=key,
         value=to_float(f"{prefix}value", value),
         timestamp=to_int(f"{prefix}timestamp", timestamp),
         step=0 if step in (None, "") else to_int(f"{prefix}step", step),
+        **links,
     )
 
 
@@ -281,33 +289,25 @@ def get_metric_history(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     return out
 
 
-# --- logged models (MLflow 3) ----------------------------------------------------------------
-
-
-@route("/logged-models/search", "POST")
-def search_logged_models(ctx: ServerContext, f: Fields) -> dict[str, Any]:
-    """Trackflow stores no LoggedModels: always an empty page. MLflow 3's client asks for
-    them whenever it lists or downloads a run's artifact sub-folder."""
-    f.strings("experiment_ids")
-    return {"models": []}
-
-
 # --- artifacts (metadata) ---------------------------------------------------------------------
 
 
-@route("/artifacts/list", "GET")
-def list_artifacts(ctx: ServerContext, f: Fields) -> dict[str, Any]:
-    run = ctx.store.get_run(f.run_id())
-    rel = safe_relative_path(f.string("path") or None)
-    root = run.info.artifact_uri
+def list_under(ctx: ServerContext, root: str, path: str | None) -> list[dict[str, Any]]:
+    """The entries of folder `path` under an artifact root (a run's or a model's), read by the
+    served-roots rule."""
+    rel = safe_relative_path(path or None)
     if is_proxied(root):
         destination, prefix = ctx.proxied_location(root)
         full = f"{prefix}/{rel}" if rel else prefix
         infos = destination.list(full)
-        files = [messages.file_info_json(i, i.path[len(prefix) :].lstrip("/")) for i in infos]
-    else:
-        repo = ctx.server_side_repository(root)
-        if repo.protocol == "file":
-            contained(ctx.real_local_root(repo), rel)
-        files = [messages.file_info_json(i) for i in repo.list_artifacts(rel or None)]
-    return {"root_uri": root, "files": files}
+        return [messages.file_info_json(i, i.path[len(prefix) :].lstrip("/")) for i in infos]
+    repo = ctx.server_side_repository(root)
+    if repo.protocol == "file":
+        contained(ctx.real_local_root(repo), rel)
+    return [messages.file_info_json(i) for i in repo.list_artifacts(rel or None)]
+
+
+@route("/artifacts/list", "GET")
+def list_artifacts(ctx: ServerContext, f: Fields) -> dict[str, Any]:
+    root = ctx.store.get_run(f.run_id()).info.artifact_uri
+    return {"root_uri": root, "files": list_under(ctx, root, f.string("path"))}

@@ -88,7 +88,7 @@ def _check_layer(original: str, text: str, what: str) -> None:
         or _CONTROL_RE.search(text)
     ):
         raise InvalidParameterError(
-            f"Invalid {what} {original!r}: artifact paths must be relative, use '/' as the "
+            f"Invalid path: the {what} {original!r} must be relative, use '/' as the "
             "separator and contain no '..' components, backslashes, drive letters, URL-encoded "
             "separators or control characters"
         )

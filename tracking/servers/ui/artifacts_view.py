@@ -70,7 +70,8 @@ def clean_path(path: str | None) -> str:
 
 
 class RunArtifacts:
-    """The artifacts of one run (in `repo`, rooted at the run's artifact folder), read-only."""
+    """The artifacts of one run (in `repo`, rooted at the run's artifact folder); paths are
+    checked to stay under it."""
 
     def __init__(self, repo: ArtifactRepository) -> None:
         self.repo = repo
@@ -117,6 +118,12 @@ class RunArtifacts:
         with self.repo._errors("read", self.repo._uri(rel)), self.repo.fs.open(full, "rb") as f:
             data = f.read(limit + 1)
         return data[:limit], len(data) > limit
+
+    def write(self, path: str, data: bytes) -> None:
+        """Store `data` as the file `path` (checked to stay under the root)."""
+        rel = clean_path(path)
+        self._full(rel)
+        self.repo.write_bytes(rel, data)
 
     def stream(self, path: str) -> Iterator[bytes]:
         rel = clean_path(path)

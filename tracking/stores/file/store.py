@@ -53,6 +53,7 @@ from tracking.stores.file.disk import (
     write_new,
     write_yaml,
 )
+from tracking.stores.file.logged_models import LoggedModelFiles
 
 TRASH = ".trash"
 DEFAULT_EXPERIMENT_ID = "0"
@@ -103,12 +104,19 @@ def _latest_point(points: list[MetricPoint]) -> MetricPoint | None:
     return max(points, key=order)
 
 
+def _metric_line(metric: Metric, timestamp: int, value: float, step: int) -> str:
+    """A metric file line; MLflow 3 appends the dataset's name and digest when given."""
+    if metric.dataset_name is not None and metric.dataset_digest is not None:
+        return f"{timestamp} {value} {step} {metric.dataset_name} {metric.dataset_digest}\n"
+    return f"{timestamp} {value} {step}\n"
+
+
 def _parse_text(path: str, text: bytes) -> str:
     return text.decode("utf-8")
 
 
 @translating_os_errors
-class FileStore(TrackingStore):
+class FileStore(LoggedModelFiles, TrackingStore):
     """Experiments and runs as folders of YAML and text files (MLflow-readable)."""
 
     def __init__(self, root: str, artifact_root: str | None = None) -> None:
@@ -117,6 +125,7 @@ class FileStore(TrackingStore):
         self._trash = os.path.join(self.root, TRASH)
         self._cache = StatCache()
         self._run_experiment: dict[str, str] = {}
+        self._model_experiment: dict[str, str] = {}
         self._names: dict[str, str] = {}
         os.makedirs(self._trash, exist_ok=True)
         self._lock = FileLock(os.path.join(self.root, LOCK_FILE))
@@ -284,6 +293,7 @@ class FileStore(TrackingStore):
         self._update_experiment_meta(path, now, lifecycle_stage=LifecycleStage.DELETED)
         os.replace(path, os.path.join(self._trash, experiment_id))
         self._run_experiment.clear()
+        self._model_experiment.clear()
 
     def restore_experiment(self, experiment_id: str) -> None:
         experiment_id = str(experiment_id)
@@ -301,6 +311,7 @@ class FileStore(TrackingStore):
         self._update_experiment_meta(path, lifecycle_stage=LifecycleStage.ACTIVE)
         os.replace(path, target)
         self._run_experiment.clear()
+        self._model_experiment.clear()
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         validation.experiment_name(new_name)
@@ -476,7 +487,12 @@ class FileStore(TrackingStore):
 
     def get_run(self, run_id: str) -> Run:
         run_dir = self._run_dir(run_id)
-        return Run(self._run_info(run_dir), self._run_data(run_dir))
+        return Run(
+            self._run_info(run_dir),
+            self._run_data(run_dir),
+            self._run_inputs(run_dir),
+            self._run_outputs(run_dir),
+        )
 
     def _run_data(self, run_dir: str) -> RunData:
         metrics = {}
@@ -589,12 +605,15 @@ class FileStore(TrackingStore):
         step = validation.metric_step(metric.key, metric.step)
         timestamp = validation.metric_timestamp(metric.key, metric.timestamp)
         folder = f"{self._active_run_dir(run_id)}/metrics"
-        line = f"{timestamp} {value} {step}\n"
+        model_lines = self._model_metric_lines(run_id, [metric])
+        line = _metric_line(metric, timestamp, value, step)
         try:
             append_line(f"{folder}/{metric.key}", line)
         except (NotADirectoryError, IsADirectoryError):
             self._settle_clash(folder, metric.key, "Metric")
             append_line(f"{folder}/{metric.key}", line)
+        for path, model_line in model_lines:
+            append_line(path, model_line)
 
     def log_param(self, run_id: str, param: Param) -> None:
         self.log_batch(run_id, [], [param], [])
@@ -627,7 +646,7 @@ class FileStore(TrackingStore):
             value = validation.metric_value(m.key, m.value)
             step = validation.metric_step(m.key, m.step)
             timestamp = validation.metric_timestamp(m.key, m.timestamp)
-            lines.setdefault(m.key, []).append(f"{timestamp} {value} {step}\n")
+            lines.setdefault(m.key, []).append(_metric_line(m, timestamp, value, step))
         new_params: dict[str, str] = {}
         for p in params:
             value = validation.param_value(p.key, p.value)
@@ -637,6 +656,7 @@ class FileStore(TrackingStore):
         if "mlflow.runName" in checked_tags:
             validation.run_name(checked_tags["mlflow.runName"])
         run_dir = self._active_run_dir(run_id)
+        model_lines = self._model_metric_lines(run_id, metrics)
         self._check_keys(f"{run_dir}/params", new_params, "Param")
         self._check_keys(f"{run_dir}/tags", checked_tags, "Tag")
         self._check_keys(f"{run_dir}/metrics", lines, "Metric")
@@ -652,6 +672,8 @@ class FileStore(TrackingStore):
             self._write_tag_file(os.path.join(run_dir, "tags"), key, value)
         for key, key_lines in lines.items():
             append_line(os.path.join(run_dir, "metrics", key), "".join(key_lines))
+        for path, model_line in model_lines:
+            append_line(path, model_line)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         validation.validate_key(key, "Tag key")

@@ -68,6 +68,7 @@ from tracking.stores.base import (
     paginate,
 )
 from tracking.stores.sql import schema as schema
+from tracking.stores.sql.logged_models import LoggedModelTables
 from tracking.stores.sql.search import search_source
 
 T = TypeVar("T")
@@ -129,7 +130,7 @@ def _configure_sqlite(engine: Engine, read_only: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
-class SqlStore(TrackingStore):
+class SqlStore(LoggedModelTables, TrackingStore):
     """Experiments and runs in a relational database (sqlite:///..., postgresql://...)."""
 
     def __init__(self, uri: str, artifact_root: str | None = None) -> None:
@@ -563,7 +564,7 @@ class SqlStore(TrackingStore):
                 data[run_uuid].tags[key] = text_value
             else:
                 data[run_uuid].metrics[key] = math.nan if is_nan else number
-        return [
+        runs = [
             Run(
                 RunInfo(
                     run_id=row.run_uuid,
@@ -580,6 +581,8 @@ class SqlStore(TrackingStore):
             )
             for row in rows
         ]
+        self._attach_inputs_outputs(conn, runs)
+        return runs
 
     def get_run(self, run_id: str) -> Run:
         validation.run_id(run_id)
@@ -692,6 +695,9 @@ class SqlStore(TrackingStore):
             conn.exec_driver_sql(_UPSERT_LATEST_POSTGRES, _metric_arrays(newest))
 
     def log_metric(self, run_id: str, metric: Metric) -> None:
+        if metric.model_id is not None:  # the model's metrics too: the general path
+            self.log_batch(run_id, [metric], [], [])
+            return
         (row,) = self._metric_rows(run_id, [metric])
         parameters = {**row, **self._clash_parameters(metric.key)}
         insert = _INSERT_NESTED_METRIC if "/" in metric.key else _INSERT_FLAT_METRIC
@@ -739,6 +745,7 @@ class SqlStore(TrackingStore):
                 )
             if metric_rows:
                 self._write_metrics(conn, metric_rows)
+                self._write_model_metrics(conn, run_id, metrics)
 
         self._write(work)
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, inspect, text
 
-HEAD = "0002"
+HEAD = "0003"
 _LOCK_ID = 7_412_503
 
 

@@ -1,0 +1,286 @@
+"""MLflow's own REST tests, run against `mlflow server` and against `trackflow server`.
+
+    python tests/peers/mlflow_suite.py [SOURCE] [--ref REF] [--tests-dir DIR] [--cache DIR]
+                                       [-k EXPR] [--reuse-mlflow]
+
+The tests are MLflow's tests/tracking/test_rest_tracking.py, test_model_registry.py and
+test_mlflow_artifacts.py with the conftest and helper modules they import, for the installed
+MLflow client's version. They come from `--tests-dir` (a folder holding MLflow's `tests/` and
+`pyproject.toml`, used as it is), else from SOURCE, a git repository of MLflow: a local git
+directory (bare or not), or a URL cloned shallow and blob-less (only the files needed are
+fetched); default GitHub's mlflow/mlflow at tag v<installed version> (`--ref`). Extracted files
+go to the cache folder (default $XDG_CACHE_HOME/trackflow/mlflow-suite), never into this
+repository. MLflow's pytest plugins (our `peers-mlflow` extra) are installed into a virtual
+environment in the cache folder that sees this interpreter's packages, pinned.
+
+Two runs: MLflow's tests as they are (their fixtures serve MLflow's own server app), and with
+mlflow_swap.py loaded, which makes the same fixtures start `trackflow server` on the file store
+and on SQLite (MLflow skips its FileStore; both of our backends run every test). A test that
+passes against MLflow must pass against ours on each backend, unless it exercises an MLflow 3
+GenAI feature Trackflow leaves out (`OUT_OF_SCOPE`: traces, GenAI evaluation datasets, prompts,
+the AI gateway and its secrets, scorers, webhooks, issues, jobs, the assistant). Prints both
+counts per backend and every other test that passes against MLflow but not against ours; exit
+status 1 if there is any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import tomllib
+import venv
+import xml.etree.ElementTree as ET
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+DEFAULT_SOURCE = "https://github.com/mlflow/mlflow.git"
+TEST_FILES = (
+    "tests/tracking/test_rest_tracking.py",
+    "tests/tracking/test_model_registry.py",
+    "tests/tracking/test_mlflow_artifacts.py",
+)
+ROOTS = ("tests/__init__.py", "tests/conftest.py", "tests/tracking/conftest.py", *TEST_FILES)
+PER_TEST_TIMEOUT = 300
+#: MLflow 3 GenAI features Trackflow does not implement (README, "Out of scope"): tests whose
+#: names mention them are counted apart. Our server answers their endpoints with MLflow's
+#: ENDPOINT_NOT_FOUND.
+OUT_OF_SCOPE = re.compile(
+    r"trace|span|otel|assessment|evaluation_dataset|genai|dataset_record|prompt|gateway|"
+    r"secret|endpoint_binding|model_definition|budget|guardrail|scorer|webhook|issue|"
+    r"[^a-z]job|assistant|label|review|session|online_scoring|judge|mcp|workspace",
+    re.IGNORECASE,
+)
+BACKENDS = {"file": "file", "sqlalchemy": "SQLite"}
+
+
+def git(*args: str, git_dir: Path | None = None) -> str:
+    prefix = ["git", f"--git-dir={git_dir}"] if git_dir else ["git"]
+    done = subprocess.run([*prefix, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"git {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def repository(source: str, ref: str, cache: Path) -> Path:
+    """The git dir holding `ref`: a local repository as it is, a URL cloned into the cache
+    (depth 1, no blobs until `git show` needs them)."""
+    if Path(source).is_dir():
+        return Path(git("-C", source, "rev-parse", "--absolute-git-dir").strip())
+    git_dir = cache / "clones" / f"{ref}.git"
+    if not git_dir.exists():
+        git("clone", "--bare", "--depth", "1", "--filter=blob:none", "--branch", ref, source,
+            str(git_dir))  # fmt: skip
+    return git_dir
+
+
+def imported_modules(path: str, source: str) -> set[str]:
+    """Every module a file imports, anywhere in it, relative imports resolved; for
+    `from a import b` both `a` and `a.b` (b may be a module)."""
+    package = path.removesuffix(".py").replace("/", ".").rsplit(".", 1)[0]
+    if path.endswith("__init__.py"):
+        package = path.removesuffix("/__init__.py").replace("/", ".")
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[: len(parts) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def extract(git_dir: Path, ref: str, dest: Path) -> None:
+    """Write the test modules and what they import (transitively) from MLflow's tests/ under
+    `dest`, with MLflow's pyproject.toml (its pytest settings)."""
+    marker = dest / ".extracted"
+    if marker.exists():
+        return
+    tree = set(git("ls-tree", "-r", "--name-only", ref, "--", "tests", git_dir=git_dir).split())
+    wanted: set[str] = set()
+    queue = [root for root in ROOTS if root in tree]
+    while queue:
+        path = queue.pop()
+        if path in wanted:
+            continue
+        wanted.add(path)
+        text = git("show", f"{ref}:{path}", git_dir=git_dir)
+        for module in imported_modules(path, text):
+            stem = module.replace(".", "/")
+            for candidate in (f"{stem}.py", f"{stem}/__init__.py"):
+                if candidate in tree:
+                    queue.append(candidate)
+                    parents = Path(candidate).parents
+                    queue += [f"{p}/__init__.py" for p in parents if f"{p}/__init__.py" in tree]
+    for path in sorted(wanted | {"pyproject.toml"}):
+        target = dest / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(git("show", f"{ref}:{path}", git_dir=git_dir))
+    marker.write_text("\n".join(sorted(wanted)) + "\n")
+    print(f"extracted {len(wanted)} files into {dest}")
+
+
+def environment(cache: Path) -> Path:
+    """A virtual environment with this interpreter's packages (pinned) plus `peers-mlflow`."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = extras["optional-dependencies"]["peers-mlflow"]
+    env_dir = cache / "venv"
+    python = env_dir / "bin" / "python"
+    marker = env_dir / ".peers"
+    stamp = hashlib.sha256("\n".join([sys.version, *requirements]).encode()).hexdigest()
+    if marker.exists() and marker.read_text() == stamp:
+        return python
+    venv.create(env_dir, system_site_packages=True, with_pip=True, clear=True)
+    pins = cache / "constraints.txt"
+    pins.write_text(
+        "".join(f"{d.metadata['Name']}=={d.version}\n" for d in metadata.distributions())
+    )
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "-c", str(pins), *requirements], check=True
+    )
+    marker.write_text(stamp)
+    return python
+
+
+def run_pytest(
+    python: Path, workdir: Path, junit: Path, swapped: bool, keyword: str | None
+) -> dict[str, str]:
+    """Run the three test modules; {test id: passed | failed | error | skipped}."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PYTHONPATH"] = str(HERE)
+    command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-o", "addopts="]
+    command += ["-p", "no:legacypath", "--timeout", str(PER_TEST_TIMEOUT)]
+    command += ["--junitxml", str(junit), *TEST_FILES]
+    if swapped:
+        command += ["-p", "mlflow_swap"]
+    if keyword:
+        command += ["-k", keyword]
+    label = "trackflow server" if swapped else "mlflow server"
+    log = junit.with_suffix(".log")
+    print(f"running against {label} ({' '.join(command[1:])}), log {log}", flush=True)
+    with log.open("w") as out:
+        subprocess.run(command, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return outcomes(junit)
+
+
+def outcomes(junit: Path) -> dict[str, str]:
+    results = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        test = f"{case.get('classname')}::{case.get('name')}"
+        kinds = {child.tag for child in case}
+        if "error" in kinds:
+            results[test] = "error"
+        elif "failure" in kinds:
+            results[test] = "failed"
+        elif "skipped" in kinds:
+            results[test] = "skipped"
+        else:
+            results[test] = "passed"
+    return results
+
+
+def backend_of(test: str) -> str | None:
+    """'file' or 'sqlalchemy' for a test parametrized by MLflow's backend fixtures."""
+    params = test.partition("[")[2].rstrip("]").split("-")
+    return next((p for p in params if p in BACKENDS), None)
+
+
+def on_backend(test: str, backend: str) -> str:
+    """The id of `test` (run on MLflow's SQL store) for another backend."""
+    name, _, params = test.partition("[")
+    swapped = ["file" if p == "sqlalchemy" else p for p in params.rstrip("]").split("-")]
+    return f"{name}[{'-'.join(swapped)}]" if backend == "file" else test
+
+
+def compare(mlflow: dict[str, str], ours: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(regressions, out of scope): tests passing against MLflow that fail against ours."""
+    regressions, out_of_scope = [], []
+    for test, outcome in sorted(mlflow.items()):
+        if outcome != "passed":
+            continue
+        backends = ["file", "sqlalchemy"] if backend_of(test) == "sqlalchemy" else [None]
+        for backend in backends:
+            ours_id = on_backend(test, backend) if backend else test
+            if ours.get(ours_id) == "passed":
+                continue
+            line = f"{ours_id}: {ours.get(ours_id, 'missing')}"
+            (out_of_scope if OUT_OF_SCOPE.search(test.partition("[")[0]) else regressions).append(
+                line
+            )
+    return regressions, out_of_scope
+
+
+def counts(results: dict[str, str], backend: str | None) -> str:
+    selected = [o for t, o in results.items() if backend is None or backend_of(t) in (backend, None)]
+    found = Counter(selected)
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(found.items()))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", nargs="?", default=DEFAULT_SOURCE)
+    parser.add_argument("--ref", help="tag or commit (default: v<installed mlflow version>)")
+    parser.add_argument("--tests-dir", type=Path, help="MLflow's tests, already extracted")
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    parser.add_argument("--cache", type=Path, default=cache_home / "trackflow" / "mlflow-suite")
+    parser.add_argument("-k", dest="keyword", help="pytest -k expression, for a subset")
+    parser.add_argument(
+        "--reuse-mlflow",
+        action="store_true",
+        help="use the results of the last run against mlflow server (same tests) if present",
+    )
+    args = parser.parse_args()
+    import mlflow
+
+    ref = args.ref or f"v{mlflow.__version__}"
+    print(f"mlflow {mlflow.__version__}, python {sys.version.split()[0]}, Trackflow from {REPO}")
+    args.cache.mkdir(parents=True, exist_ok=True)
+    if args.tests_dir is not None:
+        workdir = args.tests_dir.resolve()
+        if not (workdir / TEST_FILES[0]).is_file():
+            raise SystemExit(f"{workdir} holds no {TEST_FILES[0]}")
+        print(f"MLflow's tests: {workdir} (given)")
+    else:
+        git_dir = repository(args.source, ref, args.cache)
+        commit = git("rev-parse", f"{ref}^{{commit}}", git_dir=git_dir).strip()
+        print(f"MLflow's tests: {args.source} at {ref}, commit {commit[:12]}")
+        workdir = args.cache / "tests" / ref.replace("/", "_")
+        extract(git_dir, ref, workdir)
+    python = environment(args.cache)
+    results = {}
+    for swapped in (False, True):
+        label = "trackflow" if swapped else "mlflow"
+        junit = workdir / f".results-{label}.xml"
+        if not swapped and args.reuse_mlflow and junit.exists() and not args.keyword:
+            print(f"reusing {junit}")
+            results[label] = outcomes(junit)
+        else:
+            results[label] = run_pytest(python, workdir, junit, swapped, args.keyword)
+    print(f"mlflow server (SQLite):      {counts(results['mlflow'], 'sqlalchemy')}")
+    for backend, name in BACKENDS.items():
+        print(f"trackflow server ({name}): {counts(results['trackflow'], backend):>6}")
+    regressions, out_of_scope = compare(results["mlflow"], results["trackflow"])
+    print(f"passing against mlflow server, not against ours: {len(regressions)} "
+          f"(+ {len(out_of_scope)} of GenAI features out of scope)")  # fmt: skip
+    for line in out_of_scope:
+        print(f"OUT OF SCOPE {line}")
+    for line in regressions:
+        print(f"REGRESSION {line}")
+    print("OK" if not regressions else "FAILED")
+    return 0 if not regressions else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
