@@ -39,6 +39,7 @@ def task(
     nested: bool = True,
     on_tracking_error: str | None = None,
     autolog: bool = False,
+    log_inputs: bool = False,
     **prefect_options: Any,
 ) -> Any:
     """Drop-in for `prefect.task`: bare (`@task`), with arguments, or `task(fn, name=...)`.
@@ -47,7 +48,9 @@ def task(
     log_metrics (from the return value), log_result (store it as an artifact), run_tags,
     nested (False: log into the enclosing run instead of a child run), on_tracking_error
     ("raise" or "warn"; default $TRACKFLOW_ON_ERROR or "raise"), autolog (scikit-learn
-    autologging into this task's run, only while its body runs and only in its context).
+    autologging into this task's run, only while its body runs and only in its context),
+    log_inputs (DataFrame, Series and ndarray arguments as dataset inputs of the run: name,
+    digest, schema and profile, no data).
     """
     options = CaptureOptions.build(
         log_params,
@@ -57,6 +60,7 @@ def task(
         run_tags,
         on_tracking_error,
         autolog=autolog,
+        log_inputs=log_inputs,
     )
 
     def decorate(fn: Callable[..., Any]) -> Any:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from tasks.capture import metrics_from_result, params_from_arguments
-from tracking import config, fluent, journal, processes, system_tags, write_behind
+from tracking import config, data, fluent, journal, processes, system_tags, write_behind
 from tracking.client import TrackingClient
 from tracking.entities import Metric, Param, Run, RunData, RunStatus, RunTag
 from tracking.errors import (
@@ -61,6 +61,7 @@ class CaptureOptions:
     run_tags: dict[str, str] = field(default_factory=dict)
     on_error: str | None = None
     autolog: bool = False  # sklearn autologging into this run while the body runs
+    log_inputs: bool = False  # DataFrame/ndarray arguments recorded as dataset inputs
 
     @classmethod
     def build(
@@ -72,6 +73,7 @@ class CaptureOptions:
         run_tags: Mapping[str, Any] | None = None,
         on_tracking_error: str | None = None,
         autolog: bool = False,
+        log_inputs: bool = False,
     ) -> CaptureOptions:
         if on_tracking_error is not None:
             on_error_mode(on_tracking_error)
@@ -84,6 +86,7 @@ class CaptureOptions:
             run_tags={str(k): str(v) for k, v in (run_tags or {}).items()},
             on_error=on_tracking_error,
             autolog=bool(autolog),
+            log_inputs=bool(log_inputs),
         )
 
 
@@ -210,6 +213,10 @@ class TrackedRun:
                 ),
             )
         self.log_params(arguments)
+        if self.options.log_inputs and (inputs := data.inputs_of(arguments)):
+            self.guard(
+                "logging dataset inputs", lambda: self.client.log_inputs(self.run_id, inputs)
+            )
         if self.record is not None:
             self.guard("creating its run", self._mark_written)
 

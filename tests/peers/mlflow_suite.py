@@ -222,9 +222,9 @@ def compare(mlflow: dict[str, str], ours: dict[str, str]) -> tuple[list[str], li
     return regressions, out_of_scope
 
 
-def counts(results: dict[str, str], backend: str | None) -> str:
-    selected = [o for t, o in results.items() if backend is None or backend_of(t) in (backend, None)]
-    found = Counter(selected)
+def counts(results: dict[str, str], backend: str) -> str:
+    """Outcome counts of the tests run on `backend` (and those without a backend)."""
+    found = Counter(o for t, o in results.items() if backend_of(t) in (backend, None))
     return ", ".join(f"{n} {kind}" for kind, n in sorted(found.items()))
 
 

@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from tracking import system_tags
 from tracking.entities import Dataset as DatasetRecord
+from tracking.entities import DatasetInput
 from tracking.errors import InvalidParameterError
 
 MAX_ROWS = 10_000
-__all__ = ["Dataset", "NumpyDataset", "PandasDataset", "from_numpy", "from_pandas", "record_of"]
+__all__ = [
+    "Dataset",
+    "NumpyDataset",
+    "PandasDataset",
+    "from_numpy",
+    "from_pandas",
+    "inputs_of",
+    "record_of",
+]
 
 
 class DatasetSource:
@@ -294,3 +304,29 @@ def record_of(dataset: Any) -> DatasetRecord:
         schema=values.get("schema"),
         profile=values.get("profile"),
     )
+
+
+#: The input tag marking datasets recorded from a function's arguments (`inputs_of`).
+ARGUMENT_CONTEXT = "input"
+
+
+def inputs_of(arguments: Mapping[str, Any]) -> list[DatasetInput]:
+    """Dataset inputs for the DataFrame, Series and ndarray values among `arguments`, each
+    named after its argument (context "input"): their digest, schema and profile, no data."""
+    import sys
+
+    pandas = sys.modules.get("pandas")
+    numpy = sys.modules.get("numpy")  # neither imported: no argument can be one of theirs
+    found = []
+    for name, value in arguments.items():
+        dataset: Dataset | None = None
+        if pandas is not None and isinstance(value, pandas.DataFrame):
+            dataset = from_pandas(value, name=name)
+        elif pandas is not None and isinstance(value, pandas.Series):
+            dataset = from_pandas(value.to_frame(), name=name)
+        elif numpy is not None and isinstance(value, numpy.ndarray):
+            dataset = from_numpy(value, name=name)
+        if dataset is not None:
+            tags = {"mlflow.data.context": ARGUMENT_CONTEXT}
+            found.append(DatasetInput(dataset.to_record(), tags))
+    return found
