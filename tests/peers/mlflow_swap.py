@@ -129,7 +129,12 @@ def _initialize_backend_stores(
 
 
 class ServerThread:
-    """Stands in for MLflow's `ServerThread(app, port)`: serves what the fixture initialized."""
+    """Stands in for MLflow's `ServerThread(app, port)`: serves what the fixture initialized.
+
+    MLflow's in-process server shares its store with the test process, whose default tracking
+    URI (MLflow's conftest) is the same database; here that default becomes the server, so what
+    the tests write without naming a URI (MLflow's CLI, fluent calls) reaches it as well. The
+    conftest restores its own URI after the test."""
 
     def __init__(self, app: Any, port: int) -> None:
         backend = _pending.get("backend")
@@ -137,7 +142,11 @@ class ServerThread:
         self.server = TrackflowServer(backend, _pending.get("artifact_root"), port)
 
     def __enter__(self) -> str:
-        return self.server.start()
+        import mlflow
+
+        url = self.server.start()
+        mlflow.set_tracking_uri(url)
+        return url
 
     def __exit__(self, *exc: object) -> None:
         self.server.stop()

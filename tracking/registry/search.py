@@ -52,11 +52,9 @@ _SCHEMAS = {
     ),
 }
 _RM_TIE_BREAK = (OrderBy(ATTRIBUTE, "name", True),)
-_MV_DEFAULT_ORDER = (
-    OrderBy(ATTRIBUTE, "last_updated_timestamp", False),
-    OrderBy(ATTRIBUTE, "name", True),
-    OrderBy(ATTRIBUTE, "version_number", False),
-)
+#: MLflow's order when none is given; name ASC, version DESC always break ties.
+_MV_DEFAULT_ORDER = (OrderBy(ATTRIBUTE, "last_updated_timestamp", False),)
+_MV_TIE_BREAK = (OrderBy(ATTRIBUTE, "name", True), OrderBy(ATTRIBUTE, "version_number", False))
 
 
 @lru_cache(maxsize=512)
@@ -172,4 +170,4 @@ def filter_versions(
     versions: list[ModelVersion], comparisons: tuple[Comparison, ...], order: tuple[OrderBy, ...]
 ) -> list[ModelVersion]:
     found = [v for v in versions if _matches(comparisons, _VersionView(v))]
-    return _search.sort_items(found, (*order, *_MV_DEFAULT_ORDER), _VersionView)
+    return _search.sort_items(found, (*(order or _MV_DEFAULT_ORDER), *_MV_TIE_BREAK), _VersionView)

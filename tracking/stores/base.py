@@ -77,8 +77,8 @@ def metric_order(metric: Metric) -> tuple[int, int, float]:
 def check_max_results(max_results: int) -> int:
     if not isinstance(max_results, int) or not 0 < max_results <= SEARCH_MAX_RESULTS_THRESHOLD:
         raise InvalidParameterError(
-            f"max_results must be an integer in 1..{SEARCH_MAX_RESULTS_THRESHOLD}, "
-            f"got {max_results!r}"
+            f"Invalid value {max_results!r} for parameter 'max_results' supplied: it must be "
+            f"an integer in 1..{SEARCH_MAX_RESULTS_THRESHOLD}"
         )
     return max_results
 

@@ -43,6 +43,7 @@ from tracking.servers.api.security import (
     BodyLimitMiddleware,
     CatchAllMiddleware,
     Credentials,
+    MergeSlashesMiddleware,
     RequestGuardMiddleware,
     SecurityHeadersMiddleware,
     contained,
@@ -238,6 +239,7 @@ def create_app(
             Middleware(CatchAllMiddleware),
             Middleware(AuthMiddleware, credentials=credentials),
             Middleware(RequestGuardMiddleware, allowed_hosts=hosts),
+            Middleware(MergeSlashesMiddleware),
             Middleware(
                 BodyLimitMiddleware,
                 max_request_bytes=max_request_bytes,

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tracking.errors import BAD_REQUEST, InvalidParameterError, TrackingError
 from tracking.servers.api.artifacts_proxy import download_headers, media_type
-from tracking.servers.api.security import safe_relative_path
+from tracking.servers.api.security import request_path
 from tracking.servers.ui.artifacts_view import RunArtifacts
 
 if TYPE_CHECKING:
@@ -41,19 +41,19 @@ def _required(request: Request, *names: str) -> str:
     raise TrackingError(f'Request must include the "{names[0]}" query parameter.', BAD_REQUEST)
 
 
-async def send_file(ctx: ServerContext, root: str, path: str) -> Response:
-    """The file `path` under artifact root `root`, streamed as an attachment."""
-    rel = safe_relative_path(path)
+async def send_file(ctx: ServerContext, root: str, rel: str) -> Response:
+    """The file `rel` (checked by `request_path`) under artifact root `root`, streamed as an
+    attachment with MLflow's headers (its exact text/plain, no charset added)."""
     if not rel:
         raise InvalidParameterError("Name an artifact file to download, not the artifact root")
     artifacts = RunArtifacts(await run_in_threadpool(ctx.run_artifacts, root))
     info = await run_in_threadpool(artifacts.info, rel)
     if info.get("type") == "directory":
         raise InvalidParameterError(f"Artifact path refers to a directory, not a file: '{rel}'")
-    headers = download_headers(rel)
+    headers = {**download_headers(rel), "Content-Type": media_type(rel)}
     if info.get("size") is not None:
         headers["Content-Length"] = str(info["size"])
-    return StreamingResponse(artifacts.stream(rel), media_type=media_type(rel), headers=headers)
+    return StreamingResponse(artifacts.stream(rel), headers=headers)
 
 
 def build_router(api_prefixes: tuple[str, ...]) -> APIRouter:
@@ -63,9 +63,9 @@ def build_router(api_prefixes: tuple[str, ...]) -> APIRouter:
     async def get_run_artifact(request: Request) -> Response:
         ctx = _context(request)
         run_id = _required(request, "run_id", "run_uuid")
-        path = _required(request, "path")
+        rel = request_path(_required(request, "path"))
         run = await run_in_threadpool(ctx.store.get_run, run_id)
-        return await send_file(ctx, run.info.artifact_uri, path)
+        return await send_file(ctx, run.info.artifact_uri, rel)
 
     @router.get("/model-versions/get-artifact")
     async def get_model_version_artifact(request: Request) -> Response:
@@ -73,15 +73,15 @@ def build_router(api_prefixes: tuple[str, ...]) -> APIRouter:
 
         ctx = _context(request)
         name, version = _required(request, "name"), _required(request, "version")
-        path = _required(request, "path")
+        rel = request_path(_required(request, "path"))
         root = await run_in_threadpool(registry_api.download_uri, ctx, name, version)
-        return await send_file(ctx, root, path)
+        return await send_file(ctx, root, rel)
 
     async def get_logged_model_artifact(request: Request, model_id: str) -> Response:
         ctx = _context(request)
-        path = _required(request, "artifact_file_path")
+        rel = request_path(_required(request, "artifact_file_path"))
         model = await run_in_threadpool(ctx.store.get_logged_model, model_id)
-        return await send_file(ctx, model.artifact_location, path)
+        return await send_file(ctx, model.artifact_location, rel)
 
     async def upload_artifact(request: Request) -> Response:
         ctx = _context(request)
@@ -91,7 +91,7 @@ def build_router(api_prefixes: tuple[str, ...]) -> APIRouter:
         path = request.query_params.get("path")
         if not path:
             raise InvalidParameterError("Request must specify path.")
-        rel = safe_relative_path(path)
+        rel = request_path(path)
         data = bytearray()
         async for chunk in request.stream():
             data += chunk

@@ -217,14 +217,13 @@ def build_router() -> APIRouter:
         rel = safe_relative_path(artifact_path)
         destination = _destination(request)
         path, size = await run_in_threadpool(destination.stat, rel)
-        headers = download_headers(rel)
+        # the exact type in the header: a media_type argument would get "; charset=utf-8"
+        headers = {**download_headers(rel), "Content-Type": media_type(rel)}
         if destination.local_root is not None:
-            return FileResponse(path, media_type=media_type(rel), headers=headers)
+            return FileResponse(path, headers=headers)
         if size is not None:
             headers["Content-Length"] = str(size)
-        return StreamingResponse(
-            destination.chunks(path), media_type=media_type(rel), headers=headers
-        )
+        return StreamingResponse(destination.chunks(path), headers=headers)
 
     @router.put("/artifacts/{artifact_path:path}")
     async def upload_artifact(request: Request, artifact_path: str) -> Response:

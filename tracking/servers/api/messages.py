@@ -28,7 +28,7 @@ from tracking.entities import (
     ViewType,
 )
 from tracking.errors import InvalidParameterError
-from tracking.validation import INT64_MAX, INT64_MIN, shown
+from tracking.validation import INT64_MAX, INT64_MIN
 
 _SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _MISSING = object()
@@ -52,7 +52,7 @@ def shown_json(value: Any, limit: int = 200) -> str:
 
 def invalid(name: str, value: Any, expected: str) -> InvalidParameterError:
     return InvalidParameterError(
-        f"Invalid value {shown(value, 200)} for parameter '{name}' supplied: expected {expected}"
+        f"Invalid value {shown_json(value)} for parameter '{name}' supplied: expected {expected}"
     )
 
 

@@ -339,6 +339,16 @@ def _is_proxy_source(uri: str) -> bool:
     )
 
 
+def _check_local_host(source: str) -> None:
+    """A file:// URI naming a remote host is no local path (MLflow's wording)."""
+    host = (urlsplit(source).hostname or "").lower() if scheme_of(source) == "file" else ""
+    if host and host != "." and not host.startswith(("localhost", "127.0.0.1")):
+        raise InvalidParameterError(
+            f"{source} is not a valid remote uri. For remote access on windows, please consider "
+            "using a different scheme such as SMB (e.g. smb://<hostname>/<path>)."
+        )
+
+
 def _local_within(source: str, root: str) -> bool:
     """A local `source` lies in the local artifact folder `root` (symlinks resolved)."""
     if scheme_of(root) not in ("", "file"):
@@ -394,6 +404,7 @@ def _check_run_source(ctx: ServerContext, source: str, run_id: str | None) -> No
     """MLflow's rules for a version whose source lies in a run (no model_id given)."""
     scheme = scheme_of(source)
     if scheme in ("", "file"):
+        _check_local_host(source)
         if run_id:
             root = _source_root(ctx, source, "run_id", lambda: ctx.store.get_run(run_id))
             if _local_within(source, root.info.artifact_uri):
@@ -427,6 +438,7 @@ def _check_model_source(ctx: ServerContext, source: str, model_id: str) -> None:
     model = _source_root(ctx, source, "model_id", lambda: ctx.store.get_logged_model(model_id))
     scheme = scheme_of(source)
     if scheme in ("", "file"):
+        _check_local_host(source)
         if _local_within(source, model.artifact_location):
             return
         raise _invalid_source(

@@ -17,7 +17,7 @@ from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.servers.api import messages
 from tracking.servers.api.artifacts_proxy import is_proxied
 from tracking.servers.api.messages import Fields, entry, to_float, to_int, to_status
-from tracking.servers.api.security import contained, safe_relative_path
+from tracking.servers.api.security import contained, request_path
 from tracking.stores.base import SEARCH_MAX_RESULTS_DEFAULT, decode_page_token, encode_page_token
 
 if TYPE_CHECKING:
@@ -53,7 +53,8 @@ def create_experiment(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     name = f.string("name", required=True)
     location = f.string("artifact_location") or None
     if location is not None:
-        ctx.check_artifact_location(validation.artifact_location(location))
+        location = validation.absolute_location(validation.artifact_location(location))
+        ctx.check_artifact_location(location)
     tags = dict(_key_value("tags", i, t) for i, t in enumerate(f.objects("tags")))
     experiment_id = ctx.store.create_experiment(name, location, tags)
     return {"experiment_id": experiment_id}
@@ -206,7 +207,7 @@ def _metric(item: dict[str, Any], where: str = "") -> Metric:
     prefix = f"{where}." if where else ""
     key = entry(where, item, "key", required=True)
     if not isinstance(key, str):
-        raise InvalidParameterError(f"Invalid value {key!r} for parameter '{prefix}key'")
+        raise messages.invalid(f"{prefix}key", key, "a string")
     value = entry(where, item, "value", required=True)
     timestamp = entry(where, item, "timestamp", required=True)
     step = item.get("step")
@@ -228,21 +229,24 @@ def _metric(item: dict[str, Any], where: str = "") -> Metric:
 
 @route("/runs/log-metric", "POST", quick=True)
 def log_metric(ctx: ServerContext, f: Fields) -> dict[str, Any]:
-    ctx.store.log_metric(f.run_id(), _metric(f.as_dict()))
+    run_id = f.run_id()
+    ctx.store.log_metric(run_id, _metric(f.as_dict()))
     return {}
 
 
 @route("/runs/log-parameter", "POST", quick=True)
 def log_param(ctx: ServerContext, f: Fields) -> dict[str, Any]:
+    run_id = f.run_id()
     param = Param(f.string("key", required=True), f.string("value", default=""))
-    ctx.store.log_param(f.run_id(), param)
+    ctx.store.log_param(run_id, param)
     return {}
 
 
 @route("/runs/set-tag", "POST", quick=True)
 def set_tag(ctx: ServerContext, f: Fields) -> dict[str, Any]:
+    run_id = f.run_id()
     tag = RunTag(f.string("key", required=True), f.string("value", default=""))
-    ctx.store.set_tag(f.run_id(), tag)
+    ctx.store.set_tag(run_id, tag)
     return {}
 
 
@@ -295,7 +299,7 @@ def get_metric_history(ctx: ServerContext, f: Fields) -> dict[str, Any]:
 def list_under(ctx: ServerContext, root: str, path: str | None) -> list[dict[str, Any]]:
     """The entries of folder `path` under an artifact root (a run's or a model's), read by the
     served-roots rule."""
-    rel = safe_relative_path(path or None)
+    rel = request_path(path or None)
     if is_proxied(root):
         destination, prefix = ctx.proxied_location(root)
         full = f"{prefix}/{rel}" if rel else prefix

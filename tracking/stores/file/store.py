@@ -218,7 +218,9 @@ class FileStore(LoggedModelFiles, TrackingStore):
     ) -> str:
         validation.experiment_name(name)
         if artifact_location is not None:
-            validation.artifact_location(artifact_location)
+            artifact_location = validation.absolute_location(
+                validation.artifact_location(artifact_location)
+            )
         checked = {k: validation.experiment_tag_value(k, v) for k, v in (tags or {}).items()}
         validation.no_key_clash("Experiment tag", checked)
         with self._lock():
@@ -406,7 +408,10 @@ class FileStore(LoggedModelFiles, TrackingStore):
     def _active_run_dir(self, run_id: str) -> str:
         run_dir, meta = self._locate_run(run_id)
         if meta.get("lifecycle_stage") != LifecycleStage.ACTIVE:
-            raise InvalidStateError(f"Run {run_id!r} is deleted; restore it before logging to it")
+            raise InvalidStateError(
+                f"The run {run_id} must be in the 'active' state. Current state is deleted: "
+                "restore it before logging to it"
+            )
         return run_dir
 
     # --- runs ---------------------------------------------------------------------------------
@@ -681,7 +686,7 @@ class FileStore(LoggedModelFiles, TrackingStore):
         try:
             os.unlink(path)
         except FileNotFoundError:
-            raise NotFoundError(f"No tag {key!r} on run {run_id!r}") from None
+            raise NotFoundError(f"No tag with name: {key} in run with id {run_id}") from None
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         validation.validate_key(key, "Metric key")

@@ -304,7 +304,9 @@ class SqlStore(LoggedModelTables, TrackingStore):
     ) -> str:
         validation.experiment_name(name)
         if artifact_location is not None:
-            validation.artifact_location(artifact_location)
+            artifact_location = validation.absolute_location(
+                validation.artifact_location(artifact_location)
+            )
         checked = {k: validation.experiment_tag_value(k, v) for k, v in (tags or {}).items()}
         validation.no_key_clash("Experiment tag", checked)
         try:
@@ -806,7 +808,7 @@ class SqlStore(LoggedModelTables, TrackingStore):
             return conn.execute(delete(t).where(t.c.run_uuid == run_id, t.c.key == key)).rowcount
 
         if not self._write(work):
-            raise NotFoundError(f"No tag {key!r} on run {run_id!r}")
+            raise NotFoundError(f"No tag with name: {key} in run with id {run_id}")
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         validation.validate_key(key, "Metric key")
@@ -1009,7 +1011,10 @@ def _raise_unless_active(run_id: str, stage: str | None) -> None:
     if stage is None:
         raise NotFoundError(f"Run {run_id!r} not found")
     if stage != LifecycleStage.ACTIVE:
-        raise InvalidStateError(f"Run {run_id!r} is deleted; restore it before logging to it")
+        raise InvalidStateError(
+            f"The run {run_id} must be in the 'active' state. Current state is deleted: "
+            "restore it before logging to it"
+        )
 
 
 _UPSERT_EXPERIMENT_TAG = text(
