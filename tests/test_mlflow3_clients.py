@@ -322,3 +322,46 @@ def test_sql_tables_are_mlflow_s(tmp_path: Path) -> None:
         "logged_model_tags",
     ):
         assert columns(ours, table) == columns(theirs, table), table
+
+
+def test_bulk_metric_histories_for_charts(server: Server) -> None:
+    """What MLflow's UI asks for its charts: every run's points, or samples of them."""
+    client = TrackingClient(server.url)
+    experiment_id = client.create_experiment(f"charts-{uuid.uuid4().hex[:8]}")
+    run_ids = []
+    for offset in (0, 1):
+        run = client.create_run(experiment_id)
+        client.log_batch(
+            run.info.run_id,
+            [
+                tracking.Metric("loss", step / 100 + offset, 1000 + step, step)
+                for step in range(100)
+            ],
+        )
+        run_ids.append(run.info.run_id)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        sampled = http.get(
+            "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval",
+            params={"run_ids": run_ids, "metric_key": "loss", "max_results": 10},
+        ).json()["metrics"]
+        for run_id in run_ids:
+            steps = [m["step"] for m in sampled if m["run_id"] == run_id]
+            assert steps[0] == 0 and steps[-1] == 99 and 10 <= len(steps) <= 12
+            assert steps == sorted(steps)
+        ranged = http.get(
+            "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval",
+            params={"run_ids": run_ids[:1], "metric_key": "loss", "start_step": 40,
+                    "end_step": 45, "max_results": 100},
+        ).json()["metrics"]  # fmt: skip
+        assert [m["step"] for m in ranged] == [40, 41, 42, 43, 44, 45]
+        bulk = http.get(
+            "/ajax-api/2.0/mlflow/metrics/get-history-bulk",
+            params={"run_id": run_ids, "metric_key": "loss", "max_results": 150},
+        ).json()["metrics"]
+        assert len(bulk) == 150 and {m["run_id"] for m in bulk} == set(run_ids)
+        refused = http.get(
+            "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval",
+            params={"run_ids": run_ids, "metric_key": "loss", "start_step": 5},
+        )
+        assert refused.status_code == 400
+        assert "both must be specified" in refused.json()["message"]

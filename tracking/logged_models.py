@@ -11,11 +11,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracking import search, validation
 from tracking.entities import Dataset, DatasetInput, LoggedModel, Metric
 from tracking.errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from tracking.stores.base import PagedList
 
 MODELS_FOLDER = "models"
 SEARCH_MAX_RESULTS_DEFAULT = 100
@@ -250,18 +253,16 @@ def search_models(
     order_by: Sequence[Mapping[str, Any]] | None,
     max_results: int | None,
     page_token: str | None,
-) -> tuple[list[LoggedModel], int, int]:
-    """(matching models in order, offset, limit) for one page: `models` filtered by MLflow's
-    rules (metric comparisons look at metrics on `datasets` when given; with `datasets` and no
-    metric comparison, a model needs a metric on one of them), ordered by `order_by`, then
-    newest first."""
-    from tracking.stores.base import check_max_results, decode_page_token
+) -> PagedList[LoggedModel]:
+    """One page of `models` filtered by MLflow's rules (metric comparisons look at metrics on
+    `datasets` when given; with `datasets` and no metric comparison, a model needs a metric on
+    one of them), ordered by `order_by`, then newest first."""
+    from tracking.stores.base import check_max_results, page_of
 
     comparisons = search.parse_logged_model_filter(filter_string)
     filters = dataset_filters(datasets)
     orders = model_orders(order_by)
     limit = check_max_results(max_results or SEARCH_MAX_RESULTS_DEFAULT)
-    offset = decode_page_token(page_token)
     found = []
     metric_filter = any(c.entity == search.METRIC for c in comparisons)
     for model in models:
@@ -277,4 +278,4 @@ def search_models(
     for order in reversed(orders):  # stable sorts, least significant first
         scope = [order.dataset] if order.dataset else []
         ordered = search.sort_items(ordered, [order.field], lambda m, s=scope: _ModelView(m, s))
-    return ordered, offset, limit
+    return page_of(ordered, limit, page_token)

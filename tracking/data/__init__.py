@@ -19,6 +19,7 @@ from tracking import system_tags
 from tracking.entities import Dataset as DatasetRecord
 from tracking.entities import DatasetInput
 from tracking.errors import InvalidParameterError
+from tracking.logged_models import DATASET_CONTEXT_TAG, dataset_from_dict
 
 MAX_ROWS = 10_000
 __all__ = [
@@ -94,15 +95,7 @@ class Dataset:
 
     def to_record(self) -> DatasetRecord:
         """The entity the stores keep."""
-        values = self.to_dict()
-        return DatasetRecord(
-            name=str(values["name"]),
-            digest=str(values["digest"]),
-            source_type=str(values["source_type"]),
-            source=str(values["source"]),
-            schema=values["schema"],
-            profile=values["profile"],
-        )
+        return dataset_from_dict(self.to_dict())
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} digest={self.digest!r}>"
@@ -296,17 +289,10 @@ def record_of(dataset: Any) -> DatasetRecord:
             f"Cannot log {type(dataset).__name__} as a dataset: use tracking.data.from_pandas, "
             "tracking.data.from_numpy or an mlflow.data dataset"
         )
-    return DatasetRecord(
-        name=str(values["name"]),
-        digest=str(values["digest"]),
-        source_type=str(values["source_type"]),
-        source=str(values["source"]),
-        schema=values.get("schema"),
-        profile=values.get("profile"),
-    )
+    return dataset_from_dict(values)
 
 
-#: The input tag marking datasets recorded from a function's arguments (`inputs_of`).
+#: The input context of datasets recorded from a function's arguments (`inputs_of`).
 ARGUMENT_CONTEXT = "input"
 
 
@@ -327,6 +313,5 @@ def inputs_of(arguments: Mapping[str, Any]) -> list[DatasetInput]:
         elif numpy is not None and isinstance(value, numpy.ndarray):
             dataset = from_numpy(value, name=name)
         if dataset is not None:
-            tags = {"mlflow.data.context": ARGUMENT_CONTEXT}
-            found.append(DatasetInput(dataset.to_record(), tags))
+            found.append(DatasetInput(dataset.to_record(), {DATASET_CONTEXT_TAG: ARGUMENT_CONTEXT}))
     return found

@@ -30,7 +30,7 @@ from tracking.entities import (
     RunOutputs,
 )
 from tracking.errors import InvalidParameterError, InvalidStateError, NotFoundError
-from tracking.stores.base import PagedList, encode_page_token
+from tracking.stores.base import PagedList
 from tracking.stores.file.disk import (
     DamagedFileError,
     read_text,
@@ -283,11 +283,9 @@ class LoggedModelFiles:
                     continue
                 if model.lifecycle_stage == LifecycleStage.ACTIVE:
                     models.append(model)
-        found, offset, limit = logged_models.search_models(
+        return logged_models.search_models(
             models, filter_string, datasets, order_by, max_results, page_token
         )
-        end = offset + limit
-        return PagedList(found[offset:end], encode_page_token(end) if end < len(found) else None)
 
     def _model_metric_lines(
         self: FileStore, run_id: str, metrics: list[Metric]
@@ -382,14 +380,15 @@ class LoggedModelFiles:
                 },
             )
 
-    def _input_metas(self: FileStore, run_dir: str) -> Iterator[dict[str, Any]]:
+    def _metas(self: FileStore, folder: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(name, meta.yaml) of each entry of a run's inputs/ or outputs/ folder."""
         try:
-            entries = list(os.scandir(os.path.join(run_dir, INPUTS)))
+            entries = list(os.scandir(folder))
         except (FileNotFoundError, NotADirectoryError):
             return
         for entry in entries:
             try:
-                yield self._read_meta(entry.path)
+                yield entry.name, self._read_meta(entry.path)
             except (FileNotFoundError, NotADirectoryError):
                 continue
             except DamagedFileError as e:
@@ -398,7 +397,7 @@ class LoggedModelFiles:
     def _run_inputs(self: FileStore, run_dir: str) -> RunInputs:
         inputs = RunInputs()
         datasets_dir = os.path.join(os.path.dirname(run_dir), DATASETS)
-        for meta in self._input_metas(run_dir):
+        for _, meta in self._metas(os.path.join(run_dir, INPUTS)):
             source_id = str(meta.get("source_id"))
             if meta.get("source_type") == MODEL_SOURCE:
                 inputs.model_inputs.append(source_id)
@@ -415,17 +414,9 @@ class LoggedModelFiles:
 
     def _run_outputs(self: FileStore, run_dir: str) -> RunOutputs:
         outputs = RunOutputs()
-        try:
-            entries = list(os.scandir(os.path.join(run_dir, OUTPUTS)))
-        except (FileNotFoundError, NotADirectoryError):
-            return outputs
-        for entry in entries:
-            try:
-                meta = self._read_meta(entry.path)
-            except (FileNotFoundError, NotADirectoryError, DamagedFileError):
-                continue
+        for name, meta in self._metas(os.path.join(run_dir, OUTPUTS)):
             if meta.get("destination_type") == "MODEL_OUTPUT":
-                model_id = str(meta.get("destination_id") or entry.name)
+                model_id = str(meta.get("destination_id") or name)
                 outputs.model_outputs.append(LoggedModelOutput(model_id, int(meta.get("step", 0))))
         return outputs
 

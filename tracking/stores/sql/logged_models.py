@@ -27,7 +27,7 @@ from tracking.entities import (
     RunOutputs,
 )
 from tracking.errors import InvalidParameterError, InvalidStateError, NotFoundError
-from tracking.stores.base import PagedList, encode_page_token
+from tracking.stores.base import PagedList
 from tracking.stores.sql import schema
 
 if TYPE_CHECKING:
@@ -266,11 +266,9 @@ class LoggedModelTables:
                 )
             ).all()
             models = self._models_from_rows(conn, rows)
-        found, offset, limit = logged_models.search_models(
+        return logged_models.search_models(
             models, filter_string, datasets, order_by, max_results, page_token
         )
-        end = offset + limit
-        return PagedList(found[offset:end], encode_page_token(end) if end < len(found) else None)
 
     def _write_model_metrics(
         self: SqlStore, conn: Connection, run_id: str, metrics: Iterable[Metric]
