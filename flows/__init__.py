@@ -12,62 +12,128 @@ Returns a real `prefect.Flow`; serve, deploy, with_options and validation keep w
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+import prefect
+from prefect.context import FlowRunContext
+from prefect.flows import FlowDecorator as _PrefectFlowDecorator
+from prefect.utilities.hashing import file_hash
 
 from tasks import wrap as _wrap
+from tasks.decorator import CAPTURE_OPTIONS, logged_arguments, split_options
 from tasks.runs import CaptureOptions, TrackedRun, on_error_mode, open_run, report, run_exists
-from tracking import fluent, system_tags
+from tracking import fluent, run_environment, system_tags
 from tracking.entities import RunStatus, RunTag
 
-__all__ = ["flow"]
+if TYPE_CHECKING:
+    from prefect.filesystems import ReadableDeploymentStorage
+    from prefect.flows import Flow, FlowStateHook
+    from prefect.futures import PrefectFuture
+    from prefect.results import ResultSerializer, ResultStorage
+    from prefect.runner.storage import RunnerStorage
+    from prefect.task_runners import TaskRunner
+
+__all__ = ["FlowDecorator", "flow"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 STATE_TAG = "prefect.state"
+TRACKING_OPTIONS = (*CAPTURE_OPTIONS, "experiment", "capture_environment")
+KILLED_HOOKS = ("on_crashed_hooks", "on_cancellation_hooks")
 
 
-def flow(
-    __fn: Callable[..., Any] | None = None,
-    *,
-    experiment: str | None = None,
-    log_params: bool | list[str] = True,
-    exclude_params: list[str] | tuple[str, ...] = (),
-    log_metrics: bool = True,
-    log_result: bool = False,
-    run_tags: dict[str, Any] | None = None,
-    on_tracking_error: str | None = None,
-    autolog: bool = False,
-    **prefect_options: Any,
-) -> Any:
+class FlowDecorator:
     """Drop-in for `prefect.flow`: bare (`@flow`), with arguments, or `flow(fn, name=...)`.
 
-    Tracking options as on `tasks.task`, plus `experiment` (default: the flow's name; a
-    subflow logs into the experiment of the run that called it). `autolog=True` autologs
-    scikit-learn fits of the flow body into the flow's run (not into its tasks' runs).
+    Takes every argument of `prefect.flow` (same names, same defaults) and returns a real
+    `prefect.Flow`; `flow.from_source` is Prefect's. Tracking options as on `tasks.task`, plus
+    `experiment` (default: the flow's name; a subflow logs into the experiment of the run that
+    called it); `autolog=True` autologs scikit-learn fits of the flow body into the flow's run
+    (not into its tasks' runs); `capture_environment=False` skips recording the flow run's
+    environment (packages, Python, platform, git state: tracking.run_environment).
+    `inspect.signature(flow)` is Prefect's; the typed overloads add ours.
     """
-    options = CaptureOptions.build(
-        log_params,
-        exclude_params,
-        log_metrics,
-        log_result,
-        run_tags,
-        on_tracking_error,
-        autolog=autolog,
-    )
 
-    def decorate(fn: Callable[..., Any]) -> Any:
-        import prefect
+    def __init__(self) -> None:
+        self.__signature__ = inspect.signature(_PrefectFlowDecorator().__call__)
 
-        hooks = {
-            name: [*(prefect_options.pop(name, None) or []), _mark_killed]
-            for name in ("on_crashed", "on_cancellation")
-        }
-        source = _source_file(fn)
-        wrapper = _wrap.wrap(fn, lambda: _start(options, experiment, source))
-        return prefect.flow(wrapper, **hooks, **prefect_options)
+    @overload
+    def __call__(self, __fn: Callable[P, R], /) -> Flow[P, R]: ...
 
-    return decorate(__fn) if __fn is not None else decorate
+    @overload
+    def __call__(
+        self,
+        __fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        flow_run_name: Callable[[], str] | str | None = None,
+        retries: int | None = None,
+        retry_delay_seconds: int | float | None = None,
+        task_runner: TaskRunner[PrefectFuture[Any]] | None = None,
+        description: str | None = None,
+        timeout_seconds: int | float | None = None,
+        validate_parameters: bool = True,
+        persist_result: bool | None = None,
+        result_storage: ResultStorage | None = None,
+        result_serializer: ResultSerializer | None = None,
+        cache_result_in_memory: bool = True,
+        log_prints: bool | None = None,
+        on_completion: list[FlowStateHook[..., Any]] | None = None,
+        on_failure: list[FlowStateHook[..., Any]] | None = None,
+        on_cancellation: list[FlowStateHook[..., Any]] | None = None,
+        on_crashed: list[FlowStateHook[..., Any]] | None = None,
+        on_running: list[FlowStateHook[..., Any]] | None = None,
+        experiment: str | None = None,
+        log_params: bool | list[str] = True,
+        exclude_params: list[str] | tuple[str, ...] = (),
+        log_metrics: bool = True,
+        log_result: bool = False,
+        run_tags: dict[str, Any] | None = None,
+        on_tracking_error: str | None = None,
+        autolog: bool = False,
+        capture_environment: bool = True,
+    ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+
+    def __call__(self, __fn: Any = None, /, **options: Any) -> Any:
+        tracking, prefect_options = split_options(
+            "flow", self.__signature__, options, TRACKING_OPTIONS
+        )
+        experiment = tracking.pop("experiment", None)
+        capture_environment = tracking.pop("capture_environment", True)
+        capture = CaptureOptions.build(**tracking)
+        if __fn is None:
+            return functools.partial(self, **options)
+        source = _source_file(_wrap.user_function(__fn))
+        if not prefect_options["version"]:  # Prefect's default, for the user's function
+            prefect_options["version"] = _file_version(source)
+        entry = (source, _wrap.user_function(__fn).__name__) if capture_environment else None
+        fn = _wrap.wrap_method(__fn, lambda: _start(capture, experiment, source, entry))
+        flow_obj = prefect.Flow(fn=fn, **prefect_options)
+        for hooks in KILLED_HOOKS:  # the user's hooks went through Prefect's checks untouched
+            setattr(flow_obj, hooks, [*getattr(flow_obj, hooks), _mark_killed])
+        return flow_obj
+
+    if TYPE_CHECKING:
+
+        @staticmethod
+        def from_source(
+            source: str | Path | RunnerStorage | ReadableDeploymentStorage,
+            entrypoint: str,
+        ) -> Flow[..., Any] | Coroutine[Any, Any, Flow[..., Any]]: ...
+
+    else:
+        from_source = staticmethod(prefect.Flow.from_source)
+
+
+flow = FlowDecorator()
 
 
 def _source_file(fn: Callable[..., Any]) -> str | None:
@@ -77,12 +143,23 @@ def _source_file(fn: Callable[..., Any]) -> str | None:
         return None
 
 
+def _file_version(source: str | None) -> str | None:
+    """Prefect's default flow version: a hash of the file defining the flow's function."""
+    if source is None:
+        return None
+    try:
+        return file_hash(source)
+    except OSError:
+        return None
+
+
 def _start(
-    options: CaptureOptions, experiment: str | None, source: str | None
+    options: CaptureOptions,
+    experiment: str | None,
+    source: str | None,
+    entry: tuple[str | None, str] | None = None,
 ) -> TrackedRun | None:
     """Open the run of the flow run the engine is running now (None outside Prefect)."""
-    from prefect.context import FlowRunContext
-
     ctx = FlowRunContext.get()
     if ctx is None or ctx.flow_run is None:
         return None
@@ -113,7 +190,9 @@ def _start(
         name=ctx.flow.name,
     )
     if tracked is not None:
-        tracked.start(ctx.parameters)
+        tracked.start(logged_arguments(ctx.flow, ctx.parameters))
+        if entry is not None and not tracked.disabled:
+            run_environment.record(tracked.client, tracked.run, *entry)
     return tracked
 
 

@@ -169,11 +169,12 @@ class TrackedRun:
             yield
 
     def _autolog(self) -> contextlib.AbstractContextManager[None]:
+        """Every installed flavor's autologging (tracking.models.flavors), into this run."""
         if not self.options.autolog or self.disabled:
             return contextlib.nullcontext()
-        from tracking.models.sklearn.autologging import scoped
+        from tracking.models.flavors import scoped_autolog
 
-        return scoped(self.run_id)
+        return scoped_autolog(self.run_id)
 
     def log_params(self, arguments: Mapping[str, Any]) -> None:
         params = params_from_arguments(
@@ -281,6 +282,9 @@ class TrackedRun:
 
     def end(self, status: RunStatus) -> None:
         if not self.owns_run:
+            return
+        if self.record is not None:
+            self._end_record(status)
             return
         end_time = int(time.time() * 1000)
         self.guard(

@@ -22,6 +22,20 @@ class Execution(Protocol):
 
 
 Start = Callable[[], Execution | None]
+Method = classmethod | staticmethod  # type: ignore[type-arg]
+
+
+def user_function(fn: Callable[..., Any] | Method) -> Callable[..., Any]:
+    """The function itself: a classmethod's or staticmethod's `__func__`, else `fn`."""
+    return fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
+
+
+def wrap_method(fn: Callable[..., Any] | Method, start: Start) -> Callable[..., Any] | Method:
+    """wrap(), keeping a classmethod or staticmethod: its function is wrapped and the same
+    method kind re-applied, so Prefect still sees (and binds) the method kind."""
+    if isinstance(fn, (classmethod, staticmethod)):
+        return type(fn)(wrap(fn.__func__, start))
+    return wrap(fn, start)
 
 
 def wrap(fn: Callable[..., Any], start: Start) -> Callable[..., Any]:

@@ -1,6 +1,7 @@
-"""Tracking servers in subprocesses, for the tests: ours (`start_server`, stopped with Ctrl+C,
-SIGINT, to its process group) and a stock `mlflow server` (`MlflowServer`), each on a free
-127.0.0.1 port and ready once /health answers."""
+"""Tracking servers for the tests, each on a free 127.0.0.1 port: ours in a subprocess
+(`start_server`, ready once /health answers, stopped with Ctrl+C, SIGINT, to its process group)
+or in a thread of the test process (`serving`, for many short-lived servers), and a stock
+`mlflow server` (`MlflowServer`)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from s3_servers import _log_tail, _stop_process_group
 
 from tracking.stores import get_store
@@ -57,6 +63,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Run the ASGI `app` with uvicorn in a thread; yield its base URL; stop it afterwards."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 @dataclass

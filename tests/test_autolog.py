@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -22,6 +23,7 @@ from sklearn.preprocessing import StandardScaler, scale
 from sklearn.svm import LinearSVC
 
 import tracking as mlflow
+import tracking.pyfunc
 import tracking.sklearn
 from tracking.models.sklearn import autologging as sklearn_autolog
 from tracking.models.sklearn.autologging import FIT_COUNT_TAG, AutologWarning
@@ -113,6 +115,29 @@ def test_classifier_params_tags_metrics_and_model(iris: tuple[Any, Any]) -> None
     loaded = tracking.sklearn.load_model(f"runs:/{run.info.run_id}/model")
     assert isinstance(loaded, LogisticRegression)
     np.testing.assert_array_equal(loaded.predict(X), y_pred)
+    # the model's signature: the training data's tensor in, one label per row out
+    signature = tracking.pyfunc.load_model(f"runs:/{run.info.run_id}/model").signature
+    assert signature.to_dict() == {
+        "inputs": '[{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 4]}}]',
+        "outputs": '[{"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}}]',
+        "params": None,
+    }
+
+
+def test_signature_and_input_example_options(iris: tuple[Any, Any]) -> None:
+    X, y = iris
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    mlflow.sklearn.autolog(log_input_examples=True)
+    run = fit_in_run(LogisticRegression(max_iter=500), frame, y)
+    model = tracking.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert [c.name for c in model.signature.inputs.inputs] == ["a", "b", "c", "d"]
+    stored = model.metadata.load_input_example(
+        mlflow.MlflowClient().download_artifacts(run.info.run_id, "model")
+    )
+    pd.testing.assert_frame_equal(stored, frame.head(5))
+    mlflow.sklearn.autolog(log_model_signatures=False)
+    run = fit_in_run(LogisticRegression(max_iter=500), frame, y)
+    assert tracking.pyfunc.load_model(f"runs:/{run.info.run_id}/model").signature is None
 
 
 def test_binary_classifier_with_sample_weight(binary: tuple[Any, Any]) -> None:
@@ -437,7 +462,7 @@ def test_options() -> None:
     with pytest.raises(TypeError, match="log_modles"):
         mlflow.sklearn.autolog(log_modles=False)
     mlflow.sklearn.autolog(log_input_examples=True, max_tuning_runs=3)  # MLflow's: ignored
-    assert sklearn_autolog._global_config is not None
+    assert sklearn_autolog.INTEGRATION.global_config is not None
     with pytest.raises(mlflow.MlflowException):
         mlflow.sklearn.autolog(serialization_format="json")
 

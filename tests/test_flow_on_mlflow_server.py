@@ -205,7 +205,8 @@ def test_tracked_flow_on_a_stock_mlflow_server(
     local = mlflow_client.download_artifacts(outer_run.info.run_id, "notes", str(tmp_path))
     assert (Path(local) / "outer.txt").read_text() == "outer got 5.0"
     stored = sorted(p.name for p in mlflow_server.destination.rglob("*.txt"))
-    assert stored == ["hello.txt", "outer.txt"]  # written by the server, behind its proxy
+    # written by the server, behind its proxy (requirements.txt: the flow run's environment)
+    assert stored == ["hello.txt", "outer.txt", "requirements.txt"]
 
     # --- our TrackingClient reads the same -----------------------------------------------------
     ours = tracking.TrackingClient(server_url)

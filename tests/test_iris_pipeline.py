@@ -3,7 +3,6 @@ once as a script the way a newcomer runs it (Prefect's temporary server, ./mlrun
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from example_modules import import_example
 from sklearn.datasets import load_iris
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
@@ -32,18 +32,7 @@ PARENT_TAG = "mlflow.parentRunId"
 
 
 def _import_example() -> ModuleType:
-    """Import the example by path, without keeping the env defaults it sets at import."""
-    before = set(os.environ)
-    spec = importlib.util.spec_from_file_location("iris_pipeline", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        for name in set(os.environ) - before:
-            del os.environ[name]
-    return module
+    return import_example("iris_pipeline")
 
 
 def _test_accuracy(model: Any) -> float:

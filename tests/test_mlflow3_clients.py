@@ -298,32 +298,6 @@ def test_ui_run_page_lists_inputs_and_logged_models(server: Server, mlflow_clien
     assert "sepal length (cm)" in page  # the dataset's columns
 
 
-def test_sql_tables_are_mlflow_s(tmp_path: Path) -> None:
-    """The dataset and LoggedModel tables have MLflow 3.17.2's columns and types."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-    from sqlalchemy import create_engine, inspect
-
-    ours = tmp_path / "ours.db"
-    TrackingClient(f"sqlite:///{ours}").search_experiments()
-    theirs = tmp_path / "theirs.db"
-    SqlAlchemyStore(f"sqlite:///{theirs}", tmp_path.as_uri()).engine.dispose()
-
-    def columns(path: Path, table: str) -> list[tuple[str, str, bool]]:
-        found = inspect(create_engine(f"sqlite:///{path}")).get_columns(table)
-        return [(c["name"], str(c["type"]), c["nullable"]) for c in found]
-
-    for table in (
-        "datasets",
-        "inputs",
-        "input_tags",
-        "logged_models",
-        "logged_model_metrics",
-        "logged_model_params",
-        "logged_model_tags",
-    ):
-        assert columns(ours, table) == columns(theirs, table), table
-
-
 def test_bulk_metric_histories_for_charts(server: Server) -> None:
     """What MLflow's UI asks for its charts: every run's points, or samples of them."""
     client = TrackingClient(server.url)

@@ -564,3 +564,136 @@ def test_metric_key_containing_a_metrics_folder(mlflow_mod: Any, tracking_dir: P
     assert [m.key for m in ours.get_metric_history(run_id, "train/metrics/acc")] == [
         "train/metrics/acc"
     ]
+
+
+# --------------------------------------------------------------------------- c) models both ways
+class _Doubler(tracking.pyfunc.PythonModel):
+    def load_context(self, context: Any) -> None:
+        with open(context.artifacts["offset"], encoding="utf-8") as f:
+            self.offset = float(f.read())
+
+    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> Any:
+        return (model_input["a"] * 2 + self.offset) * (params or {}).get("scale", 1)
+
+
+def _model_data() -> tuple[Any, Any]:
+    import pandas as pd
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    X = iris.data.rename(columns=dict(zip(iris.data.columns, "abcd", strict=True)))
+    return X, pd.Series(iris.target)
+
+
+def _boosters(X: Any, y: Any) -> dict[str, Any]:
+    import lightgbm as lgb
+    import xgboost as xgb
+
+    return {
+        "lightgbm-booster": lgb.train(
+            {"objective": "multiclass", "num_class": 3, "verbose": -1}, lgb.Dataset(X, y), 4
+        ),
+        "lightgbm-classifier": lgb.LGBMClassifier(n_estimators=4, verbose=-1).fit(X, y),
+        "xgboost-booster": xgb.train(
+            {"objective": "multi:softprob", "num_class": 3}, xgb.DMatrix(X, y), 4
+        ),
+        "xgboost-classifier": xgb.XGBClassifier(n_estimators=4).fit(X, y),
+    }
+
+
+@pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer")
+def test_mlflow_loads_our_models_and_signatures(
+    mlflow_mod: Any, tracking_dir: Path, tmp_path: Path
+) -> None:
+    import mlflow.lightgbm
+    import mlflow.pyfunc
+    import mlflow.xgboost
+    import numpy as np
+
+    import tracking.lightgbm
+    import tracking.xgboost
+
+    X, y = _model_data()
+    (tmp_path / "offset.txt").write_text("1")
+    uris = {}
+    with tracking.start_run():
+        for name, model in _boosters(X, y).items():
+            flavor = tracking.lightgbm if name.startswith("lightgbm") else tracking.xgboost
+            uris[name] = flavor.log_model(model, name, input_example=X.head(3)).model_uri
+        uris["custom"] = tracking.pyfunc.log_model(
+            "custom",
+            python_model=_Doubler(),
+            artifacts={"offset": str(tmp_path / "offset.txt")},
+            input_example=(X.head(3), {"scale": 1}),
+        ).model_uri
+    mlflow_mod.set_tracking_uri(_uri(tracking_dir))
+    models = _boosters(X, y)
+    for name, uri in uris.items():
+        ours = tracking.pyfunc.load_model(uri)
+        theirs = mlflow.pyfunc.load_model(uri)  # MLflow reads our run's artifacts itself
+        assert theirs.metadata.signature.to_dict() == ours.metadata["signature"], name
+        assert theirs.metadata.get_input_schema().input_names() == list("abcd")
+        np.testing.assert_allclose(
+            np.asarray(theirs.predict(X.head(5))), np.asarray(ours.predict(X.head(5))), rtol=1e-6
+        )
+        if name != "custom":
+            flavor = mlflow.lightgbm if name.startswith("lightgbm") else mlflow.xgboost
+            assert type(flavor.load_model(uri)) is type(models[name])
+    custom = mlflow.pyfunc.load_model(uris["custom"])
+    assert custom.predict(X.head(2), params={"scale": 10}).tolist() == (
+        ((X["a"].head(2) * 2 + 1) * 10).tolist()
+    )
+    with pytest.raises(mlflow_mod.exceptions.MlflowException, match="scale"):
+        custom.predict(X.head(2), params={"scale": "big"})  # MLflow enforces our param schema
+
+
+@pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer")
+@pytest.mark.filterwarnings("ignore:.*Add type hints to the `predict` method")
+def test_we_load_models_mlflow_saved(mlflow_mod: Any, tmp_path: Path) -> None:
+    import mlflow.lightgbm
+    import mlflow.pyfunc
+    import mlflow.xgboost
+    import numpy as np
+
+    import tracking.lightgbm
+    import tracking.xgboost
+    from tracking.models import ModelSignature, SchemaEnforcementError
+
+    X, y = _model_data()
+    (tmp_path / "offset.txt").write_text("1")
+
+    class TheirDoubler(mlflow.pyfunc.PythonModel):
+        def load_context(self, context: Any) -> None:
+            with open(context.artifacts["offset"], encoding="utf-8") as f:
+                self.offset = float(f.read())
+
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            # (no type hints: MLflow would try to validate the input against them)
+            return (model_input["a"] * 2 + self.offset) * (params or {}).get("scale", 1)
+
+    models = _boosters(X, y)
+    for name, model in models.items():
+        flavor = mlflow.lightgbm if name.startswith("lightgbm") else mlflow.xgboost
+        flavor.save_model(model, str(tmp_path / name), input_example=X.head(3))
+    mlflow.pyfunc.save_model(
+        str(tmp_path / "custom"),
+        python_model=TheirDoubler(),
+        artifacts={"offset": str(tmp_path / "offset.txt")},
+        input_example=(X.head(3), {"scale": 1}),
+    )
+    for name in [*models, "custom"]:
+        theirs = mlflow.pyfunc.load_model(str(tmp_path / name))
+        ours = tracking.pyfunc.load_model(tmp_path / name)
+        assert ours.signature == ModelSignature.from_dict(theirs.metadata.signature.to_dict())
+        np.testing.assert_allclose(
+            np.asarray(ours.predict(X.head(5))), np.asarray(theirs.predict(X.head(5))), rtol=1e-6
+        )
+        with pytest.raises(SchemaEnforcementError, match=r"missing column\(s\) \['b'\]"):
+            ours.predict(X.head(5).drop(columns=["b"]))
+        if name != "custom":
+            flavor = tracking.lightgbm if name.startswith("lightgbm") else tracking.xgboost
+            assert type(flavor.load_model(tmp_path / name)) is type(models[name])
+    custom = tracking.pyfunc.load_model(tmp_path / "custom")
+    assert custom.predict(X.head(2), params={"scale": 3}).tolist() == (
+        ((X["a"].head(2) * 2 + 1) * 3).tolist()
+    )

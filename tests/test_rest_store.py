@@ -378,7 +378,7 @@ def test_nested_runs(server_url: str) -> None:
     assert [r.info.run_name for r in children] == ["child", "other"]
 
 
-def test_log_batch_is_chunked_within_mlflow_limits(
+def test_log_all_is_chunked_within_mlflow_limits(
     store: RestStore, mlflow_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     exp_id = store.create_experiment(unique())
@@ -395,7 +395,7 @@ def test_log_batch_is_chunked_within_mlflow_limits(
     metrics = [Metric("loss", i / 10, 1_000 + i, i) for i in range(2500)]
     params = [Param(f"p{i}", "v" * 6000) for i in range(150)]  # 0.9 MB: the size limit splits
     tags = [RunTag(f"t{i}", f"{i}".ljust(8000, "t")) for i in range(120)]  # ... and 0.96 MB
-    store.log_batch(run.info.run_id, metrics, params + params[:3], tags)
+    store.log_all(run.info.run_id, metrics, params + params[:3], tags)
     assert len(calls) >= 3
     for body in calls:
         assert len(body["metrics"]) <= 1000 and len(body["params"]) <= 100

@@ -3,8 +3,6 @@ run promotes version 1, a worse candidate is not promoted, a better one is."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from example_modules import import_example
 from sklearn.datasets import load_iris
 from sklearn.model_selection import train_test_split
 
@@ -22,7 +21,6 @@ from tracking import TrackingClient
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "retraining_flow.py"
 MODEL = "iris-classifier"
 # Test accuracies on the example's split (test_size=0.2, random_state=42).
 FIRST_C, WORSE_C, BETTER_C = 0.01, 0.003, 1.0  # 0.933, 0.900, 1.000
@@ -30,19 +28,8 @@ FIRST_C, WORSE_C, BETTER_C = 0.01, 0.003, 1.0  # 0.933, 0.900, 1.000
 
 @pytest.fixture(scope="module")
 def example() -> Iterator[ModuleType]:
-    """Import the example by path, without keeping the env defaults it sets at import."""
-    before = set(os.environ)
-    spec = importlib.util.spec_from_file_location("retraining_flow", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        for name in set(os.environ) - before:
-            del os.environ[name]
-    yield module
-    sys.modules.pop(spec.name, None)
+    yield import_example("retraining_flow")
+    sys.modules.pop("retraining_flow", None)
 
 
 def _run(example: ModuleType, C: float) -> tuple[dict[str, Any], str]:

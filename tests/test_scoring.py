@@ -6,6 +6,8 @@ A real sklearn model is logged, registered with an alias and served by uvicorn o
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -26,6 +28,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 import tracking
+import tracking.pyfunc
 import tracking.sklearn
 from tracking import config
 from tracking.cli import main
@@ -70,11 +73,9 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
     yield uri, run.info.run_id, X
 
 
-@pytest.fixture(scope="module")
-def served(logged: tuple[str, str, pd.DataFrame]) -> Iterator[Served]:
-    """The model served by uvicorn in a thread on a free port; stopped afterwards."""
-    uri, run_id, X = logged
-    app = create_scoring_app(f"models:/{MODEL}@champion", tracking_uri=uri)
+@contextlib.contextmanager
+def _serving(app: Any) -> Iterator[tuple[str, httpx.Client]]:
+    """`app` served by uvicorn in a thread on a free port; stopped afterwards."""
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -87,13 +88,22 @@ def served(logged: tuple[str, str, pd.DataFrame]) -> Iterator[Served]:
     url = f"http://127.0.0.1:{port}"
     http = httpx.Client(base_url=url, timeout=30)
     try:
-        expected = app.state.model.get_raw_model().predict(X).tolist()
-        yield Served(url, http, uri, run_id, X, expected)
+        yield url, http
     finally:
         http.close()
         server.should_exit = True
         thread.join(timeout=15)
         assert not thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def served(logged: tuple[str, str, pd.DataFrame]) -> Iterator[Served]:
+    """The model served by uvicorn in a thread on a free port; stopped afterwards."""
+    uri, run_id, X = logged
+    app = create_scoring_app(f"models:/{MODEL}@champion", tracking_uri=uri)
+    with _serving(app) as (url, http):
+        expected = app.state.model.get_raw_model().predict(X).tolist()
+        yield Served(url, http, uri, run_id, X, expected)
 
 
 def _post(served: Served, body: Any, content_type: str = "application/json") -> httpx.Response:
@@ -111,6 +121,8 @@ def test_ping_health_version(served: Served) -> None:
     assert health.status_code == 200
     assert health.json()["model_uri"] == f"models:/{MODEL}@champion"
     assert health.json()["model_type"] == "LogisticRegression"
+    assert health.json()["flavors"] == ["python_function", "sklearn"]
+    assert health.json()["signature"] is None
     assert served.http.get("/version").json() == {"trackflow": tracking.__version__}
 
 
@@ -273,3 +285,135 @@ def test_serve_command_end_to_end(served: Served, tmp_path: Path) -> None:
         output = log.read()
         log.close()
     assert f"on http://127.0.0.1:{port}" in output and "Press Ctrl+C to stop." in output
+
+
+# --- signatures, other flavors, batch scoring ----------------------------------------------------
+class Pricer(tracking.pyfunc.PythonModel):
+    """price * qty * (1 - discount), rounded to `digits` (an inference param)."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> Any:
+        total = model_input["price"] * model_input["qty"] * (1 - (params or {})["discount"])
+        return total.round((params or {})["digits"]).tolist()
+
+
+PRICES = pd.DataFrame(
+    {
+        "price": np.array([2.5, 4.0], dtype="float32"),
+        "qty": np.array([2, 3], dtype="int64"),
+        "item": ["tea", "jam"],
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, httpx.Client, Any]]:
+    """A custom model whose signature has a float32 column and params, served."""
+    folder = tmp_path_factory.mktemp("signed") / "pricer"
+    tracking.pyfunc.save_model(
+        folder, python_model=Pricer(), input_example=(PRICES, {"discount": 0.0, "digits": 2})
+    )
+    app = create_scoring_app(str(folder))
+    with _serving(app) as (_, http):
+        yield str(folder), http, app.state.model
+
+
+def _split(frame: pd.DataFrame, **extra: Any) -> dict[str, Any]:
+    body = {"columns": list(frame.columns), "data": frame.astype(object).values.tolist()}
+    return {"dataframe_split": body, **extra}
+
+
+def test_signature_is_enforced_with_400s(signed: tuple[str, httpx.Client, Any]) -> None:
+    _, http, _ = signed
+    ok = http.post("/invocations", json=_split(PRICES, params={"discount": 0.5}))
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == {"predictions": [2.5, 6.0]}  # float32 column from JSON numbers
+    extra = http.post("/invocations", json=_split(PRICES.assign(note="x")))
+    assert extra.status_code == 200 and extra.json() == {"predictions": [5.0, 12.0]}
+    csv = http.post(
+        "/invocations", content=PRICES.to_csv(index=False), headers={"Content-Type": "text/csv"}
+    )
+    assert csv.json() == {"predictions": [5.0, 12.0]}
+    for body, words in [
+        (_split(PRICES.drop(columns=["qty"])), ["missing column(s) ['qty']", "'price'"]),
+        (_split(PRICES.assign(qty=[1.5, 2.0])), ["column 'qty'", "float64 to long"]),
+        (_split(PRICES.assign(item=[1, 2])), ["column 'item'", "to string"]),
+        (_split(PRICES, params={"discount": "half"}), ["Param 'discount'", "double"]),
+        (_split(PRICES, params={"rebate": 0.1}), ["Unknown inference param", "'discount'"]),
+    ]:
+        response = http.post("/invocations", json=body)
+        assert response.status_code == 400, response.text
+        error = response.json()
+        assert error["error_code"] == "BAD_REQUEST"
+        for word in words:
+            assert word in error["message"], (word, error["message"])
+
+
+def test_health_reports_the_signature(signed: tuple[str, httpx.Client, Any]) -> None:
+    _, http, model = signed
+    health = http.get("/health").json()
+    assert health["flavors"] == ["python_function"]
+    assert health["loader_module"] == "mlflow.pyfunc.model"
+    assert health["signature"]["inputs"] == json.loads(model.metadata["signature"]["inputs"])
+    assert [p["name"] for p in health["signature"]["params"]] == ["discount", "digits"]
+    assert http.get("/version").json() == {"trackflow": tracking.__version__}
+
+
+def test_lightgbm_and_xgboost_models_are_served(tmp_path: Path) -> None:
+    import lightgbm as lgb
+    import xgboost as xgb
+
+    import tracking.lightgbm
+    import tracking.xgboost
+
+    iris = load_iris(as_frame=True)
+    X = iris.data.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    models = {
+        "lgb": (tracking.lightgbm, lgb.LGBMClassifier(n_estimators=5, verbose=-1)),
+        "xgb": (tracking.xgboost, xgb.XGBClassifier(n_estimators=5)),
+    }
+    for name, (flavor, model) in models.items():
+        model.fit(X, iris.target)
+        flavor.save_model(model, tmp_path / name, input_example=X.head(2))
+        with _serving(create_scoring_app(str(tmp_path / name))) as (_, http):
+            answer = http.post("/invocations", json=_split(X.head(6)))
+            assert answer.json() == {"predictions": model.predict(X.head(6)).tolist()}, name
+            bad = http.post("/invocations", json=_split(X.head(6).drop(columns=["sepal_width"])))
+            assert bad.status_code == 400 and "['sepal_width']" in bad.json()["message"]
+
+
+def test_models_predict_scores_files(
+    signed: tuple[str, httpx.Client, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = signed[0]
+    rows = pd.concat([PRICES] * 12_500, ignore_index=True)  # 25,000 rows: 3 batches
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    rows.to_parquet(tmp_path / "in.parquet")
+    (tmp_path / "in.json").write_text(
+        json.dumps(_split(PRICES, params={"discount": 0.5, "digits": 0}))
+    )
+    assert main(["models", "predict", "-m", folder, "-i", str(tmp_path / "in.csv")]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["predictions"] == [5.0, 12.0] * 12_500
+    assert "scoring" in err and "25000/25000" in err  # the progress bar, on stderr
+    args = ["-i", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.csv")]
+    assert main(["models", "predict", "-m", folder, *args, "--batch-size", "7000"]) == 0
+    written = pd.read_csv(tmp_path / "out.csv")
+    assert list(written.columns) == ["prediction"] and len(written) == 25_000
+    args = ["-i", str(tmp_path / "in.json"), "-t", "json", "-o", str(tmp_path / "out.parquet")]
+    assert main(["models", "predict", "-m", folder, *args, "--no-progress"]) == 0
+    assert pd.read_parquet(tmp_path / "out.parquet")["prediction"].tolist() == [2.0, 6.0]
+    capsys.readouterr()
+    PRICES.drop(columns=["item"]).to_csv(tmp_path / "bad.csv", index=False)
+    (tmp_path / "in.txt").write_text("x")
+    for args, words in [
+        (["-i", str(tmp_path / "bad.csv")], "missing column(s) ['item']"),
+        (["-i", str(tmp_path / "in.txt")], "Cannot tell the format"),
+        (["-i", str(tmp_path / "nope.csv")], "does not exist"),
+        (["-i", str(tmp_path / "in.txt"), "-t", "json"], "not valid JSON"),
+        (["-i", str(tmp_path / "in.csv"), "--batch-size", "0"], "at least 1"),
+    ]:
+        assert main(["models", "predict", "-m", folder, *args]) == 1, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err, (args, err)

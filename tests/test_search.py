@@ -15,6 +15,7 @@ from tracking.search import (
     OrderBy,
     SearchSyntaxError,
     experiment_matches,
+    format_filter,
     parse_experiment_filter,
     parse_experiment_order_by,
     parse_run_filter,
@@ -696,3 +697,23 @@ def test_generated_run_filters_round_trip(
 def test_generated_experiment_filters_round_trip(parts: list[tuple[str, Comparison]]) -> None:
     text = " AND ".join(t for t, _ in parts)
     assert parse_experiment_filter(text) == tuple(c for _, c in parts)
+
+
+@ROUND_TRIP
+@given(st.lists(comparisons(experiments=False), min_size=1, max_size=4))
+def test_format_filter_reads_back_as_the_same_comparisons(
+    parts: list[tuple[str, Comparison]],
+) -> None:
+    wanted = tuple(c for _, c in parts)
+    assert parse_run_filter(format_filter(wanted)) == wanted
+
+
+def test_format_filter_quotes_what_would_break_a_formatted_filter() -> None:
+    value = "it's \\' `x` AND tags.y = 'z'"
+    wanted = (
+        Comparison("tag", "prefect.cache_key", "IN", (value, "b")),
+        Comparison("tag", "odd `key`", "IS NULL", None),
+    )
+    text = format_filter(wanted)
+    assert text.startswith("tags.`prefect.cache_key` IN (")
+    assert parse_run_filter(text) == wanted

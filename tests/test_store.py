@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from server_process import serving
 
 from tracking.entities import LifecycleStage, Metric, Param, RunStatus, RunTag, ViewType
 from tracking.errors import (
@@ -13,21 +16,35 @@ from tracking.errors import (
     InvalidParameterError,
     InvalidStateError,
     NotFoundError,
+    TrackingError,
 )
+from tracking.servers.api import create_app
 from tracking.stores.base import TrackingStore, encode_page_token
 from tracking.stores.file.store import FileStore
+from tracking.stores.rest.store import RestStore
 from tracking.stores.sql.store import SqlStore
 
 
-@pytest.fixture(params=["file", "sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> TrackingStore:
-    """The same contract for every store: the embedded file store, SQLite, PostgreSQL."""
+@pytest.fixture(params=["file", "sqlite", "postgresql", "rest"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TrackingStore]:
+    """The same contract for every store: the embedded file store, SQLite, PostgreSQL, and the
+    REST store against our own tracking server (a fresh one on a file store for each test)."""
     artifacts = f"file://{tmp_path}/artifacts"
+    if request.param == "rest":
+        app = create_app(str(tmp_path / "server"), artifacts_destination=str(tmp_path / "proxy"))
+        with serving(app) as url:
+            rest = RestStore(url)
+            yield rest
+            rest.close()
+        return
     if request.param == "sqlite":
-        return SqlStore(f"sqlite:///{tmp_path / 'store.db'}", artifacts)
-    if request.param == "postgresql":
-        return SqlStore(request.getfixturevalue("postgres_uri")(), artifacts)
-    return FileStore(str(tmp_path / "store"))
+        found: TrackingStore = SqlStore(f"sqlite:///{tmp_path / 'store.db'}", artifacts)
+    elif request.param == "postgresql":
+        found = SqlStore(request.getfixturevalue("postgres_uri")(), artifacts)
+    else:
+        found = FileStore(str(tmp_path / "store"))
+    yield found
+    found.close()
 
 
 def new_run(store: TrackingStore, experiment_id: str = "0", name: str = "r", **kw):
@@ -481,7 +498,13 @@ def test_run_times_names_and_users_are_bounded(store: TrackingStore) -> None:
         store.create_run("0", "u" * 257, 1, [], "r")
     with pytest.raises(InvalidParameterError, match="Invalid run id"):
         store.create_run("0", "u", 1, [], "r", run_id="a" * 256)
-    run_id = store.create_run("0", "u" * 256, 1, [], "r" * 250, run_id="a" * 255).info.run_id
+    longest = 255
+    if isinstance(store, SqlStore):  # MLflow's SQL schema keeps run ids in 32 characters
+        longest = 32
+        message = r"Run id 'a{33}' is 33 .* at most 32 in runs\.run_uuid"
+        with pytest.raises(InvalidParameterError, match=message):
+            store.create_run("0", "u", 1, [], "r", run_id="a" * 33)
+    run_id = store.create_run("0", "u" * 256, 1, [], "r" * 250, run_id="a" * longest).info.run_id
     with pytest.raises(InvalidParameterError, match=r"end_time .* out of range"):
         store.update_run_info(run_id, "FINISHED", 2**63)
     with pytest.raises(InvalidParameterError, match=r"Run name .* 251 characters long"):
@@ -549,3 +572,129 @@ def test_experiment_ids_beyond_64_bits_do_not_exist(
     with pytest.raises(NotFoundError, match=experiment_id):
         new_run(store, experiment_id)
     assert store.search_runs([experiment_id]) == []
+
+
+# --------------------------------------------------------------------------- run names
+
+
+def test_the_run_name_tag_renames_the_run(store: TrackingStore) -> None:
+    """As in MLflow: setting mlflow.runName, alone or in a batch, renames the run."""
+    exp_id = store.create_experiment("names")
+    run_id = new_run(store, exp_id, name="first").info.run_id
+    store.set_tag(run_id, RunTag("mlflow.runName", "second"))
+    run = store.get_run(run_id)
+    assert (run.info.run_name, run.data.tags["mlflow.runName"]) == ("second", "second")
+    store.log_batch(run_id, [Metric("m", 1.0, 1, 0)], [], [RunTag("mlflow.runName", "third")])
+    run = store.get_run(run_id)
+    assert (run.info.run_name, run.data.tags["mlflow.runName"]) == ("third", "third")
+    found = store.search_runs([exp_id], "attributes.run_name = 'third'")
+    assert [r.info.run_id for r in found] == [run_id]
+    assert store.search_runs([exp_id], "attributes.run_name = 'first'") == []
+    for bad in (
+        lambda: store.set_tag(run_id, RunTag("mlflow.runName", "n" * 251)),
+        lambda: store.log_batch(run_id, [], [], [RunTag("mlflow.runName", "n" * 251)]),
+    ):
+        with pytest.raises(InvalidParameterError, match="Run name"):
+            bad()
+    assert store.get_run(run_id).info.run_name == "third"
+    store.update_run_info(run_id, run_name="fourth")
+    run = store.get_run(run_id)
+    assert (run.info.run_name, run.data.tags["mlflow.runName"]) == ("fourth", "fourth")
+
+
+def test_log_batch_refuses_more_than_mlflows_limits(store: TrackingStore) -> None:
+    """Every store refuses an oversized batch whole (log_all splits one instead)."""
+    run_id = new_run(store).info.run_id
+    with pytest.raises(InvalidParameterError, match="101 params"):
+        store.log_batch(run_id, [], [Param(f"p{i}", "v") for i in range(101)], [])
+    with pytest.raises(InvalidParameterError, match="101 tags"):
+        store.log_batch(run_id, [], [], [RunTag(f"t{i}", "v") for i in range(101)])
+    assert store.get_run(run_id).data.params == {}
+    store.log_all(run_id, [Metric("m", 1.0, 1, i) for i in range(2500)], [], [])
+    assert len(store.get_metric_history(run_id, "m")) == 2500
+
+
+# --------------------------------------------------------------------------- capabilities
+
+
+def _tree(store: TrackingStore) -> tuple[str, list[str]]:
+    """An experiment of three top-level runs with durations 30, 10, 20 and one still running;
+    the first has two children (the second of them deleted), one of which has a child."""
+    exp_id = store.create_experiment("tree")
+    top = []
+    for i, duration in enumerate([30, 10, 20, None]):
+        run_id = new_run(store, exp_id, name=f"top{i}").info.run_id  # started at 1000
+        if duration is not None:
+            store.update_run_info(run_id, "FINISHED", 1000 + duration)
+        store.log_metric(run_id, Metric("acc", i / 10, 1, 0))
+        top.append(run_id)
+    child = store.create_run(exp_id, "u", 2000, [RunTag("mlflow.parentRunId", top[0])], "c1")
+    gone = store.create_run(exp_id, "u", 2001, [RunTag("mlflow.parentRunId", top[0])], "c2")
+    store.delete_run(gone.info.run_id)
+    store.create_run(exp_id, "u", 3000, [RunTag("mlflow.parentRunId", child.info.run_id)], "g")
+    return exp_id, [*top, child.info.run_id]
+
+
+def test_experiment_runs_answer_the_same_on_every_store(store: TrackingStore) -> None:
+    exp_id, ids = _tree(store)
+    runs = store.experiment_runs(exp_id)
+    assert runs.stats() == (6, 3000)
+    assert store.run_stats([exp_id, "0", "123456"]) == {
+        exp_id: (6, 3000),
+        "0": (0, None),
+        "123456": (0, None),
+    }
+    assert store.run_stats([exp_id], ViewType.DELETED_ONLY)[exp_id] == (1, 2001)
+    assert store.run_stats([exp_id], ViewType.ALL)[exp_id].runs == 7
+
+    def names(page: tuple[list, bool]) -> tuple[list[str], bool]:
+        return [r.info.run_name for r in page[0]], page[1]
+
+    assert names(runs.page("", "duration DESC", 0, 2, True)) == (["top0", "top2"], True)
+    assert names(runs.page("", "duration ASC", 1, 5, True)) == (["top2", "top0", "top3"], False)
+    assert names(runs.page("metrics.acc >= 0.1", "metrics.`acc` DESC", 0, 5, True)) == (
+        ["top3", "top2", "top1"],
+        False,
+    )
+    assert names(runs.page("", "attributes.start_time ASC", 4, 3, False)) == (["c1", "g"], False)
+    with pytest.raises(InvalidParameterError, match="duration"):
+        runs.page("", "duration SIDEWAYS", 0, 5, True)
+    assert names(runs.descendants([ids[0]], 1, 10)) == (["c1"], False)
+    assert names(runs.descendants([ids[0]], 5, 10)) == (["c1", "g"], False)
+    assert names(runs.descendants([ids[4], ids[1]], 5, 10)) == (["g"], False)
+    assert names(runs.descendants([ids[4], ids[0]], 5, 10)) == (["g"], False)  # each once
+    assert names(runs.descendants([ids[0]], 5, 1)) == (["c1"], True)
+    assert runs.descendants([], 5, 10) == ([], False)
+    assert [r.info.run_name for r in store.get_runs([ids[2], "f" * 32, ids[0]])] == [
+        "top2",
+        "top0",
+    ]
+
+
+def test_hard_delete_removes_only_deleted_things(store: TrackingStore) -> None:
+    exp_id = store.create_experiment("doomed")
+    run_id = new_run(store, exp_id).info.run_id
+    assert store.deleted_time(run_id) is None
+    if not store.can_hard_delete:  # a server's store: gc runs where the data lives
+        with pytest.raises(TrackingError, match="cannot remove runs for good"):
+            store.hard_delete_run(run_id)
+        with pytest.raises(TrackingError, match="cannot remove experiments for good"):
+            store.hard_delete_experiment(exp_id)
+        return
+    assert not store.hard_delete_run(run_id)  # not deleted: kept
+    before = int(time.time() * 1000)
+    store.delete_run(run_id)
+    deleted = store.deleted_time(run_id)
+    assert deleted is not None and before <= deleted <= int(time.time() * 1000)
+    store.delete_experiment(exp_id)
+    assert not store.hard_delete_experiment(exp_id)  # a run is left in it
+    assert store.hard_delete_run(run_id)
+    with pytest.raises(NotFoundError):
+        store.get_run(run_id)
+    assert not store.hard_delete_run(run_id)  # gone already
+    assert store.hard_delete_experiment(exp_id)
+    with pytest.raises(NotFoundError):
+        store.get_experiment(exp_id)
+    assert not store.hard_delete_experiment(exp_id)
+    assert store.get_experiment_by_name("doomed") is None
+    store.create_experiment("doomed")  # the name is free again

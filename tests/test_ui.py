@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -384,6 +386,22 @@ def test_run_page(page: Any, ui_url: str, ui_store: UIStore) -> None:
     assert "flow run" in prefect.inner_text()
     children = page.locator("#children-links a").all_inner_texts()
     assert len(children) == 2
+    # the environment it ran in (tracking.run_environment), and how to run it again
+    requirements = Path(
+        tracking.TrackingClient(ui_store.uri).download_artifacts(
+            run_id, "environment/requirements.txt", tempfile.mkdtemp()
+        )
+    ).read_text()
+    assert page.inner_text("#env-python") == platform.python_version()
+    assert page.inner_text("#env-package-count") == str(len(requirements.splitlines()))
+    page.click("#env-packages summary")
+    page.fill("#package-filter", "pyyaml")
+    shown = page.locator("#package-list li:visible").all_inner_texts()
+    assert shown == [f"PyYAML=={metadata.version('pyyaml')}"]
+    assert page.inner_text("#reproduce-command") == f"trackflow runs reproduce {run_id}"
+    assert page.inner_text("#env-commit").startswith(run.data.tags["mlflow.source.git.commit"])
+    dirty = run.data.tags["trackflow.git.dirty"] == "true"
+    assert page.inner_text("#env-dirty").startswith("dirty" if dirty else "clean")
     wait_chart(page, ".chart[data-metric='throughput']")
     assert page.locator(".chart[data-metric] .main-svg").count() >= 2
     shot(page, "run", full_page=True)
@@ -669,27 +687,20 @@ def _nested_store(uri: str) -> tuple[tracking.TrackingClient, str, list[str]]:
     return client, experiment_id, tops
 
 
-class _OpaqueStore:
-    """Any other store (e.g. a REST one): only the public API, so the generic paths run."""
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-
-    def search_runs(self, *args: Any, **kwargs: Any) -> Any:
-        return self._store.search_runs(*args, **kwargs)
-
-    def get_run(self, run_id: str) -> Any:
-        return self._store.get_run(run_id)
-
-
 @pytest.mark.parametrize("kind", ["file", "sqlite"])
 def test_tree_pages_agree_across_store_paths(tmp_path: Path, kind: str) -> None:
+    """The store's fast path (one pass over a file-store experiment, SQL queries) and the
+    generic one every other store takes (ExperimentRuns itself: search_runs) give the same
+    pages, in every order and view."""
     from tracking.servers.ui import data
+    from tracking.stores.base import ExperimentRuns
 
     uri = str(tmp_path / "mlruns") if kind == "file" else f"sqlite:///{tmp_path}/ui.db"
     client, experiment_id, _tops = _nested_store(uri)
     store = client.store
-    index = data.file_index(store, experiment_id)
+    fast = store.experiment_runs(experiment_id)
+    assert type(fast) is not ExperimentRuns  # both stores have a fast path
+    generic = ExperimentRuns(store, experiment_id)
     sorts = [
         data.Sort.parse(None, None),
         data.Sort.parse("metric:m", "desc"),
@@ -697,21 +708,20 @@ def test_tree_pages_agree_across_store_paths(tmp_path: Path, kind: str) -> None:
         data.Sort.parse("tag:group", "asc"),
         data.Sort.parse("attr:run_name", "asc"),
         data.Sort.parse("duration", "desc"),
+        data.Sort.parse("duration", "asc"),
     ]
     for sort in sorts:
         for filter_string in ("", "tags.group = 'odd'"):
             for tree in (True, False):
                 pages = []
-                for target, idx in ((store, index), (_OpaqueStore(store), None)):
-                    page = data.runs_page(
-                        target, experiment_id, filter_string, sort, 10, 8, tree, idx
-                    )
+                for runs in (fast, generic):
+                    page = data.runs_page(runs, filter_string, sort, 10, 8, tree)
                     pages.append(
                         [(r.run.info.run_name, r.depth, r.parent_id) for r in page.rows]
                         + [page.has_next]
                     )
                 assert pages[0] == pages[1], (sort, filter_string, tree)
-    default = data.runs_page(store, experiment_id, "", sorts[0], 0, 2, True, index)
+    default = data.runs_page(fast, "", sorts[0], 0, 2, True)
     assert [(r.run.info.run_name, r.depth) for r in default.rows] == [
         ("top-29", 0),
         ("child-29", 1),
@@ -721,13 +731,28 @@ def test_tree_pages_agree_across_store_paths(tmp_path: Path, kind: str) -> None:
         ("grandchild-28", 2),
     ]
     assert default.has_next
-    by_duration = data.runs_page(store, experiment_id, "", sorts[5], 0, 30, True, index)
+    by_duration = data.runs_page(fast, "", sorts[5], 0, 30, True)
     durations = [r.duration for r in by_duration.rows if r.depth == 0]
     assert durations == sorted(durations, reverse=True)
-    stats = data.run_stats(store, [experiment_id])[experiment_id]
-    assert stats == (90, 1_700_000_000_000 + 29 * 1000 + 2)
+    for runs in (fast, generic):
+        assert runs.stats() == (90, 1_700_000_000_000 + 29 * 1000 + 2)
+        nested, more = runs.descendants(_tops[:3], 1, 2)
+        assert [r.info.run_name for r in nested] == ["child-00", "child-01"] and more
+        nested, more = runs.descendants(_tops[:2], 5, 10)
+        assert [r.info.run_name for r in nested] == [
+            "child-00",
+            "child-01",
+            "grandchild-00",
+            "grandchild-01",
+        ]
+        assert not more
+    assert store.run_stats([experiment_id, "0", "123456"]) == {
+        experiment_id: (90, 1_700_000_000_000 + 29 * 1000 + 2),
+        "0": (0, None),
+        "123456": (0, None),
+    }
     with pytest.raises(data.FilterError) as error:
-        data.runs_page(store, experiment_id, "params.p == 1", sorts[0], 0, 5, True, index)
+        data.runs_page(fast, "params.p == 1", sorts[0], 0, 5, True)
     assert error.value.position == 10
 
 

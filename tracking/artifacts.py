@@ -24,7 +24,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from tracking.entities import FileInfo
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ArtifactRepository",
     "LocalFileWriter",
+    "artifact_subpath",
     "resolve_uri",
     "set_storage_options",
     "write_local_file",
@@ -122,7 +123,7 @@ def _path_to_uri(path: str) -> str:
     return Path(path).as_uri()
 
 
-def _artifact_subpath(path: str | None, what: str = "artifact path") -> str:
+def artifact_subpath(path: str | None, what: str = "artifact path") -> str:
     """Validate a user-given relative artifact path; return it normalised ("" = the root)."""
     if path is None:
         return ""
@@ -323,8 +324,8 @@ class ArtifactRepository:
                 f"log_artifact: local file {local!r} does not exist or is not a file "
                 "(use log_artifacts for directories)"
             )
-        base = _artifact_subpath(artifact_path)
-        name = _artifact_subpath(os.path.basename(local), "file name")
+        base = artifact_subpath(artifact_path)
+        name = artifact_subpath(os.path.basename(local), "file name")
         self._put(local, f"{base}/{name}" if base else name)
 
     def log_artifacts(
@@ -337,20 +338,20 @@ class ArtifactRepository:
                 f"log_artifacts: local directory {local_root!r} does not exist "
                 "or is not a directory"
             )
-        base = _artifact_subpath(artifact_path)
+        base = artifact_subpath(artifact_path)
         jobs: list[Callable[[], None]] = []
         for dirpath, _dirnames, filenames in os.walk(local_root):
             rel_dir = os.path.relpath(dirpath, local_root).replace(os.sep, "/")
             for filename in sorted(filenames):
                 rel = filename if rel_dir == "." else f"{rel_dir}/{filename}"
-                rel = _artifact_subpath(f"{base}/{rel}" if base else rel)
+                rel = artifact_subpath(f"{base}/{rel}" if base else rel)
                 src = os.path.join(dirpath, filename)
                 jobs.append(lambda src=src, rel=rel: self._put(src, rel))
         _run_concurrently(jobs)
 
     def write_bytes(self, artifact_file: str, data: bytes) -> None:
         """Store `data` as the artifact `artifact_file` (used by log_text, log_dict, ...)."""
-        rel = _artifact_subpath(artifact_file, "artifact file")
+        rel = artifact_subpath(artifact_file, "artifact file")
         if not rel or artifact_file.endswith("/"):
             raise InvalidParameterError(
                 f"Invalid artifact file {artifact_file!r}: it must name a file, e.g. 'dir/out.json'"
@@ -378,9 +379,27 @@ class ArtifactRepository:
 
     # -- reading ----------------------------------------------------------------------------
 
+    def info(self, artifact_path: str | None = None) -> dict[str, Any]:
+        """fsspec's description of the entry at `artifact_path` (the root when None): its
+        "type" ("file" or "directory"), "size", ...; NotFoundError if there is none."""
+        rel = artifact_subpath(artifact_path)
+        full = self._full(rel)
+        with self._errors("read", self._uri(rel)):
+            return dict(self.fs.info(full))
+
+    @contextlib.contextmanager
+    def open(self, artifact_file: str) -> Iterator[BinaryIO]:
+        """The artifact file open for reading (binary); a missing file raises NotFoundError,
+        other failures (opening or reading) StorageError, each naming the artifact."""
+        rel = artifact_subpath(artifact_file, "artifact file")
+        if not rel:
+            raise InvalidParameterError("Name an artifact file to read, e.g. 'dir/out.json'")
+        with self._errors("read", self._uri(rel)), self.fs.open(self._full(rel), "rb") as f:
+            yield f
+
     def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
         """Direct children of ``<root>/<path>``, paths relative to the root, sorted by path."""
-        rel = _artifact_subpath(path)
+        rel = artifact_subpath(path)
         full = self._full(rel)
         try:
             with self._errors("list", self._uri(rel)):
@@ -402,7 +421,7 @@ class ArtifactRepository:
     def download_artifacts(self, artifact_path: str = "", dst_path: str | None = None) -> str:
         """Download a file or a whole directory; return its local path (under a tempdir if no
         `dst_path`). Raise NotFoundError when nothing exists at `artifact_path`."""
-        rel = _artifact_subpath(artifact_path)
+        rel = artifact_subpath(artifact_path)
         full = self._full(rel)
         try:
             with self._errors("download", self._uri(rel)):
@@ -430,7 +449,7 @@ class ArtifactRepository:
                 continue  # a directory marker object, or a file still being written
             child = self._relative(name)
             inner = child[len(rel) + 1 :] if rel else child
-            inner = _artifact_subpath(inner, "stored artifact name")  # keep downloads inside dst
+            inner = artifact_subpath(inner, "stored artifact name")  # keep downloads inside dst
             if not inner:
                 continue
             local = os.path.join(local_target, *inner.split("/"))
@@ -449,7 +468,7 @@ class ArtifactRepository:
     def delete_artifacts(self, artifact_path: str | None = None) -> None:
         """Delete the file or directory at `artifact_path` (everything when None); no error
         when it does not exist."""
-        rel = _artifact_subpath(artifact_path)
+        rel = artifact_subpath(artifact_path)
         full = self._full(rel)
         try:
             with self._errors("delete", self._uri(rel)):

@@ -59,4 +59,12 @@ class StorageError(TrackingError):
     """The store or artifact location could not be reached or written."""
 
 
+class UnsupportedSchemaError(StorageError):
+    """A database at a schema Trackflow does not read or write (a newer MLflow's, say)."""
+
+
+class RegistryUnavailableError(TrackingError, NotImplementedError):
+    """The tracking URI's backend has no model registry in Trackflow."""
+
+
 MlflowException = TrackingError

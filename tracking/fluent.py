@@ -193,11 +193,13 @@ def start_run(
     parent_run_id: str | None = None,
     tags: dict[str, Any] | None = None,
     description: str | None = None,
+    log_environment: bool = False,
 ) -> ActiveRun:
     """Start (or resume, with run_id) a run and make it active in the current context.
 
     nested=True parents the new run to the run active in this context; parent_run_id parents
-    it to any run, from any thread or process.
+    it to any run, from any thread or process. log_environment=True records a new run's
+    environment (tracking.run_environment: packages, Python, platform, git state).
     """
     stack = _active_runs.get()
     if stack and not nested and parent_run_id is None:
@@ -223,6 +225,10 @@ def start_run(
         name = run_name or all_tags.get(system_tags.RUN_NAME) or system_tags.random_run_name()
         all_tags[system_tags.RUN_NAME] = name
         run = client.create_run(str(experiment_id), tags=all_tags, run_name=name)
+        if log_environment:
+            from tracking import run_environment
+
+            run_environment.record(client, run, all_tags[system_tags.SOURCE_NAME])
     active = ActiveRun(run)
     _active_runs.set((*stack, active))
     return active

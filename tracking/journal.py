@@ -93,13 +93,13 @@ class RunRecord:
         """Write the record. `created`: this process already created the run with its params
         (the queued start of the task run), so only the rest is written; otherwise every part
         is written idempotently."""
-        metrics, params = self.metrics, self.params
+        metrics, params = self.metrics, {}
         if not created:
             existing = self._existing_run(store)
             if existing is None:
                 return  # fully applied before
             metrics = _new_points(store, self.run_id, metrics)
-            params = {k: v for k, v in params.items() if k not in existing}
+            params = {k: v for k, v in self.params.items() if k not in existing}
         store.log_all(
             self.run_id,
             metrics,

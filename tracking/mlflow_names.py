@@ -18,9 +18,11 @@ from types import ModuleType
 ALIASES = {
     "sklearn": "tracking.models.sklearn",
     "pyfunc": "tracking.models.pyfunc",
+    "lightgbm": "tracking.models.lightgbm",
+    "xgboost": "tracking.models.xgboost",
 }
 #: subpackages reachable as attributes of `tracking` without an import statement
-LAZY = {"models", "artifacts", "registry", "data", *ALIASES}
+LAZY = {"models", "artifacts", "registry", "projects", "data", *ALIASES}
 
 
 class AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):

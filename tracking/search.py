@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -506,6 +506,39 @@ def parse_experiment_order_by(order_by: Sequence[str] | None) -> tuple[OrderBy, 
     return _order_by(order_by, "experiment")
 
 
+_ENTITY_PREFIX = {METRIC: "metrics", PARAM: "params", TAG: "tags", ATTRIBUTE: "attributes"}
+
+
+def quote_key(key: str) -> str:
+    """A key as the search grammar reads it: back-quoted, inner back-quotes doubled."""
+    return "`" + key.replace("`", "``") + "`"
+
+
+def quote_string(value: str) -> str:
+    """A string literal the search grammar reads back unchanged (quotes and backslashes
+    escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _format_value(value: float | str | tuple[str, ...] | None) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(quote_string(v) for v in value) + ")"
+    if isinstance(value, str):
+        return quote_string(value)
+    return repr(value)
+
+
+def format_filter(comparisons: Sequence[Comparison]) -> str:
+    """The filter text of `comparisons` (AND-ed), which the parsers read back unchanged: keys
+    back-quoted, strings quoted and escaped. Build filters holding values from elsewhere
+    with this, never by formatting the values into text."""
+    clauses = []
+    for c in comparisons:
+        clause = f"{_ENTITY_PREFIX[c.entity]}.{quote_key(c.key)} {c.op}"
+        clauses.append(clause if c.value is None else f"{clause} {_format_value(c.value)}")
+    return " AND ".join(clauses)
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -525,7 +558,6 @@ class RunView(Protocol):
 
 V = TypeVar("V", bound=RunView)
 
-_RUN_TIE_BREAK = (OrderBy(ATTRIBUTE, "start_time", False), OrderBy(ATTRIBUTE, "run_id", True))
 _EXPERIMENT_TIE_BREAK = (
     OrderBy(ATTRIBUTE, "creation_time", False),
     OrderBy(ATTRIBUTE, "experiment_id", True),
@@ -538,7 +570,8 @@ def _like_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
-def _value(view: RunView, entity: str, key: str) -> Any:
+def run_value(view: RunView, entity: str, key: str) -> Any:
+    """The value a filter or ordering on `entity`.`key` sees (status as its name)."""
     if entity == METRIC:
         return view.metric(key)
     if entity == PARAM:
@@ -581,7 +614,7 @@ def _compare(c: Comparison, actual: Any) -> bool:
 
 def run_matches(comparisons: tuple[Comparison, ...], run: RunView) -> bool:
     """True if `run` satisfies every comparison (an empty filter matches everything)."""
-    return all(_compare(c, _value(run, c.entity, c.key)) for c in comparisons)
+    return all(_compare(c, run_value(run, c.entity, c.key)) for c in comparisons)
 
 
 class _ExperimentView:
@@ -623,26 +656,42 @@ def _sort_key(value: Any, key: str) -> tuple[int, Any]:
 T = TypeVar("T")
 
 
+def sort_by_values(items: Sequence[T], values: Iterable[Any], order: OrderBy) -> list[T]:
+    """`items` stably sorted by their `values` (one each) as `order` sorts: numbers before
+    strings, missing values (None, NaN) last whatever the direction."""
+    present: list[tuple[tuple[int, Any], T]] = []
+    missing: list[T] = []
+    for item, value in zip(items, values, strict=True):
+        if _missing(value):
+            missing.append(item)
+        else:
+            present.append((_sort_key(value, order.key), item))
+    present.sort(key=lambda pair: pair[0], reverse=not order.ascending)
+    return [item for _, item in present] + missing
+
+
 def sort_items(items: list[T], order: Sequence[OrderBy], view: Callable[[T], RunView]) -> list[T]:
     """`items` stably sorted by `order`, each seen through `view`; None and NaN last."""
     result = list(items)
     for ob in reversed(order):  # stable sorts from the least significant key up
-        present: list[tuple[tuple[int, Any], T]] = []
-        missing: list[T] = []
-        for item in result:
-            value = _value(view(item), ob.entity, ob.key)
-            if _missing(value):
-                missing.append(item)
-            else:
-                present.append((_sort_key(value, ob.key), item))
-        present.sort(key=lambda pair: pair[0], reverse=not ob.ascending)
-        result = [item for _, item in present] + missing
+        values = [run_value(view(item), ob.entity, ob.key) for item in result]
+        result = sort_by_values(result, values, ob)
     return result
+
+
+def run_tie_break(start_time: object, run_id: object) -> tuple[bool, float, str]:
+    """The sort key of search_runs' order among runs its order_by leaves tied: newest first
+    (runs without a start time last), then by run id."""
+    start = start_time if isinstance(start_time, int | float) else None
+    return (start is None, -(start or 0), str(run_id))
 
 
 def sort_runs(runs: list[V], order_by: tuple[OrderBy, ...]) -> list[V]:
     """Sort by `order_by`, then start_time DESC, run_id ASC; None and NaN always sort last."""
-    return sort_items(runs, (*order_by, *_RUN_TIE_BREAK), lambda run: run)
+    tied = sorted(
+        runs, key=lambda run: run_tie_break(run.attribute("start_time"), run.attribute("run_id"))
+    )
+    return sort_items(tied, order_by, lambda run: run)
 
 
 def sort_experiments(

@@ -66,10 +66,6 @@ DELIBERATE = {
         "expects HTTP 500 for a file:// source naming a remote host; ours answers 400 with "
         "MLflow's message (bad input never gets a 5xx, which clients retry)"
     ),
-    "test_rest_get_model_version_artifact_api_proxied_artifact_root": (
-        "registers a version by writing MLflow's own SQL schema directly (MlflowClient on "
-        "the server's database file); Trackflow's SQL schema is its own"
-    ),
 }
 BACKENDS = {"file": "file", "sqlalchemy": "SQLite"}
 

@@ -10,9 +10,8 @@ test modules are collected it replaces, in each module, the names their server f
   start a server of their own): a `trackflow server` with the same options.
 
 MLflow's fixtures skip its FileStore ("FileStore is no longer supported."): that skip is
-lifted, so every test also runs against our file store. A SQLite database MLflow's own schema
-was written to (MLflow's `db_uri` fixture) is left alone: the server gets a fresh database next
-to it, since Trackflow's SQL schema is its own.
+lifted, so every test also runs against our file store. Trackflow's SQL schema is MLflow's, so
+a SQLite database MLflow's own client writes to (MLflow's `db_uri` fixture) is served as it is.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import contextlib
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -45,25 +43,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _own_database(uri: str) -> str:
-    """`uri`, or a fresh SQLite file next to it when MLflow's schema is already in it (MLflow's
-    revision ids are hexadecimal, ours four digits)."""
-    if not uri.startswith("sqlite:"):
-        return uri
-    path = uri.split(":///", 1)[1]
-    if not os.path.exists(path):
-        return uri
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        try:
-            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
-        except sqlite3.OperationalError:  # no such table: a new or foreign database
-            return uri
-    revision = row[0] if row else ""
-    if revision and not (len(revision) == 4 and revision.isdigit()):
-        return f"sqlite:///{path}.trackflow.db"
-    return uri
-
-
 class TrackflowServer:
     """A `trackflow server` subprocess on 127.0.0.1, stopped (SIGTERM) on exit."""
 
@@ -79,7 +58,7 @@ class TrackflowServer:
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "tracking.cli", "server", "--host", "127.0.0.1"]
-        command += ["--port", str(self.port), "--backend-store-uri", _own_database(backend)]
+        command += ["--port", str(self.port), "--backend-store-uri", backend]
         command += ["--no-access-log", "--allow-any-artifact-location"]
         if artifact_root:
             command += ["--default-artifact-root", artifact_root]

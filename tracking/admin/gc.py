@@ -10,10 +10,10 @@ run folder of a file store, the rows of a SQL store). A deleted experiment is re
     gc(uri, run_ids=[...])                   just these runs (they must be deleted)
     gc(uri, experiment_ids=[...])            these deleted experiments and their deleted runs
 
-Explicit ids are all checked before anything is removed. The stores have no hard-delete
-method, so this module does it per store type (file, SQL); a store that grows MLflow's
-``_hard_delete_run`` / ``_hard_delete_experiment`` is used through those instead. Remote (REST)
-stores cannot be collected from a client: run gc against the server's backend store.
+Explicit ids are all checked before anything is removed. The stores remove the metadata
+(``TrackingStore.hard_delete_run`` / ``hard_delete_experiment``: the file and SQL stores);
+remote (REST) stores cannot be collected from a client: run gc against the server's backend
+store.
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,11 +33,10 @@ from tracking.errors import (
     InvalidParameterError,
     InvalidStateError,
     NotFoundError,
-    StorageError,
     TrackingError,
 )
 from tracking.stores import get_store
-from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, TrackingStore, all_pages
+from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, TrackingStore, all_pages, all_runs
 
 __all__ = ["GcError", "GcReport", "gc", "parse_older_than"]
 
@@ -110,220 +107,13 @@ class GcReport:
         return rows
 
 
-# --- per-store hard deletion -----------------------------------------------------------------
-class _Backend:
-    """Hard deletion for one store type; runs and experiments must already be deleted."""
-
-    def __init__(self, store: TrackingStore) -> None:
-        self.store = store
-
-    def deleted_time(self, run_id: str) -> int | None:
-        raise NotImplementedError
-
-    def delete_run(self, run_id: str) -> bool:
-        """Remove the run's metadata; False if it is gone or was restored meanwhile."""
-        raise NotImplementedError
-
-    def run_count(self, experiment_id: str) -> int:
-        """Runs (any lifecycle stage) still in the experiment."""
-        raise NotImplementedError
-
-    def delete_experiment(self, experiment_id: str) -> bool:
-        """Remove a deleted, empty experiment; False if it is not (any more)."""
-        raise NotImplementedError
-
-
-class _FileBackend(_Backend):
-    """The file store: run folders inside experiment folders, deleted experiments in .trash/.
-
-    A folder is first renamed to a hidden name (atomic: readers skip names starting with a
-    dot), then removed, so no reader ever sees half a run or experiment."""
-
-    store: Any
-
-    def deleted_time(self, run_id: str) -> int | None:
-        value = self.store._locate_run(run_id)[1].get("deleted_time")
-        return int(value) if value is not None else None
-
-    def _remove(self, path: str) -> None:
-        root = os.path.realpath(self.store.root)
-        real = os.path.realpath(path)
-        if not real.startswith(root + os.sep):  # never outside the store
-            raise StorageError(f"Refusing to remove {path}: it is outside {self.store.root}")
-        hidden = os.path.join(os.path.dirname(path), f".gc-{uuid.uuid4().hex}")
-        os.replace(path, hidden)
-        shutil.rmtree(hidden)
-
-    def delete_run(self, run_id: str) -> bool:
-        try:
-            run_dir, meta = self.store._locate_run(run_id)
-        except NotFoundError:
-            return False
-        if meta.get("lifecycle_stage") != LifecycleStage.DELETED:
-            return False
-        self._remove(run_dir)
-        self.store._run_experiment.pop(run_id, None)
-        return True
-
-    def run_count(self, experiment_id: str) -> int:
-        return len(self.store._run_dirs(self.store._experiment_dir(experiment_id)))
-
-    def delete_experiment(self, experiment_id: str) -> bool:
-        try:
-            path = self.store._experiment_dir(experiment_id)
-        except NotFoundError:
-            return False
-        if os.path.dirname(path) != self.store._trash or self.run_count(experiment_id):
-            return False
-        self._remove(path)
-        self.store._names = {}
-        self.store._run_experiment.clear()
-        return True
-
-
-class _SqlBackend(_Backend):
-    """The SQL store: rows of the run / experiment and of every table referring to them."""
-
-    store: Any
-
-    def __init__(self, store: TrackingStore) -> None:
-        super().__init__(store)
-        from tracking.stores.sql import schema as sql_schema
-
-        self.schema = sql_schema
-
-    def _referring(self, column: Any) -> list[tuple[Any, Any]]:
-        """(table, column) of every table with a foreign key to `column`, e.g. params.run_uuid."""
-        found = []
-        for table in self.schema.metadata.sorted_tables:
-            for fk in table.foreign_keys:
-                if fk.column is column:
-                    found.append((table, fk.parent))
-        return found
-
-    def deleted_time(self, run_id: str) -> int | None:
-        from sqlalchemy import select
-
-        runs = self.schema.runs
-        with self.store.engine.connect() as conn:
-            value = conn.execute(
-                select(runs.c.deleted_time).where(runs.c.run_uuid == run_id)
-            ).scalar_one_or_none()
-        return int(value) if value is not None else None
-
-    def delete_run(self, run_id: str) -> bool:
-        from sqlalchemy import delete, select
-
-        runs = self.schema.runs
-        children = self._referring(runs.c.run_uuid)
-
-        def work(conn: Any) -> bool:
-            stage = conn.execute(
-                select(runs.c.lifecycle_stage).where(runs.c.run_uuid == run_id).with_for_update()
-            ).scalar_one_or_none()
-            if stage != LifecycleStage.DELETED:
-                return False
-            for table, column in children:  # the foreign keys cascade too; do not rely on it
-                conn.execute(delete(table).where(column == run_id))
-            conn.execute(delete(runs).where(runs.c.run_uuid == run_id))
-            return True
-
-        return bool(self.store._write(work))
-
-    def run_count(self, experiment_id: str) -> int:
-        from sqlalchemy import func, select
-
-        runs = self.schema.runs
-        with self.store.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(runs)
-                    .where(runs.c.experiment_id == int(experiment_id))
-                ).scalar_one()
-            )
-
-    def delete_experiment(self, experiment_id: str) -> bool:
-        from sqlalchemy import delete, func, select
-
-        experiments, runs = self.schema.experiments, self.schema.runs
-        key = int(experiment_id)
-        children = [
-            (table, column)
-            for table, column in self._referring(experiments.c.experiment_id)
-            if table is not runs
-        ]
-
-        def work(conn: Any) -> bool:
-            stage = conn.execute(
-                select(experiments.c.lifecycle_stage)
-                .where(experiments.c.experiment_id == key)
-                .with_for_update()
-            ).scalar_one_or_none()
-            if stage != LifecycleStage.DELETED:
-                return False
-            left = conn.execute(
-                select(func.count()).select_from(runs).where(runs.c.experiment_id == key)
-            ).scalar_one()
-            if left:
-                return False
-            for table, column in children:
-                conn.execute(delete(table).where(column == key))
-            conn.execute(delete(experiments).where(experiments.c.experiment_id == key))
-            return True
-
-        return bool(self.store._write(work))
-
-
-class _MlflowStyleBackend(_Backend):
-    """A store with MLflow's private hard-delete methods."""
-
-    store: Any
-
-    def __init__(self, store: TrackingStore, fallback: _Backend | None) -> None:
-        super().__init__(store)
-        self.fallback = fallback
-
-    def deleted_time(self, run_id: str) -> int | None:
-        if self.fallback is not None:
-            return self.fallback.deleted_time(run_id)
-        return None
-
-    def delete_run(self, run_id: str) -> bool:
-        self.store._hard_delete_run(run_id)
-        return True
-
-    def run_count(self, experiment_id: str) -> int:
-        found = self.store.search_runs([experiment_id], "", ViewType.ALL, 1)
-        return len(found)
-
-    def delete_experiment(self, experiment_id: str) -> bool:
-        if hasattr(self.store, "_hard_delete_experiment"):
-            self.store._hard_delete_experiment(experiment_id)
-            return True
-        if self.fallback is not None:
-            return self.fallback.delete_experiment(experiment_id)
-        return False
-
-
-def _backend(store: TrackingStore, uri: str) -> _Backend:
-    from tracking.stores.file.store import FileStore
-    from tracking.stores.sql.store import SqlStore
-
-    native: _Backend | None = None
-    if isinstance(store, FileStore):
-        native = _FileBackend(store)
-    elif isinstance(store, SqlStore):
-        native = _SqlBackend(store)
-    if hasattr(store, "_hard_delete_run"):
-        return _MlflowStyleBackend(store, native)
-    if native is None:
+def _check_can_hard_delete(store: TrackingStore, uri: str) -> None:
+    if not store.can_hard_delete:
         raise GcError(
             f"gc cannot hard-delete runs in {type(store).__name__} ({uri}): it needs direct "
             "access to the backend store. Run it where the store lives, e.g. "
             "trackflow gc --tracking-uri /path/to/mlruns (or sqlite:///..., postgresql://...)"
         )
-    return native
 
 
 # --- planning --------------------------------------------------------------------------------
@@ -340,13 +130,7 @@ def _experiments(store: TrackingStore, view: ViewType) -> list[Experiment]:
 def _deleted_runs(store: TrackingStore, experiment_ids: list[str]) -> list[Run]:
     if not experiment_ids:
         return []
-    return list(
-        all_pages(
-            lambda token: store.search_runs(
-                experiment_ids, "", ViewType.DELETED_ONLY, SEARCH_MAX_RESULTS_THRESHOLD, None, token
-            )
-        )
-    )
+    return list(all_runs(store, experiment_ids, "", ViewType.DELETED_ONLY))
 
 
 def _split_ids(ids: Iterable[str] | None) -> list[str] | None:
@@ -365,7 +149,6 @@ class _Plan:
 
 def _plan(
     store: TrackingStore,
-    backend: _Backend,
     threshold: int | None,
     older_than: str | None,
     run_ids: list[str] | None,
@@ -386,7 +169,7 @@ def _plan(
         if run.info.lifecycle_stage != LifecycleStage.DELETED:
             problems.append(f"run {run_id} is not deleted (delete it first: trackflow runs delete)")
             continue
-        deleted_time = backend.deleted_time(run_id)
+        deleted_time = store.deleted_time(run_id)
         if not old_enough(deleted_time):
             problems.append(f"run {run_id} was deleted less than {older_than} ago")
             continue
@@ -426,7 +209,7 @@ def _plan(
         scope = [e.experiment_id for e in experiments]
     for run in _deleted_runs(store, scope):
         if run.info.run_id not in runs:
-            deleted_time = backend.deleted_time(run.info.run_id)
+            deleted_time = store.deleted_time(run.info.run_id)
             if old_enough(deleted_time):
                 runs[run.info.run_id] = (run, deleted_time)
     return _Plan(list(runs.values()), experiments)
@@ -559,11 +342,9 @@ def gc(
 
     uri = tracking_uri or config.get_tracking_uri()
     store = store or get_store(uri)
-    backend = _backend(store, uri)
+    _check_can_hard_delete(store, uri)
     threshold = _now_ms() - parse_older_than(older_than) if older_than else None
-    plan = _plan(
-        store, backend, threshold, older_than, _split_ids(run_ids), _split_ids(experiment_ids)
-    )
+    plan = _plan(store, threshold, older_than, _split_ids(run_ids), _split_ids(experiment_ids))
     report = GcReport(tracking_uri=uri, dry_run=dry_run)
     registered = _model_versions_by_run(uri) if plan.runs else {}
     for run, _ in plan.runs:
@@ -597,18 +378,19 @@ def gc(
                 continue
             if current.info.artifact_uri and warning is None:
                 report.artifact_folders += 1
-            if backend.delete_run(run.info.run_id):
+            if store.hard_delete_run(run.info.run_id):
                 report.runs.append(_removed(current, deleted_time))
             else:
                 report.skipped_runs.append(run.info.run_id)
                 report.warnings.append(f"run {run.info.run_id} was restored meanwhile: kept")
         for experiment in plan.experiments:
             bar.step(f"experiment {experiment.experiment_id}")
-            left = backend.run_count(experiment.experiment_id)
+            experiment_id = experiment.experiment_id
+            left = store.run_stats([experiment_id], ViewType.ALL)[experiment_id].runs
             if left:
                 report.kept_experiments.append((experiment, left))
                 continue
-            if backend.delete_experiment(experiment.experiment_id):
+            if store.hard_delete_experiment(experiment_id):
                 report.experiments.append(experiment)
                 _remove_empty_location(experiment)
     return report

@@ -20,8 +20,12 @@ their experiment are left to the target's experiment deletion.
 
 Rerunning is safe: experiments are matched by name, a run whose id exists in the target is
 compared with the source and skipped, or topped up when the target holds only part of it (an
-interrupted migration): missing params and tags, the missing tail of each metric history, the
+interrupted migration): missing params and tags, the metric points the target lacks, the
 status and end time, and a pending deletion are filled in.
+
+Any store Trackflow reads is a source, MLflow's own too (its file stores and SQL databases). A
+SQL database at a schema revision Trackflow does not write (a newer MLflow's) is read without
+being written to, when its tracking tables have the columns Trackflow reads.
 """
 
 from __future__ import annotations
@@ -47,7 +51,12 @@ from tracking.entities import (
     RunTag,
     ViewType,
 )
-from tracking.errors import AlreadyExistsError, NotFoundError, TrackingError
+from tracking.errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    TrackingError,
+    UnsupportedSchemaError,
+)
 from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, TrackingStore, batches
 
 DEFAULT_EXPERIMENT_ID = "0"
@@ -117,50 +126,12 @@ def _open_error(role: str, uri: str, error: BaseException) -> MigrationError:
 
 def _check_source_exists(uri: str) -> None:
     """Refuse a source that is not there: opening a store would create an empty one."""
-    scheme = stores.uri_scheme(uri)
-    if scheme in ("", "file"):
-        path = stores.local_path(uri)
-        if not os.path.isdir(path):
-            raise MigrationError(f"Source store {uri!r} does not exist ({path} is not a folder)")
-        folders = [path, os.path.join(path, ".trash")]
-        if not any(
-            os.path.isfile(os.path.join(base, name, "meta.yaml"))
-            for base in folders
-            if os.path.isdir(base)
-            for name in os.listdir(base)
-        ):
-            raise MigrationError(
-                f"Source store {uri!r} is not a tracking store (no experiment folders in {path})"
-            )
-    elif scheme == "sqlite":
-        path = stores.sqlite_path(uri)
-        if path is None:
-            raise MigrationError(f"Source store {uri!r}: an in-memory database has nothing to copy")
-        if not os.path.isfile(path):
-            raise MigrationError(f"Source store {uri!r} does not exist (no file {path})")
-    if scheme == "sqlite" or scheme.startswith("postgres"):
-        _check_sql_source(uri)
-
-
-def _check_sql_source(uri: str) -> None:
-    """Connect once and look for the tables, before the store would create them in the source."""
-    from sqlalchemy import create_engine, inspect
-
-    from tracking.stores.sql.store import engine_url
-
     try:
-        engine = create_engine(engine_url(uri))
+        stores.check_holds_store(uri)
+    except NotFoundError as e:
+        raise MigrationError(f"Source store {e}") from None
     except Exception as e:
         raise _open_error("source", uri, e) from e
-    try:
-        with engine.connect() as conn:
-            found = inspect(conn).has_table("experiments")
-    except Exception as e:
-        raise _open_error("source", uri, e) from e
-    finally:
-        engine.dispose()
-    if not found:
-        raise MigrationError(f"Source store {redact_uri(uri)!r} has no tracking tables")
 
 
 def _open(uri: str, role: str, artifact_root: str | None = None) -> TrackingStore:
@@ -169,15 +140,15 @@ def _open(uri: str, role: str, artifact_root: str | None = None) -> TrackingStor
     if scheme == "sqlite" and stores.sqlite_path(uri) is None:
         raise MigrationError(f"{role.capitalize()} store {uri!r}: in-memory databases do not last")
     try:
-        return stores.open_store(uri, artifact_root)
+        try:
+            return stores.open_store(uri, artifact_root)
+        except UnsupportedSchemaError:
+            if role != "source":
+                raise
+            # e.g. a newer MLflow's database: copied out if it can be read, never written to
+            return stores.open_store(uri, for_reading=True)
     except Exception as e:
         raise _open_error(role, uri, e) from e
-
-
-def _close(store: TrackingStore) -> None:
-    engine = getattr(store, "engine", None)
-    if engine is not None:
-        engine.dispose()
 
 
 def _target_artifact_root(source: TrackingStore) -> str | None:
@@ -215,9 +186,9 @@ def migrate(source_uri: str, target_uri: str, progress: bool = True) -> Migratio
         try:
             _Migration(source, target, report).run(progress)
         finally:
-            _close(target)
+            target.close()
     finally:
-        _close(source)
+        source.close()
     report.seconds = time.monotonic() - started
     return report
 
@@ -368,7 +339,7 @@ class _Migration:
         for run in runs:
             if run.info.lifecycle_stage != LifecycleStage.DELETED:
                 continue
-            deleted_time = _deleted_time(self.source, run.info.run_id)
+            deleted_time = self.source.deleted_time(run.info.run_id)
             if deleted_time is None or deleted_time == src.last_update_time:
                 found.add(run.info.run_id)
         return found
@@ -437,10 +408,12 @@ class _Migration:
         for key in sorted(src.data.metrics):
             history = self.source.get_metric_history(run_id, key)
             have = self.target.get_metric_history(run_id, key) if key in dst.data.metrics else []
-            if [_point(m) for m in history[: len(have)]] == [_point(m) for m in have]:
-                metrics.extend(history[len(have) :])
-            else:
-                self.warn(f"run {run_id}: metric {key!r} has a different history in the target")
+            # Points compared as a set: stores order histories differently (SQL by time and
+            # step, files as logged) and MLflow's SQL schema keeps a point logged twice once.
+            present = {_point(m) for m in have}
+            metrics.extend(m for m in history if _point(m) not in present)
+            if present - {_point(m) for m in history}:
+                self.warn(f"run {run_id}: metric {key!r} has points in the target the source lacks")
         active = dst.info.lifecycle_stage == LifecycleStage.ACTIVE
         changed = False
         if params or tags or metrics:
@@ -481,33 +454,6 @@ class _Migration:
             self.report.metric_points_copied += len(chunk_m)
             self.report.params_copied += len(chunk_p)
             self.report.tags_copied += len(chunk_t)
-
-
-def _deleted_time(store: TrackingStore, run_id: str) -> int | None:
-    """When a deleted run was deleted; not in the store interface, so read per store type."""
-    from tracking.stores.file.store import FileStore
-
-    if isinstance(store, FileStore):
-        try:
-            value = store._locate_run(run_id)[1].get("deleted_time")
-        except TrackingError:
-            return None
-        return int(value) if value is not None else None
-    try:
-        from sqlalchemy import select
-
-        from tracking.stores.sql import schema as sql_schema
-        from tracking.stores.sql.store import SqlStore
-    except ImportError:
-        return None
-    if isinstance(store, SqlStore):
-        runs = sql_schema.runs
-        with store.engine.connect() as conn:
-            value = conn.execute(
-                select(runs.c.deleted_time).where(runs.c.run_uuid == run_id)
-            ).scalar_one_or_none()
-        return int(value) if value is not None else None
-    return None
 
 
 class _Progress:

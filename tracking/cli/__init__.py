@@ -1,6 +1,7 @@
 """The `trackflow` command line: one module per command group.
 
 trackflow experiments|runs|artifacts|models ...   (tracking.cli.<group>)
+trackflow run URI ...                              (tracking.cli.projects)
 trackflow gc | migrate                             (tracking.cli.admin)
 trackflow server | ui                              (tracking.servers.api.cli, .ui.cli)
 """
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 import tracking
-from tracking.cli import admin, artifacts, experiments, models, runs
+from tracking.cli import admin, artifacts, experiments, models, projects, runs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"trackflow {tracking.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (experiments, runs, artifacts, models, admin):
+    for group in (experiments, runs, artifacts, models, admin, projects):
         group.register(commands)
 
     from tracking.servers.api.cli import add_server_command

@@ -1,4 +1,4 @@
-"""`trackflow models list|versions|transition|serve`: the model registry, and serving."""
+"""`trackflow models list|versions|transition|serve|predict`: the registry, serving, scoring."""
 
 from __future__ import annotations
 
@@ -126,6 +126,20 @@ def models_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def models_predict(args: argparse.Namespace) -> int:
+    from tracking.models import batch
+    from tracking.servers.scoring import load_scoring_model
+
+    fmt = batch.input_format(args.input_path, args.content_type)
+    data, params = batch.read_input(args.input_path, fmt)
+    model = load_scoring_model(args.model_uri, args.tracking_uri)
+    predictions = batch.predict_batches(
+        model, data, params, args.batch_size, progress=not args.no_progress
+    )
+    batch.write_output(predictions, args.output_path)
+    return 0
+
+
 def register(commands: Any) -> None:
     """Add this group's commands to the `trackflow` parser."""
     models = commands.add_parser("models", help="the model registry, and serving models")
@@ -155,14 +169,7 @@ def register(commands: Any) -> None:
         "Serve a model over HTTP with MLflow's scoring protocol (POST /invocations).",
     )
     serve.description = f"{serve.description} {PICKLE_WARNING}"
-    serve.add_argument(
-        "--model-uri",
-        "-m",
-        required=True,
-        metavar="MODEL_URI",
-        help="runs:/<run_id>/<path>, models:/<name>/<version|stage>, models:/<name>@<alias>, "
-        "or a model folder",
-    )
+    _model_uri_option(serve)
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
@@ -172,4 +179,46 @@ def register(commands: Any) -> None:
         type=port_number,
         default=5000,
         help="port to listen on, 1-65535, or 0 for any free port (default: 5000)",
+    )
+    predict = command(
+        model_commands,
+        "predict",
+        models_predict,
+        "Score a file (CSV, JSON or Parquet) with a model's pyfunc, checked against its signature.",
+    )
+    predict.description = f"{predict.description} {PICKLE_WARNING}"
+    _model_uri_option(predict)
+    predict.add_argument(
+        "--input-path", "-i", required=True, help="the file to score (.csv, .json, .parquet)"
+    )
+    predict.add_argument(
+        "--content-type",
+        "-t",
+        choices=("csv", "json", "parquet"),
+        help="the input's format (default: from its extension); json is the scoring "
+        "server's request format (dataframe_split, dataframe_records, instances, inputs)",
+    )
+    predict.add_argument(
+        "--output-path",
+        "-o",
+        help="where to write the predictions: .csv or .parquet (a table), else JSON "
+        '{"predictions": [...]}; default: JSON on stdout',
+    )
+    predict.add_argument(
+        "--batch-size",
+        type=int,
+        default=10_000,
+        help="rows scored at a time (default: 10000); a progress bar shows the batches",
+    )
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _model_uri_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-uri",
+        "-m",
+        required=True,
+        metavar="MODEL_URI",
+        help="runs:/<run_id>/<path>, models:/<name>/<version|stage>, models:/<name>@<alias>, "
+        "or a model folder",
     )

@@ -17,6 +17,7 @@ from tracking.cli.common import (
     report,
     table,
 )
+from tracking.cli.projects import add_env_manager
 from tracking.entities import Run
 
 
@@ -162,9 +163,62 @@ def runs_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def runs_reproduce(args: argparse.Namespace) -> int:
+    """Run a recorded run again and compare; with --check, 1 when anything differs."""
+    import tracking
+    from tracking.projects import reproduction
+
+    if args.tracking_uri:
+        tracking.set_tracking_uri(args.tracking_uri)
+    comparison = reproduction.reproduce(args.run_id, args.env_manager, args.experiment_name)
+    new = comparison.new.info
+    report(
+        f"Params of {args.run_id} (recorded) and {new.run_id} (new)",
+        ["param", "recorded", "new", ""],
+        [
+            [p.key, p.recorded or "-", p.new or "-", "equal" if p.equal else "DIFFERENT"]
+            for p in comparison.params
+        ],
+    )
+    tolerance = args.tolerance
+    report(
+        f"Metrics, run and task by task (tolerance {tolerance:g})",
+        ["scope", "metric", "recorded", "new", "difference", ""],
+        [
+            [
+                m.scope,
+                m.key,
+                reproduction.describe(m.recorded),
+                reproduction.describe(m.new),
+                reproduction.describe(m.difference),
+                _verdict(m, tolerance),
+            ]
+            for m in comparison.metrics
+        ],
+    )
+    differing = comparison.differing(tolerance)
+    from rich.console import Console
+
+    summary = f"New run {new.run_id} ended {new.status}; " + (
+        f"{len(differing)} metrics differ by more than {tolerance:g}"
+        if differing
+        else f"every metric within {tolerance:g}"
+    )
+    Console(soft_wrap=True).print(summary, markup=False, highlight=False)
+    if args.check and not comparison.reproduced(tolerance):
+        return 1
+    return 0
+
+
+def _verdict(row: Any, tolerance: float) -> str:
+    if not row.checked:
+        return "timing (not checked)"
+    return "equal" if row.within(tolerance) else "DIFFERENT"
+
+
 def register(commands: Any) -> None:
     """Add this group's commands to the `trackflow` parser."""
-    runs = commands.add_parser("runs", help="list, describe and delete runs")
+    runs = commands.add_parser("runs", help="list, describe, delete and reproduce runs")
     run_commands = runs.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
     listing = command(run_commands, "list", runs_list, "List runs with params and metrics.")
     listing.add_argument("--experiment", "-e", help="experiment name or id (default: all)")
@@ -193,3 +247,24 @@ def register(commands: Any) -> None:
         "Mark a run deleted (`trackflow gc` removes it and its artifacts for good).",
     )
     delete.add_argument("run_id")
+    again = command(
+        run_commands,
+        "reproduce",
+        runs_reproduce,
+        "Run a recorded run again: its entry point at its git commit (with its recorded diff), "
+        "with its params, in its recorded environment (virtualenv/uv) or this one (local), then "
+        "compare params and metrics (task by task for flows).",
+    )
+    again.add_argument("run_id")
+    add_env_manager(
+        again,
+        "local: this environment, with a warning naming packages that differ (default); "
+        "virtualenv or uv: the recorded environment, built and cached",
+    )
+    again.add_argument("--experiment-name", help="experiment of the new run (default: the same)")
+    again.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when the new run fails or a metric differs by more than --tolerance",
+    )
+    again.add_argument("--tolerance", type=float, default=1e-9, help="default 1e-9")

@@ -8,11 +8,13 @@ the same database, an http(s):// URI on that tracking server (tracking.registry.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
 from tracking import config
-from tracking.registry.base import RegistryStore, RegistryUnavailableError
+from tracking.errors import RegistryUnavailableError
+from tracking.registry.base import RegistryStore
 from tracking.registry.entities import (
     ALL_STAGES,
     STAGE_ARCHIVED,
@@ -73,14 +75,9 @@ def _create(uri: str) -> RegistryStore:
         from tracking.registry.file import FileRegistryStore
 
         return FileRegistryStore(stores.local_path(uri))
-    entry = stores.STORE_REGISTRY.get(scheme)
-    if entry is not None and entry[1] == "SqlStore":
-        from tracking.registry.sql import SqlRegistryStore
-        from tracking.stores.sql.store import SqlStore
-
-        store = stores.get_store(uri)
-        if isinstance(store, SqlStore):
-            return SqlRegistryStore(store)
+    if scheme in stores.STORE_REGISTRY:
+        with contextlib.suppress(RegistryUnavailableError):
+            return stores.get_store(uri).open_registry()
     raise RegistryUnavailableError(
         f"No model registry for {uri!r}: Trackflow keeps registries in file stores (a path or "
         "file://) and SQL stores (sqlite://, postgresql://), or uses a tracking server's "

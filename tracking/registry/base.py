@@ -6,7 +6,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from tracking.errors import AlreadyExistsError, InvalidParameterError, NotFoundError, TrackingError
+from tracking.errors import AlreadyExistsError, InvalidParameterError, NotFoundError
 from tracking.registry import search
 from tracking.registry import validation as check
 from tracking.registry.entities import (
@@ -15,10 +15,6 @@ from tracking.registry.entities import (
     latest_per_stage,
 )
 from tracking.stores.base import PagedList, page_of
-
-
-class RegistryUnavailableError(TrackingError, NotImplementedError):
-    """The tracking URI's backend has no model registry in Trackflow."""
 
 
 def now_ms() -> int:

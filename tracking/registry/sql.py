@@ -1,14 +1,16 @@
-"""The SQL registry: registry tables next to the tracking tables, on the SqlStore's engine.
+"""The SQL registry: registry tables next to the tracking tables, in the SqlStore's database.
 
-`SqlRegistryStore(sql_store)` reuses the tracking store's engine and transactions (SQLite: WAL,
-BEGIN IMMEDIATE for writers; PostgreSQL: the registered model's row is locked while a version
-number is chosen), so concurrent register_model calls get distinct version numbers.
+`SqlStore.open_registry()` gives a `SqlRegistryStore` using the tracking store's public
+connections and transactions (SQLite: WAL, BEGIN IMMEDIATE for writers; PostgreSQL: the
+registered model's row is locked while a version number is chosen), so concurrent
+register_model calls get distinct version numbers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -34,17 +36,40 @@ from tracking.registry.entities import (
     canonical_stage,
     latest_per_stage,
 )
-from tracking.stores.sql.store import SqlStore
+from tracking.stores.sql.shape import SchemaShape
 
+T = TypeVar("T")
 _LIVE = t.model_versions.c.current_stage != STAGE_DELETED_INTERNAL
+# The columns every supported MLflow schema has (MLflow 3 added `workspace`).
+_MODEL_COLUMNS = [c for c in t.registered_models.c if c.name != "workspace"]
+_VERSION_COLUMNS = [c for c in t.model_versions.c if c.name != "workspace"]
+
+
+class Database(Protocol):
+    """What the registry uses of the SQL tracking store (tracking.stores.sql.store.SqlStore)."""
+
+    #: The database's columns and their sizes (MLflow's schemas differ by version).
+    shape: SchemaShape
+
+    def connection(self) -> AbstractContextManager[Connection]: ...
+
+    def transaction(self, work: Callable[[Connection], T]) -> T: ...
 
 
 class SqlRegistryStore(RegistryStore):
-    """Registered models in the tracking database of `sql_store` (sqlite, postgresql)."""
+    """Registered models in the tracking database of `database` (sqlite, postgresql), read
+    and written through that store's connections and transactions."""
 
-    def __init__(self, sql_store: SqlStore) -> None:
-        self.tracking_store = sql_store
-        self.engine = sql_store.engine
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def _fits(self, table: str, column: str, value: str | None, what: str) -> None:
+        """Values longer than the database's column holds are refused, naming them."""
+        self.database.shape.check(table, column, value, what)
+
+    def _fit_tags(self, table: str, tags: dict[str, str], what: str) -> None:
+        for key, value in tags.items():
+            self._fits(table, "value", value, f"{what} tag {key!r} value")
 
     # --- reads ---------------------------------------------------------------------------------
     @staticmethod
@@ -70,7 +95,8 @@ class SqlRegistryStore(RegistryStore):
 
     def _versions(self, conn: Connection, *where: Any) -> list[ModelVersion]:
         mv, mvt = t.model_versions, t.model_version_tags
-        rows = conn.execute(select(mv).where(_LIVE, *where).order_by(mv.c.name, mv.c.version)).all()
+        query = select(*_VERSION_COLUMNS).where(_LIVE, *where)
+        rows = conn.execute(query.order_by(mv.c.name, mv.c.version)).all()
         if not rows:
             return []
         names = {row.name for row in rows}
@@ -104,7 +130,7 @@ class SqlRegistryStore(RegistryStore):
 
     def _models(self, conn: Connection, name: str | None = None) -> list[RegisteredModel]:
         rm, rmt = t.registered_models, t.registered_model_tags
-        query = select(rm).order_by(rm.c.name)
+        query = select(*_MODEL_COLUMNS).order_by(rm.c.name)
         if name is not None:
             query = query.where(rm.c.name == name)
         rows = conn.execute(query).all()
@@ -140,7 +166,7 @@ class SqlRegistryStore(RegistryStore):
         mv = t.model_versions
         self._require_model(conn, name)
         row = conn.execute(
-            select(mv).where(mv.c.name == name, mv.c.version == number, _LIVE)
+            select(*_VERSION_COLUMNS).where(mv.c.name == name, mv.c.version == number, _LIVE)
         ).first()
         if row is None:
             live = conn.execute(select(mv.c.version).where(mv.c.name == name, _LIVE)).scalars()
@@ -157,7 +183,9 @@ class SqlRegistryStore(RegistryStore):
     ) -> RegisteredModel:
         check.model_name(name)
         checked = check.tags(tags, "Registered model")
+        self._fit_tags("registered_model_tags", checked, "Registered model")
         description = check.description(description)
+        self._fits("registered_models", "description", description, "Description")
 
         def work(conn: Connection) -> None:
             now = now_ms()
@@ -173,14 +201,14 @@ class SqlRegistryStore(RegistryStore):
                 )
 
         try:
-            self.tracking_store._write(work)
+            self.database.transaction(work)
         except IntegrityError:
             raise model_exists(name) from None
         return self.get_registered_model(name)
 
     def get_registered_model(self, name: str) -> RegisteredModel:
         check.model_name(name)
-        with self.tracking_store._read() as conn:
+        with self.database.connection() as conn:
             found = self._models(conn, name)
         if not found:
             raise model_not_found(name)
@@ -188,6 +216,7 @@ class SqlRegistryStore(RegistryStore):
 
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
         description = check.description(description)
+        self._fits("registered_models", "description", description, "Description")
         rm = t.registered_models
 
         def work(conn: Connection) -> None:
@@ -198,7 +227,7 @@ class SqlRegistryStore(RegistryStore):
                 .values(description=description, last_updated_time=now_ms())
             )
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
         return self.get_registered_model(name)
 
     def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
@@ -219,7 +248,7 @@ class SqlRegistryStore(RegistryStore):
             conn.execute(update(mv).where(mv.c.name == new_name).values(last_updated_time=now))
 
         try:
-            self.tracking_store._write(work)
+            self.database.transaction(work)
         except IntegrityError:
             raise model_exists(new_name) from None
         return self.get_registered_model(new_name)
@@ -236,10 +265,11 @@ class SqlRegistryStore(RegistryStore):
             ):
                 conn.execute(delete(table).where(table.c.name == name))
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
         key, value = check.tag(key, value, "Registered model")
+        self._fit_tags("registered_model_tags", {key: value}, "Registered model")
         rmt = t.registered_model_tags
 
         def work(conn: Connection) -> None:
@@ -248,7 +278,7 @@ class SqlRegistryStore(RegistryStore):
             conn.execute(insert(rmt).values(name=name, key=key, value=value))
             self._touch(conn, name, now_ms())
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def delete_registered_model_tag(self, name: str, key: str) -> None:
         check.tag(key, "", "Registered model")
@@ -259,10 +289,10 @@ class SqlRegistryStore(RegistryStore):
             if conn.execute(delete(rmt).where(rmt.c.name == name, rmt.c.key == key)).rowcount:
                 self._touch(conn, name, now_ms())
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def _list_models(self, name: str | None = None) -> list[RegisteredModel]:
-        with self.tracking_store._read() as conn:
+        with self.database.connection() as conn:
             return self._models(conn, name)
 
     # --- model versions ------------------------------------------------------------------------
@@ -277,10 +307,15 @@ class SqlRegistryStore(RegistryStore):
     ) -> ModelVersion:
         check.model_name(name)
         checked = check.tags(tags, "Model version")
+        self._fit_tags("model_version_tags", checked, "Model version")
         description = check.description(description)
+        self._fits("model_versions", "description", description, "Description")
         check.source(source)
+        self._fits("model_versions", "source", source, "Model version source")
         check.optional_text("Model version run_id", run_id)
+        self._fits("model_versions", "run_id", run_id, "Model version run_id")
         check.optional_text("Model version run_link", run_link)
+        self._fits("model_versions", "run_link", run_link, "Model version run_link")
         mv = t.model_versions
 
         def work(conn: Connection) -> int:
@@ -318,7 +353,7 @@ class SqlRegistryStore(RegistryStore):
 
         for attempt in range(5):
             try:
-                number = self.tracking_store._write(work)
+                number = self.database.transaction(work)
                 break
             except IntegrityError:  # a racing writer took the number: choose again
                 if attempt == 4:
@@ -329,7 +364,7 @@ class SqlRegistryStore(RegistryStore):
         number = check.version(version)
         check.model_name(name)
         mv = t.model_versions
-        with self.tracking_store._read() as conn:
+        with self.database.connection() as conn:
             found = self._versions(conn, mv.c.name == name, mv.c.version == number)
             if not found:
                 self._live_version_row(conn, name, number)  # raises, naming what exists
@@ -340,6 +375,7 @@ class SqlRegistryStore(RegistryStore):
     ) -> ModelVersion:
         number = check.version(version)
         description = check.description(description)
+        self._fits("model_versions", "description", description, "Description")
         mv = t.model_versions
 
         def work(conn: Connection) -> None:
@@ -350,7 +386,7 @@ class SqlRegistryStore(RegistryStore):
                 .values(description=description, last_updated_time=now_ms())
             )
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
         return self.get_model_version(name, number)
 
     def delete_model_version(self, name: str, version: int | str) -> None:
@@ -368,11 +404,12 @@ class SqlRegistryStore(RegistryStore):
             conn.execute(delete(a).where(a.c.name == name, a.c.version == number))
             self._touch(conn, name, now)
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None:
         number = check.version(version)
         key, value = check.tag(key, value, "Model version")
+        self._fit_tags("model_version_tags", {key: value}, "Model version")
         mvt = t.model_version_tags
 
         def work(conn: Connection) -> None:
@@ -382,7 +419,7 @@ class SqlRegistryStore(RegistryStore):
             conn.execute(insert(mvt).values(name=name, version=number, key=key, value=value))
             self._touch(conn, name, now_ms())
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
         number = check.version(version)
@@ -395,7 +432,7 @@ class SqlRegistryStore(RegistryStore):
             if conn.execute(delete(mvt).where(*where)).rowcount:
                 self._touch(conn, name, now_ms())
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def transition_model_version_stage(
         self, name: str, version: int | str, stage: str, archive_existing_versions: bool = False
@@ -425,7 +462,7 @@ class SqlRegistryStore(RegistryStore):
             )
             self._touch(conn, name, now)
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
         return self.get_model_version(name, number)
 
     def _list_versions(
@@ -435,7 +472,7 @@ class SqlRegistryStore(RegistryStore):
         where = []
         if run_id is not None:
             where.append(mv.c.run_id == run_id)
-        with self.tracking_store._read() as conn:
+        with self.database.connection() as conn:
             if name is not None:
                 self._require_model(conn, name)
                 where.append(mv.c.name == name)
@@ -453,7 +490,7 @@ class SqlRegistryStore(RegistryStore):
             conn.execute(insert(a).values(name=name, alias=alias, version=number))
             self._touch(conn, name, now_ms())
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
         check.alias(alias)
@@ -464,9 +501,9 @@ class SqlRegistryStore(RegistryStore):
             if conn.execute(delete(a).where(a.c.name == name, a.c.alias == alias)).rowcount:
                 self._touch(conn, name, now_ms())
 
-        self.tracking_store._write(work)
+        self.database.transaction(work)
 
     def _aliases(self, name: str) -> dict[str, int]:
-        with self.tracking_store._read() as conn:
+        with self.database.connection() as conn:
             self._require_model(conn, name)
             return self._aliases_of(conn, [name]).get(name, {})

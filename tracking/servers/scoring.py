@@ -13,9 +13,13 @@
     {"inputs": [[1, 2], [3, 4]]}             (rows, or {"a": [1, 3], "b": [2, 4]} columns)
 
 (plus an optional ``"params"`` object), or ``Content-Type: text/csv`` with a header row. It
-answers ``{"predictions": [...]}``; malformed input gets a 400 JSON error
-``{"error_code": "BAD_REQUEST", "message": ...}`` naming what is allowed. Loading a pickled
-model runs code from its file: serve only models you trust.
+answers ``{"predictions": [...]}``. Any flavor with a python_function flavor is served (the
+flavor registry, tracking.models.flavors, finds its loader). Input and params are checked
+against the model's signature as ``tracking.pyfunc`` does (JSON and CSV numbers are first read
+at the signature's widths: float32 columns, float32 tensors); malformed input and signature
+violations get a 400 JSON error ``{"error_code": "BAD_REQUEST", "message": ...}`` naming what
+is wrong and what is allowed, never a 500. Loading a pickled model runs code from its file:
+serve only models you trust.
 """
 
 from __future__ import annotations
@@ -278,12 +282,15 @@ def _parse_csv(text: str) -> Any:
 
 
 # --- prediction and output -------------------------------------------------------------------
-def _align_columns(model: Any, data: Any) -> Any:
+def align_columns(model: Any, data: Any) -> Any:
     """Match the feature names the estimator was fitted with: DataFrame columns in its order
-    (sklearn checks it), plain rows named after them (instead of sklearn warning)."""
-    names = getattr(getattr(model, "raw_model", None), "feature_names_in_", None)
+    (sklearn checks it), plain rows named after them; a DataFrame as plain rows for an
+    estimator fitted without names (instead of sklearn warning)."""
+    raw = getattr(model, "raw_model", None)
+    names = getattr(raw, "feature_names_in_", None)
     if names is None:
-        return data
+        unnamed = hasattr(raw, "n_features_in_") and getattr(model, "signature", None) is None
+        return data.to_numpy() if unnamed and hasattr(data, "columns") else data
     wanted = [str(n) for n in names]
     columns = getattr(data, "columns", None)
     if columns is None:
@@ -300,9 +307,40 @@ def _align_columns(model: Any, data: Any) -> Any:
     return data
 
 
+def read_text_numbers(data: Any, schema: Any) -> Any:
+    """Parsed JSON or CSV input with its numbers at the signature's widths: text numbers have
+    none, so floats become float32 where the signature says float (columns or tensors)."""
+    import numpy as np
+
+    from tracking.models.schema import DataType, TensorSpec
+
+    if schema is None:
+        return data
+    specs = list(schema.inputs)
+    if isinstance(specs[0], TensorSpec):
+        if isinstance(data, np.ndarray) and len(specs) == 1 and specs[0].name is None:
+            wanted = specs[0].type
+            if wanted.kind == "f" and data.dtype.kind in "iuf" and data.dtype != wanted:
+                return data.astype(wanted)
+        return data
+    columns = getattr(data, "columns", None)
+    if columns is None:
+        return data
+    narrow = [
+        spec.name
+        for spec in specs
+        if spec.type is DataType.float
+        and spec.name in columns
+        and data[spec.name].dtype.kind in "iuf"
+    ]
+    return data.astype(dict.fromkeys(narrow, "float32")) if narrow else data
+
+
 def predict(model: Any, data: Any, params: dict[str, Any] | None) -> Any:
     """The model's predictions for parsed input, as JSON-ready values."""
-    data = _align_columns(model, data)
+    signature = getattr(model, "signature", None)
+    data = read_text_numbers(data, signature.inputs if signature is not None else None)
+    data = align_columns(model, data)
     try:
         raw = model.predict(data, params=params) if params else model.predict(data)
     except TrackingError as e:
@@ -373,13 +411,17 @@ def create_scoring_app(
     async def health() -> Response:
         if app.state.model is None:
             return error(503, "MODEL_NOT_LOADED", "The model is not loaded")
-        raw = getattr(app.state.model, "raw_model", None)
+        model = app.state.model
+        raw = getattr(model, "raw_model", None)
+        signature = getattr(model, "signature", None)
         return json_response(
             {
                 "status": "ok",
                 "model_uri": app.state.model_uri,
-                "loader_module": getattr(app.state.model, "loader_module", None),
+                "loader_module": getattr(model, "loader_module", None),
+                "flavors": sorted(getattr(model, "metadata", {}).get("flavors") or {}),
                 "model_type": type(raw).__name__ if raw is not None else None,
+                "signature": _signature_json(signature),
             }
         )
 
@@ -399,6 +441,16 @@ def create_scoring_app(
         return json_response({"predictions": predictions})
 
     return app
+
+
+def _signature_json(signature: Any) -> dict[str, Any] | None:
+    """The signature's parts as JSON values (MLflow's spec lists), or None."""
+    if signature is None:
+        return None
+    parts = (("inputs", signature.inputs), ("outputs", signature.outputs))
+    out = {k: v.to_dict() if v is not None else None for k, v in parts}
+    out["params"] = signature.params.to_dict() if signature.params is not None else None
+    return out
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -443,7 +495,7 @@ def serve(
         "(dataframe_split, dataframe_records, instances or inputs) or text/csv",
         flush=True,
     )
-    print(f"  GET  {url}/ping", flush=True)
+    print(f"  GET  {url}/ping, {url}/health, {url}/version", flush=True)
     print("Press Ctrl+C to stop.", flush=True)
     if not listen.is_loopback(host):
         print(

@@ -84,9 +84,8 @@ def store_identity(uri: str) -> tuple[Any, ...]:
     return (scheme, uri)
 
 
-def open_store(uri: str, artifact_root: str | None = None) -> TrackingStore:
-    """A new store for `uri` (not cached); new experiments' artifacts go under artifact_root.
-    Task runs that a stopped process left in its journal for this store are written first."""
+def _store_class(uri: str) -> Any:
+    """The store class of `uri`'s scheme, imported; a clear error for unknown schemes."""
     scheme = uri_scheme(uri)
     try:
         module_name, class_name, extra = STORE_REGISTRY[scheme]
@@ -101,12 +100,30 @@ def open_store(uri: str, artifact_root: str | None = None) -> TrackingStore:
     except ImportError as e:
         hint = f"; install {extra}" if extra else ""
         raise ImportError(f"Tracking URI {uri!r} needs {e.name}{hint}") from e
-    cls = getattr(module, class_name)
+    return getattr(module, class_name)
+
+
+def check_holds_store(uri: str) -> None:
+    """Raise NotFoundError unless `uri` already holds a tracking store (experiment folders,
+    a database with the tracking tables): for commands that must not create an empty store by
+    opening it. Nothing is created."""
+    _store_class(uri).check_holds_store(uri)
+
+
+def open_store(
+    uri: str, artifact_root: str | None = None, *, for_reading: bool = False
+) -> TrackingStore:
+    """A new store for `uri` (not cached); new experiments' artifacts go under artifact_root.
+    Task runs that a stopped process left in its journal for this store are written first.
+    `for_reading`: only to be read (TrackingStore.open_for_reading), no journal replayed."""
+    scheme = uri_scheme(uri)
+    cls = _store_class(uri)
     if artifact_root and len(urlparse(artifact_root).scheme) <= 1:  # a local folder
         artifact_root = "file://" + os.path.abspath(artifact_root)
-    store: TrackingStore = cls(
-        local_path(uri) if not scheme or scheme == "file" else uri, artifact_root
-    )
+    target = local_path(uri) if not scheme or scheme == "file" else uri
+    if for_reading:
+        return cls.open_for_reading(target)  # type: ignore[no-any-return]
+    store: TrackingStore = cls(target, artifact_root)
     journal.replay_orphans(uri, store)
     return store
 

@@ -8,9 +8,10 @@ import itertools
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
+from tracking import search, system_tags
 from tracking.entities import (
     DatasetInput,
     DatasetSummary,
@@ -26,13 +27,22 @@ from tracking.entities import (
     RunTag,
     ViewType,
 )
-from tracking.errors import InvalidParameterError
+from tracking.errors import (
+    BAD_REQUEST,
+    InvalidParameterError,
+    NotFoundError,
+    RegistryUnavailableError,
+    TrackingError,
+)
 from tracking.validation import (
     MAX_ENTITIES_PER_BATCH,
     MAX_METRICS_PER_BATCH,
     MAX_PARAMS_TAGS_PER_BATCH,
     shown,
 )
+
+if TYPE_CHECKING:
+    from tracking.registry.base import RegistryStore
 
 T = TypeVar("T")
 
@@ -143,11 +153,67 @@ def paginate(items: Sequence[T], max_results: int, page_token: str | None) -> Pa
     return page_of(items, check_max_results(max_results), page_token)
 
 
+#: The filter of runs without a parent run (top-level runs).
+TOP_LEVEL_FILTER = search.format_filter(
+    [search.Comparison(search.TAG, system_tags.PARENT_RUN_ID, "IS NULL", None)]
+)
+#: ExperimentRuns.page's order by run duration (end time - start time), which search_runs lacks.
+DURATION_ORDER = "duration"
+
+
+def duration_order(order_by: str) -> bool | None:
+    """For an order_by entry "duration [ASC|DESC]" whether it is descending; None for any other."""
+    words = order_by.split()
+    if not words or words[0].lower() != DURATION_ORDER or len(words) > 2:
+        return None
+    if len(words) == 2 and words[1].upper() not in ("ASC", "DESC"):
+        raise InvalidParameterError(
+            f"Invalid order {order_by!r}: use 'duration ASC' or 'duration DESC'"
+        )
+    return len(words) == 2 and words[1].upper() == "DESC"
+
+
+def run_duration(start_time: int | None, end_time: int | None) -> int | None:
+    """A run's duration (ms): end time - start time, when it has both."""
+    if start_time is None or end_time is None:
+        return None
+    return max(0, end_time - start_time)
+
+
+class RunStats(NamedTuple):
+    """How many runs an experiment holds and when the latest of them started (None: no runs)."""
+
+    runs: int
+    last_start_time: int | None
+
+    @classmethod
+    def of(cls, start_times: Iterable[object]) -> RunStats:
+        """The stats of runs started at `start_times` (None, or damaged: not an int)."""
+        starts = list(start_times)
+        known = [s for s in starts if isinstance(s, int) and not isinstance(s, bool)]
+        return cls(len(starts), max(known, default=None))
+
+
 class TrackingStore(ABC):
-    """Experiments, runs, params, metrics and tags; artifacts live elsewhere (artifacts.py)."""
+    """Experiments, runs, params, metrics and tags; artifacts live elsewhere (artifacts.py).
+
+    The abstract methods are MLflow's store API. Below them come optional capabilities with
+    a generic default built on that API, which stores override with a fast path (docs/
+    architecture.md lists them): code outside tracking/stores/ uses these, never a store's
+    internals or its class.
+    """
 
     #: Base URI under which new experiments get their artifact location.
     artifact_root: str
+    #: What MLflow's server-info endpoint calls this kind of store ("FileStore", "SqlStore");
+    #: None when MLflow has no such store.
+    mlflow_store_type: str | None = None
+
+    @classmethod
+    def open_for_reading(cls, uri: str) -> TrackingStore:
+        """The store at `uri` opened only to be read (a migration's source): a store that can
+        read more than it can write (a SQL database at a newer MLflow schema) says so here."""
+        return cls(uri)  # type: ignore[call-arg]  # every store takes its URI first
 
     @property
     def keeps_requested_run_ids(self) -> bool:
@@ -386,3 +452,197 @@ class TrackingStore(ABC):
         tags.*; `datasets` ({"dataset_name", "dataset_digest"}) narrows metric comparisons;
         `order_by` entries are {"field_name", "ascending", "dataset_name", "dataset_digest"}.
         Newest first by default."""
+
+    # --- optional capabilities: generic defaults, overridden by stores with a fast path -------
+    @classmethod
+    def check_holds_store(cls, uri: str) -> None:
+        """Raise NotFoundError unless `uri` holds a store of this kind already, creating
+        nothing (tracking.stores.check_holds_store). By default `uri` is taken at its word."""
+        return None
+
+    @property
+    def local_root(self) -> str | None:
+        """The local folder holding the store's files (a file store's mlruns/); None for a
+        database or a server."""
+        return None
+
+    @property
+    def quick_writes(self) -> bool:
+        """Whether a one-row write takes well under a millisecond and only ever waits for
+        other such writes (SQLite), so a server may run it on its event loop."""
+        return False
+
+    def close(self) -> None:
+        """Release connections and pools (the store reconnects if used again)."""
+        return None
+
+    def get_runs(self, run_ids: Sequence[str]) -> list[Run]:
+        """The runs of `run_ids` that exist, in that order; missing ones are left out."""
+        runs = []
+        for run_id in run_ids:
+            try:
+                runs.append(self.get_run(run_id))
+            except NotFoundError:
+                continue
+        return runs
+
+    def run_stats(
+        self, experiment_ids: Sequence[str], view_type: ViewType = ViewType.ACTIVE_ONLY
+    ) -> dict[str, RunStats]:
+        """{experiment id: RunStats} of the runs in `view_type` (a missing experiment: 0)."""
+        return {
+            experiment_id: RunStats.of(
+                run.info.start_time for run in all_runs(self, [experiment_id], None, view_type)
+            )
+            for experiment_id in experiment_ids
+        }
+
+    def experiment_runs(self, experiment_id: str) -> ExperimentRuns:
+        """The active runs of one experiment, for several questions in a row (ExperimentRuns)."""
+        return ExperimentRuns(self, experiment_id)
+
+    def deleted_time(self, run_id: str) -> int | None:
+        """When a deleted run was deleted (ms), if the store records it (MLflow's REST API does
+        not carry it)."""
+        return None
+
+    @property
+    def can_hard_delete(self) -> bool:
+        """Whether hard_delete_run and hard_delete_experiment work on this store."""
+        return False
+
+    def hard_delete_run(self, run_id: str) -> bool:
+        """Remove a deleted run's data for good (not its artifacts); False if the run is gone
+        or not deleted (restored meanwhile)."""
+        raise TrackingError(f"{type(self).__name__} cannot remove runs for good", BAD_REQUEST)
+
+    def hard_delete_experiment(self, experiment_id: str) -> bool:
+        """Remove a deleted experiment without runs for good; False if it is gone, not
+        deleted, or still holds runs."""
+        raise TrackingError(
+            f"{type(self).__name__} cannot remove experiments for good", BAD_REQUEST
+        )
+
+    def open_registry(self) -> RegistryStore:
+        """A model registry store over the registry kept with this store's data."""
+        raise RegistryUnavailableError(f"{type(self).__name__} keeps no model registry")
+
+
+class ExperimentRuns:
+    """The active runs of one experiment, for a caller asking several questions about them in
+    a row (one UI page: how many, one page of them, the runs nested below those).
+
+    This class answers through the store's search API. Stores return a subclass answering
+    from one pass over their data (TrackingStore.experiment_runs).
+    """
+
+    def __init__(self, store: TrackingStore, experiment_id: str) -> None:
+        self.store = store
+        self.experiment_id = experiment_id
+
+    def stats(self) -> RunStats:
+        return self.store.run_stats([self.experiment_id])[self.experiment_id]
+
+    def page(
+        self, filter_string: str, order_by: str, offset: int, size: int, top_level_only: bool
+    ) -> tuple[list[Run], bool]:
+        """Runs `offset`.. `offset + size` of those matching `filter_string` (only runs
+        without a parent if `top_level_only`), ordered by `order_by` (one search_runs order_by
+        entry, or "duration ASC|DESC"), then newest first, then by run id; and whether more
+        runs follow."""
+        if top_level_only:
+            filter_string = " AND ".join(f for f in (filter_string, TOP_LEVEL_FILTER) if f)
+        descending = duration_order(order_by)
+        if descending is not None:
+            found = all_runs(self.store, [self.experiment_id], filter_string)
+            runs = sorted_by_duration(list(found), descending)
+            return runs[offset : offset + size], len(runs) > offset + size
+        page = self.store.search_runs(
+            [self.experiment_id],
+            filter_string,
+            ViewType.ACTIVE_ONLY,
+            size,
+            [order_by],
+            encode_page_token(offset) if offset else None,
+        )
+        return list(page), page.token is not None
+
+    def descendants(
+        self, run_ids: Sequence[str], max_depth: int, limit: int
+    ) -> tuple[list[Run], bool]:
+        """The active runs nested below `run_ids` (by mlflow.parentRunId), down to
+        `max_depth` levels: each level by start time then run id, each run once, at most
+        `limit` runs (at most MAX_IN_VALUES); and whether some were left out."""
+        found: list[Run] = []
+        seen = set(run_ids)
+        level = list(dict.fromkeys(run_ids))
+        for _depth in range(max_depth):
+            if not level:
+                break
+            room = limit - len(found)
+            page = self.store.search_runs(
+                [self.experiment_id],
+                search.format_filter(
+                    [search.Comparison(search.TAG, system_tags.PARENT_RUN_ID, "IN", tuple(level))]
+                ),
+                ViewType.ACTIVE_ONLY,
+                max(room, 1),
+                ["attributes.start_time ASC"],
+            )
+            new = [run for run in page if run.info.run_id not in seen]  # not a parent cycle
+            if room <= 0:
+                return found, bool(new)
+            found += new
+            if page.token:
+                return found, True
+            level = [run.info.run_id for run in new]
+            seen.update(level)
+        return found, False
+
+
+def walk_descendants(
+    run_ids: Sequence[str],
+    children: Mapping[str, Sequence[tuple[Any, ...]]],
+    max_depth: int,
+    limit: int,
+) -> tuple[list[str], bool]:
+    """ExperimentRuns.descendants over a map {parent id: [(sort key..., child id)]} of the
+    experiment's active runs: the ids, each level by its tuples' order, each run once, at
+    most `limit`; and whether some were left out."""
+    found: list[str] = []
+    seen = set(run_ids)
+    level = list(dict.fromkeys(run_ids))
+    for _depth in range(max_depth):
+        new = sorted(link for parent in level for link in children.get(parent, ()))
+        new = [link for link in new if link[-1] not in seen]  # not a parent cycle
+        if not new:
+            break
+        room = limit - len(found)
+        found += [link[-1] for link in new[:room]]
+        if len(new) > room:
+            return found, True
+        level = [link[-1] for link in new]
+        seen.update(level)
+    return found, False
+
+
+def all_runs(
+    store: TrackingStore,
+    experiment_ids: list[str],
+    filter_string: str | None = None,
+    view_type: ViewType = ViewType.ACTIVE_ONLY,
+) -> Iterator[Run]:
+    """Every run matching a search, fetched in the largest pages search_runs allows."""
+    return all_pages(
+        lambda token: store.search_runs(
+            experiment_ids, filter_string, view_type, SEARCH_MAX_RESULTS_THRESHOLD, None, token
+        )
+    )
+
+
+def sorted_by_duration(runs: list[Run], descending: bool) -> list[Run]:
+    """`runs` by duration (stable: equal ones keep their order), runs without one last."""
+    durations = {r.info.run_id: run_duration(r.info.start_time, r.info.end_time) for r in runs}
+    present = [r for r in runs if durations[r.info.run_id] is not None]
+    present.sort(key=lambda r: durations[r.info.run_id] or 0, reverse=descending)
+    return present + [r for r in runs if durations[r.info.run_id] is None]

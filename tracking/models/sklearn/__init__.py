@@ -19,29 +19,19 @@ not import scikit-learn itself; unpickling a model does.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
-import platform
-import tempfile
-import uuid
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from importlib import metadata
 from typing import Any
 
-import yaml
-
-from tracking import __version__, fluent
-from tracking.artifacts import _artifact_subpath
-from tracking.client import TrackingClient
-from tracking.errors import InvalidParameterError, NotFoundError
-from tracking.models.sklearn.autologging import autolog
-from tracking.registry.base import RegistryUnavailableError
-from tracking.registry.uris import download_model
-from tracking.validation import MAX_TAG_VAL_LENGTH
+from tracking.errors import InvalidParameterError, NotFoundError, RegistryUnavailableError
+from tracking.models import model as model_dir
+from tracking.models.environment import Requirements
+from tracking.models.environment import installed as _installed
+from tracking.models.flavors import MethodPredictor
+from tracking.models.model import Model, ModelInfo
+from tracking.models.sklearn.autologging import autolog, scoped
 
 __all__ = [
     "SUPPORTED_SERIALIZATION_FORMATS",
@@ -54,7 +44,6 @@ __all__ = [
 ]
 
 FLAVOR_NAME = "sklearn"
-MLMODEL_FILE = "MLmodel"
 SERIALIZATION_FORMAT_CLOUDPICKLE = "cloudpickle"
 SERIALIZATION_FORMAT_PICKLE = "pickle"
 SERIALIZATION_FORMAT_SKOPS = "skops"
@@ -63,22 +52,11 @@ SUPPORTED_SERIALIZATION_FORMATS = (
     SERIALIZATION_FORMAT_PICKLE,
     SERIALIZATION_FORMAT_SKOPS,
 )
-LOG_MODEL_HISTORY_TAG = "mlflow.log-model.history"  # MLflow 2's list of a run's models
-# MLflow's pyfunc loads models through this module; it reads the same sklearn flavor we write.
-PYFUNC_LOADER_MODULE = "mlflow.sklearn"
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What log_model logged: load it again with ``load_model(info.model_uri)``."""
-
-    artifact_path: str
-    model_uri: str
-    run_id: str
-    flavors: dict[str, Any] = field(default_factory=dict)
-    model_uuid: str = ""
-    utc_time_created: str = ""
-    registered_model_version: int | None = None
+#: MLflow's loader module first (MLflow's pyfunc reads the same sklearn flavor we write)
+PYFUNC_LOADER_MODULES = ("mlflow.sklearn", "tracking.models.sklearn")
+#: estimators of this library are autologged by this flavor (see tracking.models.flavors)
+AUTOLOG_LIBRARY = "sklearn"
+scoped_autolog = scoped
 
 
 # --- saving ----------------------------------------------------------------------------------
@@ -86,23 +64,33 @@ def save_model(
     sk_model: Any,
     path: str | os.PathLike[str],
     serialization_format: str = SERIALIZATION_FORMAT_CLOUDPICKLE,
-    pip_requirements: Iterable[str] | str | None = None,
-    extra_pip_requirements: Iterable[str] | str | None = None,
+    pip_requirements: Requirements = None,
+    extra_pip_requirements: Requirements = None,
     skops_trusted_types: list[str] | None = None,
+    *,
+    signature: Any = None,
+    input_example: Any = None,
+    code_paths: Iterable[str | os.PathLike[str]] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> None:
     """Write the model folder (MLmodel, model file, environment files) to local `path`.
 
     `path` must not exist or be an empty directory. `pip_requirements` replaces the inferred
     requirements; `extra_pip_requirements` adds to them (either: a list or a requirements file).
-    """
-    _write_model(
+    `signature` (a ModelSignature) is stored as given; without one it is inferred from
+    `input_example` (stored as input_example.json), as MLflow does; False stores none."""
+    _save(
         sk_model,
         os.fspath(path),
-        serialization_format,
-        pip_requirements,
-        extra_pip_requirements,
-        skops_trusted_types,
         {},
+        serialization_format,
+        skops_trusted_types,
+        signature=signature,
+        input_example=input_example,
+        code_paths=code_paths,
+        pip_requirements=pip_requirements,
+        extra_pip_requirements=extra_pip_requirements,
+        metadata=metadata,
     )
 
 
@@ -112,10 +100,14 @@ def log_model(
     *,
     name: str | None = None,
     serialization_format: str = SERIALIZATION_FORMAT_CLOUDPICKLE,
-    pip_requirements: Iterable[str] | str | None = None,
-    extra_pip_requirements: Iterable[str] | str | None = None,
+    pip_requirements: Requirements = None,
+    extra_pip_requirements: Requirements = None,
     skops_trusted_types: list[str] | None = None,
     registered_model_name: str | None = None,
+    signature: Any = None,
+    input_example: Any = None,
+    code_paths: Iterable[str | os.PathLike[str]] | None = None,
+    metadata: dict[str, Any] | None = None,
     run_id: str | None = None,
 ) -> ModelInfo:
     """Save the model under `<artifact_path>/` in a run's artifacts: `run_id`'s, else the active
@@ -123,123 +115,65 @@ def log_model(
 
     With `registered_model_name`, the logged model also becomes a new version of that
     registered model (created if missing); ModelInfo.registered_model_version is its number."""
-    if registered_model_name is not None:
-        from tracking.registry import validation as registry_validation
-
-        registry_validation.model_name(registered_model_name)  # fail before logging anything
-    if (artifact_path is None) == (name is None):
-        raise InvalidParameterError(
-            "log_model needs exactly one of artifact_path or name (name is MLflow 3's spelling)"
-        )
-    given = artifact_path if artifact_path is not None else name
-    rel = _artifact_subpath(given, "model artifact path")
-    if not rel:
-        raise InvalidParameterError(f"Invalid model artifact path {given!r}: it must not be empty")
-    client = fluent.current_client()
-    run_id = run_id or fluent._run_id()
-    extra = {"artifact_path": rel, "run_id": run_id}
-    with tempfile.TemporaryDirectory(prefix="trackflow-model-") as tmp:
-        local = os.path.join(tmp, "model")
-        meta = _write_model(
+    return model_dir.log(
+        lambda local, extra: _save(
             sk_model,
             local,
-            serialization_format,
-            pip_requirements,
-            extra_pip_requirements,
-            skops_trusted_types,
             extra,
-        )
-        client.log_artifacts(run_id, local, rel)
-    _record_history(client, run_id, meta)
-    model_uri = f"runs:/{run_id}/{rel}"
-    version = None
-    if registered_model_name is not None:
-        version = client.register_model(model_uri, registered_model_name).version
-    return ModelInfo(
-        artifact_path=rel,
-        model_uri=model_uri,
-        run_id=run_id,
-        flavors=meta["flavors"],
-        model_uuid=meta["model_uuid"],
-        utc_time_created=meta["utc_time_created"],
-        registered_model_version=version,
+            serialization_format,
+            skops_trusted_types,
+            signature=signature,
+            input_example=input_example,
+            code_paths=code_paths,
+            pip_requirements=pip_requirements,
+            extra_pip_requirements=extra_pip_requirements,
+            metadata=metadata,
+        ),
+        artifact_path,
+        name,
+        registered_model_name,
+        run_id,
     )
 
 
-def _write_model(
+def _save(
     sk_model: Any,
     path: str,
+    extra: dict[str, Any],
     serialization_format: str,
-    pip_requirements: Iterable[str] | str | None,
-    extra_pip_requirements: Iterable[str] | str | None,
     skops_trusted_types: list[str] | None,
-    extra_meta: dict[str, Any],
-) -> dict[str, Any]:
-    """Write the model folder; return the MLmodel content."""
-    fmt = _check_format(serialization_format)
-    if pip_requirements is not None and extra_pip_requirements is not None:
-        raise InvalidParameterError(
-            "Pass only one of pip_requirements (replaces the inferred list) or "
-            "extra_pip_requirements (adds to it)"
+    **options: Any,
+) -> Model:
+    fmt = check_serialization_format(serialization_format)
+
+    def write(folder: str) -> model_dir.FlavorFiles:
+        model_file = "model.skops" if fmt == SERIALIZATION_FORMAT_SKOPS else "model.pkl"
+        trusted = dump_estimator(
+            sk_model, os.path.join(folder, model_file), fmt, skops_trusted_types
         )
-    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
-        raise InvalidParameterError(f"Cannot save the model to {path!r}: the path already exists")
-    os.makedirs(path, exist_ok=True)
+        flavor: dict[str, Any] = {
+            "pickled_model": model_file,
+            "serialization_format": fmt,
+            "sklearn_version": _version("scikit-learn"),
+        }
+        if fmt == SERIALIZATION_FORMAT_SKOPS:
+            flavor["skops_trusted_types"] = trusted
+        pyfunc = {
+            "loader_module": PYFUNC_LOADER_MODULES[0],
+            "model_path": model_file,
+            "predict_fn": "predict",
+        }
+        packages = ["scikit-learn", "numpy", "scipy"]
+        if fmt in (SERIALIZATION_FORMAT_CLOUDPICKLE, SERIALIZATION_FORMAT_SKOPS):
+            packages.append(fmt)
+        return model_dir.FlavorFiles(
+            pyfunc, flavor, packages, predictor=lambda: MethodPredictor(sk_model)
+        )
 
-    model_file = "model.skops" if fmt == SERIALIZATION_FORMAT_SKOPS else "model.pkl"
-    trusted = _dump(sk_model, os.path.join(path, model_file), fmt, skops_trusted_types)
-
-    if pip_requirements is not None:
-        requirements = _read_requirements(pip_requirements)
-    else:
-        requirements = _inferred_requirements(fmt)
-        requirements += _read_requirements(extra_pip_requirements)
-    python_version = platform.python_version()
-    _write_text(path, "requirements.txt", "".join(f"{r}\n" for r in requirements))
-    python_env = {
-        "python": python_version,
-        "build_dependencies": [_pin("pip"), _pin("setuptools"), _pin("wheel")],
-        "dependencies": ["-r requirements.txt"],
-    }
-    _write_text(path, "python_env.yaml", _yaml(python_env))
-    conda = {
-        "channels": ["conda-forge"],
-        "dependencies": [f"python={python_version}", _pin("pip", "<="), {"pip": requirements}],
-        "name": "mlflow-env",
-    }
-    _write_text(path, "conda.yaml", _yaml(conda))
-
-    sklearn_flavor: dict[str, Any] = {
-        "code": None,
-        "pickled_model": model_file,
-        "serialization_format": fmt,
-        "sklearn_version": _version("scikit-learn"),
-    }
-    if fmt == SERIALIZATION_FORMAT_SKOPS:
-        sklearn_flavor["skops_trusted_types"] = trusted
-    meta: dict[str, Any] = {
-        **extra_meta,
-        "flavors": {
-            "python_function": {
-                "env": {"conda": "conda.yaml", "virtualenv": "python_env.yaml"},
-                "loader_module": PYFUNC_LOADER_MODULE,
-                "model_path": model_file,
-                "predict_fn": "predict",
-                "python_version": python_version,
-            },
-            FLAVOR_NAME: sklearn_flavor,
-        },
-        "model_size_bytes": os.path.getsize(os.path.join(path, model_file)),
-        "model_uuid": uuid.uuid4().hex,
-        "trackflow_version": __version__,
-        # MLflow's format: naive UTC datetime, str()-ed ("2024-05-01 12:00:00.123456").
-        "utc_time_created": str(datetime.now(UTC).replace(tzinfo=None)),
-    }
-    _write_text(path, MLMODEL_FILE, _yaml(meta))
-    return meta
+    return model_dir.save(path, FLAVOR_NAME, write, extra=extra, **options)
 
 
-def _check_format(serialization_format: str) -> str:
+def check_serialization_format(serialization_format: str) -> str:
     if serialization_format not in SUPPORTED_SERIALIZATION_FORMATS:
         raise InvalidParameterError(
             f"Unsupported serialization_format {serialization_format!r}; use one of "
@@ -270,7 +204,9 @@ def _skops() -> Any:
     return skops.io
 
 
-def _dump(sk_model: Any, file: str, fmt: str, trusted: list[str] | None) -> list[str] | None:
+def dump_estimator(
+    sk_model: Any, file: str, fmt: str, trusted: list[str] | None
+) -> list[str] | None:
     """Serialize the model; for skops, return the trusted types a load will need."""
     if fmt == SERIALIZATION_FORMAT_SKOPS:
         skops_io = _skops()
@@ -293,68 +229,10 @@ def _dump(sk_model: Any, file: str, fmt: str, trusted: list[str] | None) -> list
     return None
 
 
-def _inferred_requirements(fmt: str) -> list[str]:
-    """Pins for what unpickling an estimator needs (MLflow infers the same packages)."""
-    packages = ["scikit-learn", "numpy", "scipy"]
-    if fmt in (SERIALIZATION_FORMAT_CLOUDPICKLE, SERIALIZATION_FORMAT_SKOPS):
-        packages.append(fmt)
-    return [_pin(p) for p in packages if _installed(p)]
-
-
-def _read_requirements(requirements: Iterable[str] | str | None) -> list[str]:
-    """A list of requirement strings, or the lines of a requirements file."""
-    if requirements is None:
-        return []
-    if isinstance(requirements, str | os.PathLike):
-        with open(requirements, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    else:
-        lines = [str(r) for r in requirements]
-    stripped = (line.strip() for line in lines)
-    return [line for line in stripped if line and not line.startswith("#")]
-
-
-def _installed(package: str) -> bool:
-    try:
-        metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 def _version(package: str) -> str | None:
+    from importlib import metadata
+
     return metadata.version(package) if _installed(package) else None
-
-
-def _pin(package: str, op: str = "==") -> str:
-    version = _version(package)
-    return f"{package}{op}{version}" if version else package
-
-
-def _yaml(data: dict[str, Any]) -> str:
-    return yaml.safe_dump(data, default_flow_style=False, sort_keys=False)
-
-
-def _write_text(folder: str, name: str, text: str) -> None:
-    with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
-        f.write(text)
-
-
-def _record_history(client: TrackingClient, run_id: str, meta: dict[str, Any]) -> None:
-    """Append the model to the run's `mlflow.log-model.history` tag (oldest dropped to fit)."""
-    tags = client.get_run(run_id).data.tags
-    try:
-        history = json.loads(tags.get(LOG_MODEL_HISTORY_TAG, "[]"))
-        history = history if isinstance(history, list) else []
-    except json.JSONDecodeError:
-        history = []
-    history.append(meta)
-    value = json.dumps(history)
-    while len(value) > MAX_TAG_VAL_LENGTH and len(history) > 1:
-        history.pop(0)
-        value = json.dumps(history)
-    if len(value) <= MAX_TAG_VAL_LENGTH:
-        client.set_tag(run_id, LOG_MODEL_HISTORY_TAG, value)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -363,35 +241,37 @@ def load_model(model_uri: str | os.PathLike[str]) -> Any:
     ``models:/<name>/<stage>``, ``models:/<name>@<alias>``, a local path, ``file://`` or any
     fsspec artifact URI (``s3://...``). Unpickling runs code from the file: load trusted models
     only."""
-    uri = os.fspath(model_uri)
-    with tempfile.TemporaryDirectory(prefix="trackflow-model-") as tmp:
-        return _load_local(download_model(uri, tmp), uri)
+    return model_dir.load_local(model_uri, _load_local)
 
 
-def _no_mlmodel(uri: str) -> NotFoundError:
-    return NotFoundError(f"no MLmodel file at {uri}: was a model logged there?")
-
-
-def _load_local(path: str, uri: str) -> Any:
-    mlmodel = os.path.join(path, MLMODEL_FILE)
-    if not os.path.isfile(mlmodel):
-        raise _no_mlmodel(uri)
-    with open(mlmodel, encoding="utf-8") as f:
-        meta = yaml.safe_load(f) or {}
-    flavors = meta.get("flavors") if isinstance(meta, dict) else None
-    conf = flavors.get(FLAVOR_NAME) if isinstance(flavors, dict) else None
-    if not isinstance(conf, dict):
-        found = ", ".join(flavors) if isinstance(flavors, dict) and flavors else "none"
+def load_pyfunc(path: str, model: Model) -> MethodPredictor:
+    """The pyfunc of the sklearn model in the local folder `path` (for tracking.pyfunc)."""
+    conf = model.flavors.get("python_function", {})
+    raw = _load_local(path, model, path)
+    predict_fn = str(conf.get("predict_fn") or "predict")
+    if not callable(getattr(raw, predict_fn, None)):
         raise InvalidParameterError(
-            f"The model at {uri} has no {FLAVOR_NAME} flavor (its flavors: {found}); "
-            "load it with the library that logged it"
+            f"The model at {path} ({type(raw).__name__}) has no {predict_fn}() method"
         )
+    return MethodPredictor(raw, predict_fn)
+
+
+def _load_local(path: str, meta: Model, uri: str) -> Any:
+    conf = meta.flavor_conf(FLAVOR_NAME, uri)
+    model_dir.add_code_to_path(path, conf)
+    return load_estimator(path, conf, uri)
+
+
+def load_estimator(path: str, conf: dict[str, Any], uri: str) -> Any:
+    """The estimator a flavor configuration describes (``pickled_model`` or ``data``,
+    ``serialization_format``, ``skops_trusted_types``); shared with the LightGBM flavor."""
     fmt = conf.get("serialization_format", SERIALIZATION_FORMAT_PICKLE)
     if fmt not in SUPPORTED_SERIALIZATION_FORMATS:
         raise InvalidParameterError(f"The model at {uri} uses unknown serialization {fmt!r}")
-    file = os.path.join(path, conf.get("pickled_model", "model.pkl"))
+    name = conf.get("pickled_model") or conf.get("data") or "model.pkl"
+    file = os.path.join(path, name)
     if not os.path.isfile(file):
-        raise NotFoundError(f"The model at {uri} lacks its model file {conf.get('pickled_model')}")
+        raise NotFoundError(f"The model at {uri} lacks its model file {name}")
     if fmt == SERIALIZATION_FORMAT_SKOPS:
         return _skops().load(file, trusted=conf.get("skops_trusted_types"))
     with open(file, "rb") as f:

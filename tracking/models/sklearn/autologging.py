@@ -25,13 +25,18 @@ What one ``fit`` logs (MLflow's names):
   ``training_{mean_squared_error, root_mean_squared_error, mean_absolute_error, r2_score,
   score}``; parameter searches also ``best_cv_score``. A metric that cannot be computed is
   skipped with a warning;
-* the fitted estimator via ``tracking.models.sklearn.log_model`` (``log_models=True``), and a
-  parameter search's ``best_estimator_`` as ``best_estimator``.
+* the fitted estimator via ``tracking.models.sklearn.log_model`` (``log_models=True``) with a
+  signature inferred from the first training rows and its predictions on them
+  (``log_model_signatures``; ``log_input_examples=True`` stores the rows too), and a parameter
+  search's ``best_estimator_`` as ``best_estimator``.
 
-Only the outermost fit is logged: the fits a Pipeline, GridSearchCV or any meta-estimator runs
-inside its own fit are not. Fits of data-preprocessing estimators (``sklearn.preprocessing``,
-``impute``, ``feature_extraction``, ``feature_selection``, ``ColumnTransformer``) are not logged,
-as in MLflow; neither are the fits they run inside.
+Only the outermost fit is logged, across every autologging library
+(tracking.models.autologging): the fits a Pipeline, GridSearchCV or any meta-estimator runs
+inside its own fit are not. Estimators of libraries another flavor autologs (LightGBM, XGBoost;
+see tracking.models.flavors) are left to that flavor and not patched here. Fits of
+data-preprocessing estimators (``sklearn.preprocessing``, ``impute``, ``feature_extraction``,
+``feature_selection``, ``ColumnTransformer``) are not logged, as in MLflow; neither are the fits
+they run inside.
 
 Several fits in one run: fit ``n`` (0, 1, 2, ...) logs its metrics at ``step=n`` and its model
 at ``model`` (n = 0) or ``model_<n>``; the estimator tags describe the latest fit. Params are
@@ -49,32 +54,33 @@ defined later are patched when they are created (a hook on ``BaseEstimator.__ini
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import copy
 import functools
 import inspect
-import logging
 import math
-import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tracking import fluent
-from tracking.entities import Metric, Param, RunTag
-from tracking.errors import InvalidParameterError
-from tracking.validation import MAX_ENTITY_KEY_LENGTH, MAX_PARAM_VAL_LENGTH
+from tracking.entities import Metric
+from tracking.models import autologging as common
+from tracking.models.autologging import FIT_COUNT_TAG, AutologConfig, AutologWarning
 
-__all__ = ["AutologConfig", "AutologWarning", "autolog", "is_enabled", "scoped"]
-
-_logger = logging.getLogger(__name__)
+__all__ = [
+    "FIT_COUNT_TAG",
+    "AutologConfig",
+    "AutologWarning",
+    "SklearnAutologConfig",
+    "autolog",
+    "is_enabled",
+    "scoped",
+]
 
 FIT_METHODS = ("fit", "fit_transform", "fit_predict")
 TRAINING_PREFIX = "training_"
-FIT_COUNT_TAG = "trackflow.autolog.fits"
-MODEL_PATH = "model"
+MODEL_PATH = common.MODEL_PATH
 # Data manipulation rather than ML algorithms: MLflow does not autolog these either.
 EXCLUDED_MODULES = (
     "sklearn.preprocessing",
@@ -86,8 +92,6 @@ EXCLUDED_CLASSES = ("sklearn.compose._column_transformer.ColumnTransformer",)
 # MLflow's autolog options this module accepts for compatibility and ignores.
 IGNORED_MLFLOW_OPTIONS = frozenset(
     {
-        "log_input_examples",
-        "log_model_signatures",
         "log_datasets",
         "exclusive",
         "disable_for_unsupported_versions",
@@ -97,40 +101,19 @@ IGNORED_MLFLOW_OPTIONS = frozenset(
 )
 
 
-class AutologWarning(UserWarning):
-    """Something autologging could not log; the fit itself was not affected."""
-
-
 @dataclass(frozen=True)
-class AutologConfig:
-    """What an autologged fit records."""
+class SklearnAutologConfig(AutologConfig):
+    """What an autologged scikit-learn fit records."""
 
-    log_models: bool = True
     serialization_format: str = "cloudpickle"
-    registered_model_name: str | None = None
     pos_label: Any = None
-    extra_tags: Mapping[str, str] = field(default_factory=dict)
-    silent: bool = False
 
 
 # --- state -----------------------------------------------------------------------------------
-_lock = threading.RLock()  # the patches and the enable state
-_claim_lock = threading.Lock()  # a fit's index in its run and its params, one fit at a time
-_global_config: AutologConfig | None = None  # autolog(): every run of the process
-_scope_count = 0  # open scoped() blocks, in any context
 _patched: dict[tuple[type, str], Any] = {}  # (class, method name) -> original attribute
 _MISSING = object()
 _saved_init_subclass: Any = _MISSING  # BaseEstimator's own __init_subclass__ before the hook
 _hook: Any = None
-
-# (run_id, config) pairs enabled by scoped() in this context; innermost last.
-_scopes: contextvars.ContextVar[tuple[tuple[str, AutologConfig], ...]] = contextvars.ContextVar(
-    "trackflow_autolog_scopes", default=()
-)
-# True while a patched fit runs in this context: nested fits are not logged.
-_in_fit: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "trackflow_autolog_in_fit", default=False
-)
 
 
 # --- public API ------------------------------------------------------------------------------
@@ -138,6 +121,8 @@ def autolog(
     disable: bool = False,
     log_models: bool = True,
     *,
+    log_input_examples: bool = False,
+    log_model_signatures: bool = True,
     silent: bool = False,
     serialization_format: str = "cloudpickle",
     registered_model_name: str | None = None,
@@ -149,28 +134,27 @@ def autolog(
 
     Never starts a run. ``disable=True`` turns it off and, unless a ``scoped`` block (a task or
     flow with ``autolog=True``) is still running, restores the original fit methods.
-    ``silent`` hides autologging's own warnings. MLflow's ``log_input_examples``,
-    ``log_model_signatures``, ``log_datasets``, ``exclusive``, ``max_tuning_runs``,
-    ``log_post_training_metrics`` and ``disable_for_unsupported_versions`` are accepted and
-    ignored; any other keyword is an error.
+    ``silent`` hides autologging's own warnings. MLflow's ``log_datasets``, ``exclusive``,
+    ``max_tuning_runs``, ``log_post_training_metrics`` and ``disable_for_unsupported_versions``
+    are accepted and ignored; any other keyword is an error.
     """
-    global _global_config
     unknown = set(mlflow_options) - IGNORED_MLFLOW_OPTIONS
     if unknown:
         raise TypeError(f"autolog() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
-    with _lock:
-        if disable:
-            _global_config = None
-        else:
-            _global_config = _config(
-                log_models,
-                silent,
-                serialization_format,
-                registered_model_name,
-                pos_label,
-                extra_tags,
-            )
-        _sync_patches()
+    INTEGRATION.enable(
+        None
+        if disable
+        else _config(
+            log_models,
+            silent,
+            serialization_format,
+            registered_model_name,
+            pos_label,
+            extra_tags,
+            log_input_examples,
+            log_model_signatures,
+        )
+    )
 
 
 def is_enabled(run_id: str | None = None) -> bool:
@@ -180,7 +164,7 @@ def is_enabled(run_id: str | None = None) -> bool:
         if active is None:
             return False
         run_id = active.info.run_id
-    return _config_for(run_id) is not None
+    return INTEGRATION.config_for(run_id) is not None
 
 
 @contextlib.contextmanager
@@ -188,6 +172,8 @@ def scoped(
     run_id: str,
     log_models: bool = True,
     *,
+    log_input_examples: bool = False,
+    log_model_signatures: bool = True,
     silent: bool = False,
     serialization_format: str = "cloudpickle",
     registered_model_name: str | None = None,
@@ -198,35 +184,18 @@ def scoped(
 
     Fits log only while `run_id` is the active run (not in nested child runs, other threads or
     after the block); the patches stay installed while any scoped block is open."""
-    global _scope_count
     config = _config(
-        log_models, silent, serialization_format, registered_model_name, pos_label, extra_tags
+        log_models,
+        silent,
+        serialization_format,
+        registered_model_name,
+        pos_label,
+        extra_tags,
+        log_input_examples,
+        log_model_signatures,
     )
-    with _lock:
-        _scope_count += 1
-        try:
-            _sync_patches()
-        except ImportError as e:
-            _scope_count -= 1
-            missing: ImportError | None = e
-        else:
-            missing = None
-    if missing is not None:  # no scikit-learn: nothing to autolog
-        warnings.warn(f"autolog is off: {missing}", AutologWarning, stacklevel=3)
+    with INTEGRATION.scoped(run_id, config):
         yield
-        return
-    entry = (run_id, config)
-    token = _scopes.set((*_scopes.get(), entry))
-    try:
-        yield
-    finally:
-        try:
-            _scopes.reset(token)
-        except ValueError:  # left in another context (generator wrappers): drop it by identity
-            _scopes.set(tuple(e for e in _scopes.get() if e is not entry))
-        with _lock:
-            _scope_count -= 1
-            _sync_patches()
 
 
 def _config(
@@ -236,12 +205,16 @@ def _config(
     registered_model_name: str | None,
     pos_label: Any,
     extra_tags: Mapping[str, Any] | None,
-) -> AutologConfig:
-    from tracking.models.sklearn import _check_format
+    log_input_examples: bool,
+    log_model_signatures: bool,
+) -> SklearnAutologConfig:
+    from tracking.models.sklearn import check_serialization_format
 
-    return AutologConfig(
+    return SklearnAutologConfig(
         log_models=bool(log_models),
-        serialization_format=_check_format(serialization_format),
+        log_input_examples=bool(log_input_examples),
+        log_model_signatures=bool(log_model_signatures),
+        serialization_format=check_serialization_format(serialization_format),
         registered_model_name=registered_model_name,
         pos_label=pos_label,
         extra_tags={str(k): str(v) for k, v in (extra_tags or {}).items()},
@@ -249,22 +222,7 @@ def _config(
     )
 
 
-def _config_for(run_id: str) -> AutologConfig | None:
-    for scoped_run_id, config in reversed(_scopes.get()):
-        if scoped_run_id == run_id:
-            return config
-    return _global_config
-
-
 # --- patching --------------------------------------------------------------------------------
-def _sync_patches() -> None:
-    """Install the patches while autolog is on anywhere; restore the originals otherwise."""
-    if _global_config is not None or _scope_count > 0:
-        _install()
-    elif _patched or _hook is not None:
-        _uninstall()
-
-
 def _install() -> None:
     global _saved_init_subclass, _hook
     from sklearn.base import BaseEstimator
@@ -285,13 +243,15 @@ def _on_new_estimator_class(cls: type, **kwargs: Any) -> None:
         super(BaseEstimator, cls).__init_subclass__(**kwargs)
     else:
         _saved_init_subclass.__get__(None, cls)(**kwargs)
-    with _lock:
+    with INTEGRATION.lock:
         if _hook is not None:
             _patch_class(cls)
 
 
 def _uninstall() -> None:
     global _hook, _saved_init_subclass
+    if not _patched and _hook is None:
+        return
     from sklearn.base import BaseEstimator
 
     for (cls, name), original in list(_patched.items()):
@@ -320,6 +280,8 @@ def _estimator_classes(base: type) -> list[type]:
 
 
 def _patch_class(cls: type) -> None:
+    if _owned_elsewhere(cls):
+        return  # a library with its own autologging (LightGBM, XGBoost): not patched here
     for name in FIT_METHODS:
         attr = cls.__dict__.get(name)
         if attr is None or _is_patch(attr):
@@ -374,24 +336,28 @@ def _patched_fit(
 ) -> Any:
     """Run the original fit; when it is the outermost one and autolog is on for the active run
     of this context, log it into that run. Logging never fails the fit."""
-    if _in_fit.get():
+    if common.in_fit():
         return call(*args, **kwargs)
-    token = _in_fit.set(True)
-    try:
-        active = fluent.active_run()
-        config = _config_for(active.info.run_id) if active is not None else None
-        if config is None or _excluded(type(estimator)):
+    with common.logging_fit():
+        active = INTEGRATION.active()
+        if active is None or _excluded(type(estimator)):
             return call(*args, **kwargs)
-        run_id = active.info.run_id  # type: ignore[union-attr]
+        run_id, config = active
         data = _training_data(call, args, kwargs, config)
         result = call(*args, **kwargs)
         try:
             _log_fit(run_id, estimator, data, config)
         except Exception as e:
-            _warn(config, f"autologging {type(estimator).__name__}.fit failed: {e!r}")
+            common.warn(config, f"autologging {type(estimator).__name__}.fit failed: {e!r}")
         return result
-    finally:
-        _in_fit.reset(token)
+
+
+def _owned_elsewhere(cls: type) -> bool:
+    """Whether another flavor autologs this class's library (tracking.models.flavors)."""
+    from tracking.models.flavors import autolog_libraries
+
+    library = cls.__module__.partition(".")[0]
+    return autolog_libraries().get(library, FLAVOR) != FLAVOR
 
 
 def _excluded(cls: type) -> bool:
@@ -436,23 +402,22 @@ def _training_data(
     try:
         X, y = copy.deepcopy(X), copy.deepcopy(y)
     except Exception as e:
-        _warn(config, f"autolog could not copy the training data ({e!r}); using it as passed")
+        common.warn(config, f"autolog could not copy the training data ({e!r}); using it as passed")
     return _TrainingData(X, y, weight)
 
 
 def _log_fit(
-    run_id: str, estimator: Any, data: _TrainingData | None, config: AutologConfig
+    run_id: str, estimator: Any, data: _TrainingData | None, config: SklearnAutologConfig
 ) -> None:
     client = fluent.current_client()
-    index, conflicts = _log_params_and_tags(client, run_id, estimator, config)
-    if conflicts:
-        shown = ", ".join(conflicts[:10]) + (", ..." if len(conflicts) > 10 else "")
-        _warn(
-            config,
-            f"autolog: {type(estimator).__name__}.fit (fit #{index} in run {run_id}) did not "
-            f"log params already logged with other values: {shown}. Params are immutable; "
-            "its metrics and model are logged.",
-        )
+    cls = type(estimator)
+    tags = {
+        "estimator_name": cls.__name__,
+        "estimator_class": f"{cls.__module__}.{cls.__name__}",
+        **config.extra_tags,
+    }
+    index, conflicts = common.claim_fit(client, run_id, _estimator_params(estimator), tags)
+    common.warn_conflicts(config, f"{cls.__name__}.fit", index, run_id, conflicts)
     metrics = _training_metrics(estimator, data, config) if data is not None else {}
     metrics.update(_search_metrics(estimator))
     if metrics:
@@ -460,40 +425,7 @@ def _log_fit(
         batch = [Metric(k, v, now, index) for k, v in metrics.items()]
         client.log_batch(run_id, metrics=batch)
     if config.log_models:
-        _log_models(run_id, estimator, index, config)
-
-
-def _log_params_and_tags(
-    client: Any, run_id: str, estimator: Any, config: AutologConfig
-) -> tuple[int, list[str]]:
-    """Log new params and the tags; return this fit's index in the run and the conflicts."""
-    params = _estimator_params(estimator)
-    cls = type(estimator)
-    with _claim_lock:  # claim a fit index; params checked against the run in one step
-        run = client.get_run(run_id)
-        try:
-            index = int(run.data.tags.get(FIT_COUNT_TAG, "0"))
-        except ValueError:
-            index = 0
-        existing = run.data.params
-        conflicts = sorted(k for k, v in params.items() if k in existing and existing[k] != v)
-        new = [Param(k, v) for k, v in params.items() if k not in existing]
-        tags = {
-            "estimator_name": cls.__name__,
-            "estimator_class": f"{cls.__module__}.{cls.__name__}",
-            **config.extra_tags,
-            FIT_COUNT_TAG: str(index + 1),
-        }
-        try:
-            client.log_batch(run_id, params=new)
-        except InvalidParameterError:  # logged concurrently by other code: one by one
-            for param in new:
-                try:
-                    client.log_batch(run_id, params=[param])
-                except InvalidParameterError:
-                    conflicts.append(param.key)
-        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-    return index, conflicts
+        _log_models(run_id, estimator, index, config, data)
 
 
 def _estimator_params(estimator: Any) -> dict[str, str]:
@@ -505,11 +437,7 @@ def _estimator_params(estimator: Any) -> dict[str, str]:
     params = {str(k): _param_text(v) for k, v in raw.items()}
     if search and hasattr(estimator, "best_params_"):
         params.update({f"best_{k}": _param_text(v) for k, v in estimator.best_params_.items()})
-    return {
-        k: v[:MAX_PARAM_VAL_LENGTH]
-        for k, v in params.items()
-        if len(k) <= MAX_ENTITY_KEY_LENGTH and _valid_key(k)
-    }
+    return common.loggable_params(params)
 
 
 def _param_text(value: Any) -> str:
@@ -537,16 +465,6 @@ class _Repr:
 
     def __repr__(self) -> str:
         return self.text
-
-
-def _valid_key(key: str) -> bool:
-    from tracking.validation import validate_key
-
-    try:
-        validate_key(key, "Param key")
-    except InvalidParameterError:
-        return False
-    return True
 
 
 def _is_parameter_search(estimator: Any) -> bool:
@@ -578,7 +496,7 @@ def _training_metrics(
         try:
             value = _as_float(compute())
         except Exception as e:
-            _warn(config, f"autolog: metric {TRAINING_PREFIX}{name} not logged: {e!r}")
+            common.warn(config, f"autolog: metric {TRAINING_PREFIX}{name} not logged: {e!r}")
             return
         if value is not None:
             metrics[TRAINING_PREFIX + name] = value
@@ -589,7 +507,7 @@ def _training_metrics(
         elif is_regressor(estimator):
             _regressor_metrics(estimator, data, record)
     except Exception as e:  # predict() itself failed
-        _warn(config, f"autolog: training metrics not logged: {e!r}")
+        common.warn(config, f"autolog: training metrics not logged: {e!r}")
     if hasattr(estimator, "score"):
         record("score", lambda: _score(estimator, data))
     return metrics
@@ -619,7 +537,9 @@ def _classifier_metrics(
     try:
         proba = estimator.predict_proba(data.X)
     except Exception as e:
-        _warn(config, f"autolog: log_loss and roc_auc not logged: predict_proba failed: {e!r}")
+        common.warn(
+            config, f"autolog: log_loss and roc_auc not logged: predict_proba failed: {e!r}"
+        )
         return
     record("log_loss", lambda: m.log_loss(y, proba, sample_weight=weight))
 
@@ -671,28 +591,40 @@ def _as_float(value: Any) -> float | None:
         return None
 
 
-def _log_models(run_id: str, estimator: Any, index: int, config: AutologConfig) -> None:
+def _log_models(
+    run_id: str,
+    estimator: Any,
+    index: int,
+    config: SklearnAutologConfig,
+    data: _TrainingData | None,
+) -> None:
     from tracking.models import sklearn as flavor
 
-    suffix = "" if index == 0 else f"_{index}"
+    example, signature = (
+        common.example_and_signature(
+            config, data.X if data is not None else None, estimator.predict
+        )
+        if hasattr(estimator, "predict")
+        else (None, None)
+    )
     flavor.log_model(
         estimator,
-        MODEL_PATH + suffix,
+        common.model_path(index),
         serialization_format=config.serialization_format,
         registered_model_name=config.registered_model_name,
+        signature=signature if signature is not None else False,
+        input_example=example,
         run_id=run_id,
     )
     if _is_parameter_search(estimator) and hasattr(estimator, "best_estimator_"):
         flavor.log_model(
             estimator.best_estimator_,
-            "best_estimator" + suffix,
+            common.model_path(index, "best_estimator"),
             serialization_format=config.serialization_format,
+            signature=signature if signature is not None else False,
             run_id=run_id,
         )
 
 
-def _warn(config: AutologConfig, message: str) -> None:
-    if config.silent:
-        _logger.debug(message)
-    else:
-        warnings.warn(message, AutologWarning, stacklevel=2)
+FLAVOR = "sklearn"
+INTEGRATION = common.Integration(FLAVOR, _install, _uninstall)

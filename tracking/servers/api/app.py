@@ -134,17 +134,12 @@ class ServerContext:
         return os.path.realpath(repo.root)
 
 
-def _store_type(store: TrackingStore) -> str | None:
-    return {"FileStore": "FileStore", "SqlStore": "SqlStore"}.get(type(store).__name__)
-
-
 def _inline_handlers(store: TrackingStore) -> frozenset[Handler]:
     """The endpoints run on the event loop: the quick ones on SQLite, whose one-row
     transactions take ~0.1 ms and wait for a lock only while another writer's equally short
     transaction runs. Elsewhere (PostgreSQL over the network, files on any file system) every
     handler runs in a worker thread."""
-    sqlite = _store_type(store) == "SqlStore" and getattr(store, "is_sqlite", False)
-    return frozenset(rest_api.QUICK) if sqlite else frozenset()
+    return frozenset(rest_api.QUICK) if store.quick_writes else frozenset()
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -219,9 +214,8 @@ def create_app(
         served_roots.append(resolve_uri(store.artifact_root))
     if default_artifact_root and urlsplit(default_artifact_root).scheme != PROXY_SCHEME:
         served_roots.append(resolve_uri(default_artifact_root).rstrip("/"))
-    file_root = getattr(store, "root", None)
-    if _store_type(store) == "FileStore" and isinstance(file_root, str):
-        served_roots.append(resolve_uri(file_root))
+    if store.local_root is not None:
+        served_roots.append(resolve_uri(store.local_root))
 
     hosts = tuple(allowed_hosts) if allowed_hosts else ("*",)
     context = ServerContext(store, destination, served_roots, allow_any_artifact_location)
@@ -268,7 +262,7 @@ def create_app(
 
     def server_info() -> Response:
         info = {
-            "store_type": _store_type(store),
+            "store_type": store.mlflow_store_type,
             "workspaces_enabled": False,
             "multipart_uploads_enabled": False,
             "multipart_downloads_enabled": False,

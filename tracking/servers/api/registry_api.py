@@ -32,7 +32,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from tracking.errors import BAD_REQUEST, InvalidParameterError, NotFoundError, TrackingError
+from tracking.errors import (
+    BAD_REQUEST,
+    InvalidParameterError,
+    NotFoundError,
+    RegistryUnavailableError,
+    TrackingError,
+)
 from tracking.logged_models import MODEL_VERSIONS_TAG
 from tracking.registry.base import RegistryStore
 from tracking.registry.entities import STATUS_READY, ModelVersion, RegisteredModel
@@ -75,23 +81,14 @@ _registry_lock = threading.Lock()
 
 def open_registry(store: TrackingStore) -> RegistryStore:
     """The registry kept with `store`: its file root's models/ folder or its SQL database."""
-    from tracking.stores.file.store import FileStore
-
-    if isinstance(store, FileStore):
-        from tracking.registry.file import FileRegistryStore
-
-        return FileRegistryStore(store.root)
-    if type(store).__name__ == "SqlStore":
-        from tracking.registry.sql import SqlRegistryStore
-        from tracking.stores.sql.store import SqlStore
-
-        if isinstance(store, SqlStore):
-            return SqlRegistryStore(store)
-    raise TrackingError(
-        f"This server's backend store ({type(store).__name__}) has no model registry: start the "
-        "server on a file store or a SQL database (sqlite://, postgresql://)",
-        BAD_REQUEST,
-    )
+    try:
+        return store.open_registry()
+    except RegistryUnavailableError:
+        raise TrackingError(
+            f"This server's backend store ({type(store).__name__}) has no model registry: start "
+            "the server on a file store or a SQL database (sqlite://, postgresql://)",
+            BAD_REQUEST,
+        ) from None
 
 
 def registry_for(ctx: ServerContext) -> RegistryStore:

@@ -276,26 +276,14 @@ def create_ui_router(
             order = data.Sort.parse(sort, dir)
         except data.FilterError as e:
             error, order, sort_ok = e, data.Sort.parse(None, None), False
-        index = data.file_index(client.store, exp.experiment_id)
+        runs = client.store.experiment_runs(exp.experiment_id)
         try:
-            runs_page = data.runs_page(
-                client.store,
-                exp.experiment_id,
-                filter,
-                order,
-                (page - 1) * size,
-                size,
-                tree,
-                index,
-            )
+            runs_page = data.runs_page(runs, filter, order, (page - 1) * size, size, tree)
             if tree and not runs_page.rows and filter.strip() and page == 1:
                 nested_hint = data.nested_runs_match(client.store, exp.experiment_id, filter)
         except data.FilterError as e:
             error = e
-        if index is not None:
-            stats = index.stats
-        else:
-            stats = data.run_stats(client.store, [exp.experiment_id]).get(exp.experiment_id)
+        stats = runs.stats()
         rows = runs_page.rows if runs_page else []
         columns = data.table_columns((row.run for row in rows), systags)
         state: dict[str, Any] = {
@@ -375,6 +363,7 @@ def create_ui_router(
         if artifact and listed_dir != artifacts_view.clean_path(artifact):
             preview, preview_error = _preview(run, artifact)
         chart_data = {key: data.chart_series(points) for key, points in histories.items()}
+        environment = data.environment_view(run, _requirements(run))
         return render(
             request,
             "run.html",
@@ -394,7 +383,17 @@ def create_ui_router(
             charts=bool(chart_data),
             crumbs=artifacts_view.breadcrumbs(listed_dir or ""),
             kind=artifacts_view.artifact_kind,
+            environment=environment,
         )
+
+    def _requirements(run: Any) -> bytes | None:
+        """environment/requirements.txt of the run, when it recorded one we may read."""
+        try:
+            artifacts = run_artifacts(run)
+            content, _ = artifacts.read_head(data.REQUIREMENTS_ARTIFACT, data.REQUIREMENTS_LIMIT)
+        except TrackingError:
+            return None
+        return content
 
     def _listing(run: Any, path: str) -> tuple[list[Any], Exception | None, str | None]:
         """Entries of the folder to show: `path` itself, or the folder holding the file."""

@@ -2,9 +2,10 @@
 run's artifact root.
 
 Paths from the browser go through the same validation as every artifact write
-(`tracking.artifacts._artifact_subpath`: no `..`, no absolute paths, no drive letters, no
-backslashes, no percent-encoded traversal at any depth). On local storage the resolved real path
-must also stay inside the root's real path, so a symlink in the artifact folder cannot lead out.
+(`tracking.artifacts.artifact_subpath`: no `..`, no absolute paths, no drive letters, no
+backslashes, no percent-encoded traversal at any depth). On local storage the repository also
+keeps the resolved real path inside the root's real path, so a symlink in the artifact folder
+cannot lead out.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import csv
 import io
 import json
 import mimetypes
-import os
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracking.artifacts import ArtifactRepository, _artifact_subpath
+from tracking.artifacts import ArtifactRepository, artifact_subpath
 from tracking.entities import FileInfo
 from tracking.errors import InvalidParameterError, NotFoundError
 
@@ -66,7 +66,7 @@ def artifact_kind(path: str) -> str:
 
 def clean_path(path: str | None) -> str:
     """The normalised relative path, or InvalidParameterError for anything leaving the root."""
-    return _artifact_subpath(path or "")
+    return artifact_subpath(path or "")
 
 
 class RunArtifacts:
@@ -76,29 +76,13 @@ class RunArtifacts:
     def __init__(self, repo: ArtifactRepository) -> None:
         self.repo = repo
 
-    def _full(self, rel: str) -> str:
-        full = self.repo._full(rel)
-        if self.repo.protocol == "file" and rel:
-            root = os.path.realpath(self.repo.root)
-            real = os.path.realpath(full)
-            if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
-                raise InvalidParameterError(
-                    f"Invalid artifact path {rel!r}: it leads outside the run's artifact root"
-                )
-        return full
-
     def list(self, path: str | None) -> list[FileInfo]:
-        rel = clean_path(path)
-        self._full(rel)
-        entries = self.repo.list_artifacts(rel or None)
+        entries = self.repo.list_artifacts(clean_path(path) or None)
         return sorted(entries, key=lambda e: (not e.is_dir, e.path.lower()))
 
     def info(self, path: str | None) -> dict[str, Any]:
         """fsspec's info of the entry (type, size); NotFoundError if there is none."""
-        rel = clean_path(path)
-        full = self._full(rel)
-        with self.repo._errors("read", self.repo._uri(rel)):
-            return dict(self.repo.fs.info(full))
+        return self.repo.info(clean_path(path))
 
     def is_dir(self, path: str | None) -> bool:
         rel = clean_path(path)
@@ -114,8 +98,7 @@ class RunArtifacts:
         rel = clean_path(path)
         if not rel:
             raise InvalidParameterError("Name an artifact file to preview")
-        full = self._full(rel)
-        with self.repo._errors("read", self.repo._uri(rel)), self.repo.fs.open(full, "rb") as f:
+        with self.repo.open(rel) as f:
             data = f.read(limit + 1)
         return data[:limit], len(data) > limit
 
@@ -126,15 +109,9 @@ class RunArtifacts:
         self.repo.write_bytes(rel, data)
 
     def stream(self, path: str) -> Iterator[bytes]:
-        rel = clean_path(path)
-        full = self._full(rel)
-        with self.repo._errors("read", self.repo._uri(rel)):
-            f = self.repo.fs.open(full, "rb")
-        try:
+        with self.repo.open(clean_path(path)) as f:
             while chunk := f.read(CHUNK):
                 yield chunk
-        finally:
-            f.close()
 
 
 def content_type(path: str) -> str:

@@ -77,12 +77,10 @@ def warm_up(uri: str) -> None:
     store parses each run's meta.yaml once per process)."""
     try:
         from tracking.client import TrackingClient
-        from tracking.servers.ui import data
 
         client = TrackingClient(uri)  # the same (cached) store object as the app's
         for experiment in client.search_experiments(max_results=1000):
-            if data.file_index(client.store, experiment.experiment_id) is None:
-                data.run_stats(client.store, [experiment.experiment_id])
+            client.store.experiment_runs(experiment.experiment_id).stats()
     except Exception:  # only an optimisation: the pages report real errors themselves
         pass
 

@@ -1,27 +1,29 @@
 """What the UI pages show, read from a store: no web framework in here.
 
-Everything goes through the public store API (`search_runs` with the search grammar), except a
-few read-only fast paths for the file and SQL stores where the API has no call for the job
-(counting runs, sorting by duration); any other store takes the slow, generic path.
+Everything goes through the public store API: `search_runs` with the search grammar, and the
+capabilities a runs table needs (`run_stats`, `experiment_runs`: counts, pages in any order,
+nested runs), which each store answers from its fastest source.
 """
 
 from __future__ import annotations
 
 import datetime
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tracking import search, system_tags
 from tracking.client import TrackingClient
-from tracking.entities import Experiment, Metric, Run, RunStatus, ViewType
+from tracking.entities import Experiment, Metric, Run, ViewType
 from tracking.errors import InvalidParameterError, NotFoundError
+from tracking.search import quote_key, quote_string
 from tracking.stores.base import (
-    SEARCH_MAX_RESULTS_THRESHOLD,
+    DURATION_ORDER,
+    ExperimentRuns,
     TrackingStore,
-    encode_page_token,
+    all_runs,
+    run_duration,
 )
 
 PARENT_TAG = system_tags.PARENT_RUN_ID
@@ -31,17 +33,18 @@ TASK_RUN_ID_TAG = "prefect.task_run_id"
 FLOW_RUN_ID_TAG = "prefect.flow_run_id"
 SCHEDULED_TAG = "prefect.scheduled_start_time"
 DEPLOYMENT_TAG = "prefect.deployment_name"
-TOP_LEVEL_FILTER = f"tags.`{PARENT_TAG}` IS NULL"
 
 #: Tag namespaces written by the tracker itself: hidden from the runs table's default columns.
 SYSTEM_TAG_PREFIXES = ("mlflow.", "prefect.", "trackflow.")
-#: Children fetched per tree level and page (a flow with more tasks shows the first ones).
-MAX_CHILDREN_PER_LEVEL = 5000
+#: Nested runs shown below one page of top-level runs (a flow with more tasks shows the first).
+MAX_NESTED_RUNS = 5000
 MAX_TREE_DEPTH = 32
 #: Nested runs linked from a run's page.
 MAX_LINKED_CHILDREN = 1000
 #: Metric points sent to a chart; longer histories are thinned evenly (first and last kept).
 MAX_CHART_POINTS = 5000
+REQUIREMENTS_ARTIFACT = "environment/requirements.txt"  # tracking.run_environment's
+REQUIREMENTS_LIMIT = 2_000_000  # bytes of it read for the run page's package list
 
 # Sortable columns: (kind, key) where kind is attr, param, metric, tag or duration.
 ATTRIBUTE_COLUMNS = {
@@ -66,16 +69,6 @@ class FilterError(InvalidParameterError):
 # --------------------------------------------------------------------------- formatting
 
 
-def quote_key(key: str) -> str:
-    """A key as the search grammar reads it: back-quoted, inner back-quotes doubled."""
-    return "`" + key.replace("`", "``") + "`"
-
-
-def quote_string(value: str) -> str:
-    """A string literal for the search grammar."""
-    return "'" + value.replace("'", "''") + "'"
-
-
 def format_time(ms: int | None) -> str:
     if ms is None:
         return ""
@@ -89,10 +82,7 @@ def iso_time(ms: int | None) -> str:
 
 
 def duration_ms(run: Run) -> int | None:
-    start, end = run.info.start_time, run.info.end_time
-    if start is None or end is None:
-        return None
-    return max(0, end - start)
+    return run_duration(run.info.start_time, run.info.end_time)
 
 
 def format_duration(ms: int | None) -> str:
@@ -203,103 +193,8 @@ def search_experiments(client: TrackingClient, query: str) -> list[Experiment]:
 def experiment_summaries(
     client: TrackingClient, experiments: Sequence[Experiment]
 ) -> list[ExperimentSummary]:
-    stats = run_stats(client.store, [e.experiment_id for e in experiments])
+    stats = client.store.run_stats([e.experiment_id for e in experiments])
     return [ExperimentSummary(e, *stats.get(e.experiment_id, (None, None))) for e in experiments]
-
-
-def run_stats(store: TrackingStore, experiment_ids: list[str]) -> dict[str, tuple[int, int | None]]:
-    """{experiment id: (active runs, latest start time)}."""
-    if not experiment_ids:
-        return {}
-    fast = _sql_run_stats(store, experiment_ids)
-    if fast is None:
-        fast = _file_run_stats(store, experiment_ids)
-    if fast is not None:
-        return fast
-    stats = {}
-    for experiment_id in experiment_ids:  # generic: one pass over the runs through the API
-        count, latest = 0, None
-        for run in _all_runs(store, [experiment_id], ""):
-            count += 1
-            start = run.info.start_time
-            latest = start if latest is None or (start or 0) > latest else latest
-        stats[experiment_id] = (count, latest)
-    return stats
-
-
-def _sql_run_stats(
-    store: TrackingStore, experiment_ids: list[str]
-) -> dict[str, tuple[int, int | None]] | None:
-    try:
-        from tracking.stores.sql.store import SqlStore
-    except ImportError:  # pragma: no cover - SQLAlchemy comes with Prefect
-        return None
-    if not isinstance(store, SqlStore):
-        return None
-    from sqlalchemy import func, select
-
-    from tracking.stores.sql import schema as schema
-
-    keys = [int(i) for i in experiment_ids if i.isdigit()]
-    r = schema.runs
-    query = (
-        select(r.c.experiment_id, func.count(), func.max(r.c.start_time))
-        .where(r.c.experiment_id.in_(keys), r.c.lifecycle_stage == "active")
-        .group_by(r.c.experiment_id)
-    )
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    stats: dict[str, tuple[int, int | None]] = {i: (0, None) for i in experiment_ids}
-    for experiment_id, count, latest in rows:
-        stats[str(experiment_id)] = (int(count), latest)
-    return stats
-
-
-def _file_run_stats(
-    store: TrackingStore, experiment_ids: list[str]
-) -> dict[str, tuple[int, int | None]] | None:
-    from tracking.stores.file.store import FileStore
-
-    if not isinstance(store, FileStore):
-        return None
-    stats: dict[str, tuple[int, int | None]] = {}
-    for experiment_id in experiment_ids:
-        count, latest = 0, None
-        try:
-            path = store._experiment_dir(experiment_id)
-        except (NotFoundError, InvalidParameterError):
-            continue
-        for run_dir in store._run_dirs(path):
-            try:
-                meta = store._run_meta(run_dir)
-            except NotFoundError:
-                continue
-            if meta.get("lifecycle_stage", "active") != "active":
-                continue
-            count += 1
-            start = meta.get("start_time")
-            if isinstance(start, int) and (latest is None or start > latest):
-                latest = start
-        stats[experiment_id] = (count, latest)
-    return stats
-
-
-def _all_runs(store: TrackingStore, experiment_ids: list[str], filter_string: str) -> list[Run]:
-    runs: list[Run] = []
-    token = None
-    while True:
-        page = store.search_runs(
-            experiment_ids,
-            filter_string,
-            ViewType.ACTIVE_ONLY,
-            SEARCH_MAX_RESULTS_THRESHOLD,
-            None,
-            token,
-        )
-        runs += page
-        token = page.token
-        if not token:
-            return runs
 
 
 # --------------------------------------------------------------------------- runs table
@@ -332,13 +227,15 @@ class Sort:
     def param(self) -> str:
         return DURATION if self.kind == DURATION else f"{self.kind}:{self.key}"
 
-    def order_by(self) -> list[str]:
-        """The search_runs order_by entry (duration has none: see _duration_page)."""
+    def order_by(self) -> str:
+        """The order_by entry of ExperimentRuns.page (search_runs' grammar, or duration)."""
         direction = "DESC" if self.descending else "ASC"
+        if self.kind == DURATION:
+            return f"{DURATION_ORDER} {direction}"
         if self.kind == "attr":
-            return [f"attributes.{self.key} {direction}"]
+            return f"attributes.{self.key} {direction}"
         prefix = {"param": "params", "metric": "metrics", "tag": "tags"}[self.kind]
-        return [f"{prefix}.{quote_key(self.key)} {direction}"]
+        return f"{prefix}.{quote_key(self.key)} {direction}"
 
     def value(self, run: Run) -> Any:
         if self.kind == DURATION:
@@ -377,43 +274,22 @@ class RunsPage:
 
 
 def runs_page(
-    store: TrackingStore,
-    experiment_id: str,
+    runs: ExperimentRuns,
     filter_string: str,
     sort: Sort,
     offset: int,
     size: int,
     tree: bool,
-    index: FileIndex | None = None,
 ) -> RunsPage:
-    """One page of runs: top-level runs in tree mode (with every descendant), else any run.
-
-    `index` (file store only, see `file_index`) saves scanning the experiment again.
-    """
+    """One page of an experiment's runs: top-level runs in tree mode (with every descendant),
+    else any run."""
     user_filter = check_filter(filter_string)
-    page_filter = and_filters(user_filter, TOP_LEVEL_FILTER) if tree else user_filter
-    if index is not None:
-        comparisons = search.parse_run_filter(user_filter)
-        runs, has_next = index.page(store, comparisons, sort, offset, size, tree)
-    elif sort.kind == DURATION:
-        runs, has_next = _duration_page(store, experiment_id, page_filter, sort, offset, size)
-    else:
-        try:
-            found = store.search_runs(
-                [experiment_id],
-                page_filter,
-                ViewType.ACTIVE_ONLY,
-                size,
-                sort.order_by(),
-                encode_page_token(offset) if offset else None,
-            )
-        except search.SearchSyntaxError as e:  # only the sort can fail here
-            raise FilterError(str(e)) from None
-        runs, has_next = list(found), found.token is not None
-    rows = [RunRow(run, 0, None) for run in runs]
-    truncated = False
-    if tree and rows:
-        truncated = _attach_descendants(store, experiment_id, rows, sort, index)
+    try:
+        found, has_next = runs.page(user_filter, sort.order_by(), offset, size, tree)
+    except search.SearchSyntaxError as e:  # only the sort can fail here
+        raise FilterError(str(e)) from None
+    rows = [RunRow(run, 0, None) for run in found]
+    truncated = _attach_descendants(runs, rows, sort) if tree and rows else False
     return RunsPage(_flatten(rows), len(rows), offset, size, has_next, truncated)
 
 
@@ -424,51 +300,17 @@ def _children_order(sort: Sort) -> Sort:
     return sort
 
 
-def _attach_descendants(
-    store: TrackingStore,
-    experiment_id: str,
-    top: list[RunRow],
-    sort: Sort,
-    index: FileIndex | None,
-) -> bool:
-    """Attach the nested runs of `top`, at any depth; True if some were left out.
-
-    File and SQL stores read the experiment's parent links in one pass (`FileIndex`,
-    `_sql_parent_links`); any other store asks search_runs level by level with
-    `tags.mlflow.parentRunId IN (...)`.
-    """
-    links = index.children if index is not None else _sql_parent_links(store, experiment_id)
-    if links is None:
-        return _attach_by_search(store, experiment_id, top, sort)
-    wanted: list[str] = []
-    parent_of: dict[str, str] = {}
-    seen = {row.run.info.run_id for row in top}
-    level = list(seen)
-    truncated = False
-    for _depth in range(MAX_TREE_DEPTH):
-        next_level = []
-        for parent in level:
-            for child in links.get(parent, ()):
-                if child in seen:  # a parent cycle: show each run once
-                    continue
-                if len(wanted) >= MAX_CHILDREN_PER_LEVEL:
-                    truncated = True
-                    break
-                seen.add(child)
-                parent_of[child] = parent
-                wanted.append(child)
-                next_level.append(child)
-        level = next_level
-        if not level:
-            break
-    runs = _load_runs(store, wanted)
+def _attach_descendants(runs: ExperimentRuns, top: list[RunRow], sort: Sort) -> bool:
+    """Attach the nested runs of `top`, at any depth; True if some were left out."""
+    found, truncated = runs.descendants(
+        [row.run.info.run_id for row in top], MAX_TREE_DEPTH, MAX_NESTED_RUNS
+    )
     rows = {row.run.info.run_id: row for row in top}
-    order = _children_order(sort)
-    pending = _python_sort(runs, order)
+    pending = _python_sort(found, _children_order(sort))
     while pending:  # parents before children: place what has a placed parent, repeat
         later = []
         for run in pending:
-            parent = rows.get(parent_of[run.info.run_id])
+            parent = rows.get(run.data.tags.get(PARENT_TAG, ""))
             if parent is None:
                 later.append(run)
                 continue
@@ -480,196 +322,6 @@ def _attach_descendants(
             break  # a parent that could not be loaded: drop its subtree
         pending = later
     return truncated
-
-
-def _load_runs(store: TrackingStore, run_ids: list[str]) -> list[Run]:
-    if not run_ids:
-        return []
-    loader = getattr(store, "_load_runs", None)  # the SQL store's bulk read
-    if loader is not None:
-        return list(loader(run_ids))
-    runs = []
-    for run_id in run_ids:
-        try:
-            runs.append(store.get_run(run_id))
-        except NotFoundError:  # deleted since the listing
-            continue
-    return runs
-
-
-def _attach_by_search(
-    store: TrackingStore, experiment_id: str, top: list[RunRow], sort: Sort
-) -> bool:
-    order = _children_order(sort)
-    level, truncated, seen = top, False, {row.run.info.run_id for row in top}
-    for depth in range(1, MAX_TREE_DEPTH + 1):
-        if not level:
-            break
-        by_id = {row.run.info.run_id: row for row in level}
-        ids = ", ".join(quote_string(i) for i in by_id)
-        found = store.search_runs(
-            [experiment_id],
-            f"tags.{quote_key(PARENT_TAG)} IN ({ids})",
-            ViewType.ACTIVE_ONLY,
-            MAX_CHILDREN_PER_LEVEL,
-            ["attributes.start_time ASC"],
-        )
-        truncated = truncated or found.token is not None
-        next_level = []
-        for run in _python_sort(list(found), order):
-            if run.info.run_id in seen:
-                continue
-            seen.add(run.info.run_id)
-            parent = by_id[run.data.tags[PARENT_TAG]]
-            row = RunRow(run, depth, parent.run.info.run_id)
-            parent.children.append(row)
-            parent.child_count += 1
-            next_level.append(row)
-        level = next_level
-    return truncated
-
-
-def _sql_parent_links(store: TrackingStore, experiment_id: str) -> dict[str, list[str]] | None:
-    """SQL stores: {parent id: [child ids]} of the experiment's active runs, one query."""
-    try:
-        from tracking.stores.sql.store import SqlStore
-    except ImportError:  # pragma: no cover - SQLAlchemy comes with Prefect
-        return None
-    if not isinstance(store, SqlStore):
-        return None
-    if not experiment_id.isdigit():
-        return {}
-    from sqlalchemy import and_, select
-
-    from tracking.stores.sql import schema as schema
-
-    r, t = schema.runs, schema.tags
-    query = (
-        select(t.c.run_uuid, t.c.value)
-        .select_from(r.join(t, and_(t.c.run_uuid == r.c.run_uuid, t.c.key == PARENT_TAG)))
-        .where(r.c.experiment_id == int(experiment_id), r.c.lifecycle_stage == "active")
-        .order_by(r.c.start_time, r.c.run_uuid)
-    )
-    links: dict[str, list[str]] = {}
-    with store.engine.connect() as conn:
-        for child, parent in conn.execute(query):
-            links.setdefault(parent, []).append(child)
-    return links
-
-
-class FileIndex:
-    """One pass over a file-store experiment: each active run's id, parent and meta.yaml.
-
-    The store's own stat-validated cache makes the pass cheap (two stats per run) after the
-    first; it gives the run count, the children of any run, and unfiltered pages (tree or
-    flat, any sort) without another scan.
-    """
-
-    def __init__(self, entries: list[tuple[str, str | None, dict[str, Any], str]]) -> None:
-        self.entries = entries
-        self.children: dict[str, list[str]] = {}
-        for run_id, parent, _meta, _dir in entries:
-            if parent:
-                self.children.setdefault(parent, []).append(run_id)
-
-    @property
-    def stats(self) -> tuple[int, int | None]:
-        starts = [_int(m.get("start_time")) for _, _, m, _ in self.entries]
-        return len(self.entries), max((s for s in starts if s is not None), default=None)
-
-    def page(
-        self,
-        store: TrackingStore,
-        comparisons: tuple[search.Comparison, ...],
-        sort: Sort,
-        offset: int,
-        size: int,
-        tree: bool,
-    ) -> tuple[list[Run], bool]:
-        """A page of the runs (top-level runs only when `tree`) matching `comparisons`,
-        ordered as search_runs orders them; the filter is the store's own matcher."""
-        from tracking.stores.file.store import _RunView
-
-        items = []
-        for entry in self.entries:
-            if tree and entry[1]:
-                continue
-            view = _RunView(store, entry[3])  # type: ignore[arg-type]
-            if comparisons:
-                try:
-                    if not search.run_matches(comparisons, view):
-                        continue
-                except (NotFoundError, KeyError, ValueError):
-                    continue
-            if sort.kind in ("attr", DURATION):
-                value = _meta_value(entry[2], sort)
-            else:
-                value = getattr(view, sort.kind)(sort.key)
-                if isinstance(value, float) and math.isnan(value):
-                    value = None
-            start = _int(entry[2].get("start_time"))
-            # search_runs' tie-break after the chosen column: start_time DESC, run_id ASC
-            items.append((value, -(start if start is not None else -(2**63)), entry[0]))
-        present = [i for i in items if i[0] is not None]
-        missing = [i for i in items if i[0] is None]
-        present.sort(key=lambda i: (i[1], i[2]))
-        present.sort(key=lambda i: _comparable(i[0]), reverse=sort.descending)
-        missing.sort(key=lambda i: (i[1], i[2]))
-        ordered = present + missing
-        chosen = [i[2] for i in ordered[offset : offset + size]]
-        return _load_runs(store, chosen), len(ordered) > offset + size
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _meta_value(meta: dict[str, Any], sort: Sort) -> Any:
-    """A run's value for an attribute (or duration) column, read from its meta.yaml."""
-    if sort.kind == DURATION:
-        start, end = _int(meta.get("start_time")), _int(meta.get("end_time"))
-        return None if start is None or end is None else max(0, end - start)
-    if sort.key == "status":
-        try:
-            return RunStatus(int(meta["status"])).name
-        except (KeyError, ValueError):
-            return None
-    value = meta.get(sort.key)
-    if value is None or isinstance(value, int):
-        return value
-    return str(value)
-
-
-def file_index(store: TrackingStore, experiment_id: str) -> FileIndex | None:
-    """The FileIndex of an experiment in a file store; None for any other store."""
-    from tracking.stores.file.disk import DamagedFileError
-    from tracking.stores.file.store import RESERVED_EXPERIMENT_FOLDERS, FileStore, _parse_text
-
-    if not isinstance(store, FileStore):
-        return None
-    try:
-        path = store._experiment_dir(experiment_id)
-    except (NotFoundError, InvalidParameterError):
-        return FileIndex([])
-    entries = []
-    with os.scandir(path) as scan:
-        names = [e.name for e in scan if not e.name.startswith(".")]
-    for name in names:
-        if name in RESERVED_EXPERIMENT_FOLDERS:
-            continue
-        run_dir = f"{path}/{name}"
-        try:
-            meta = store._read_meta(run_dir)
-        except (FileNotFoundError, NotADirectoryError, DamagedFileError):
-            continue
-        if meta.get("lifecycle_stage", "active") != "active":
-            continue
-        try:
-            parent = store._cache.get(f"{run_dir}/tags/{PARENT_TAG}", _parse_text)
-        except (FileNotFoundError, NotADirectoryError):
-            parent = None
-        entries.append((str(meta.get("run_id", name)), parent or None, meta, run_dir))
-    return FileIndex(entries)
 
 
 def _flatten(rows: Iterable[RunRow]) -> list[RunRow]:
@@ -693,64 +345,6 @@ def _comparable(value: Any) -> tuple[int, Any]:
     if isinstance(value, (int, float)):
         return 0, value
     return 1, str(value)
-
-
-def _duration_page(
-    store: TrackingStore,
-    experiment_id: str,
-    filter_string: str,
-    sort: Sort,
-    offset: int,
-    size: int,
-) -> tuple[list[Run], bool]:
-    """Sort by end_time - start_time, which the search grammar cannot order by."""
-    page = _sql_duration_page(store, experiment_id, filter_string, sort, offset, size)
-    if page is not None:
-        return page
-    runs = _python_sort(_all_runs(store, [experiment_id], filter_string), sort)
-    return runs[offset : offset + size], len(runs) > offset + size
-
-
-def _sql_duration_page(
-    store: TrackingStore,
-    experiment_id: str,
-    filter_string: str,
-    sort: Sort,
-    offset: int,
-    size: int,
-) -> tuple[list[Run], bool] | None:
-    try:
-        from tracking.stores.sql.store import SqlStore
-    except ImportError:  # pragma: no cover
-        return None
-    if not isinstance(store, SqlStore):
-        return None
-    from sqlalchemy import and_, select
-
-    from tracking.stores.sql import schema as schema
-    from tracking.stores.sql.search import condition
-
-    if not experiment_id.isdigit():
-        return [], False
-    r = schema.runs
-    duration = r.c.end_time - r.c.start_time
-    where = [r.c.experiment_id == int(experiment_id), r.c.lifecycle_stage == "active"]
-    where += [condition(c) for c in search.parse_run_filter(filter_string)]
-    query = (
-        select(r.c.run_uuid)
-        .where(and_(*where))
-        .order_by(
-            duration.is_(None),
-            duration.desc() if sort.descending else duration.asc(),
-            r.c.start_time.desc(),
-            r.c.run_uuid.asc(),
-        )
-        .offset(offset)
-        .limit(size + 1)
-    )
-    with store.engine.connect() as conn:
-        ids = list(conn.execute(query).scalars())
-    return store._load_runs(ids[:size]), len(ids) > size
 
 
 def nested_runs_match(store: TrackingStore, experiment_id: str, filter_string: str) -> bool:
@@ -851,20 +445,8 @@ def run_links(client: TrackingClient, run: Run) -> RunLinks:
             parent = client.get_run(parent_id)
         except (NotFoundError, InvalidParameterError):
             parent = None
-    index = file_index(client.store, run.info.experiment_id)
-    if index is not None:  # the file store: one cheap pass instead of a search
-        ids = index.children.get(run.info.run_id, [])
-        found = _load_runs(client.store, ids[:MAX_LINKED_CHILDREN])
-        children = _python_sort(found, Sort("attr", "start_time", False))
-        more = len(ids) > MAX_LINKED_CHILDREN
-    else:
-        page = client.search_runs(
-            [run.info.experiment_id],
-            f"tags.{quote_key(PARENT_TAG)} = {quote_string(run.info.run_id)}",
-            max_results=MAX_LINKED_CHILDREN,
-            order_by=["attributes.start_time ASC"],
-        )
-        children, more = list(page), page.token is not None
+    runs = client.store.experiment_runs(run.info.experiment_id)
+    children, more = runs.descendants([run.info.run_id], 1, MAX_LINKED_CHILDREN)
     url, kind = prefect_link(client, run)
     return RunLinks(parent, parent_id, children, more, url, kind)
 
@@ -991,7 +573,7 @@ def scheduled_series(
     """The experiment's scheduled (or deployment) flow runs, oldest first, with `metric`."""
     found: dict[str, Run] = {}
     for marker in (SCHEDULED_TAG, DEPLOYMENT_TAG):
-        for run in _all_runs(store, [experiment_id], f"tags.{quote_key(marker)} IS NOT NULL"):
+        for run in all_runs(store, [experiment_id], f"tags.{quote_key(marker)} IS NOT NULL"):
             found.setdefault(run.info.run_id, run)
     runs = list(found.values())
     deployments = sorted({r.data.tags.get(DEPLOYMENT_TAG, "") for r in runs} - {""})
@@ -1029,3 +611,49 @@ def _scheduled_ms(run: Run) -> int | None:
         except ValueError:
             pass
     return run.info.start_time
+
+
+@dataclass(frozen=True)
+class EnvironmentView:
+    """What the run page shows of a run's recorded environment (tracking.run_environment)."""
+
+    python: str | None
+    platform: str | None
+    packages: list[str]  # `name==version` lines of environment/requirements.txt
+    commit: str | None
+    branch: str | None
+    repo_url: str | None
+    dirty: str | None  # "true" / "false", None when unknown
+    entrypoint: str | None
+    reproduce: str | None  # the command that runs it again
+
+
+def environment_view(run: Run, requirements: bytes | None) -> EnvironmentView | None:
+    """The run's environment, from its tags and requirements.txt; None when none is recorded."""
+    from tracking import run_environment as env
+
+    tags = run.data.tags
+    packages = [
+        line.strip()
+        for line in (requirements or b"").decode("utf-8", "replace").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    python = tags.get(env.PYTHON_VERSION_TAG)
+    commit = tags.get(system_tags.GIT_COMMIT)
+    if python is None and commit is None and not packages:
+        return None
+    is_project = tags.get(system_tags.SOURCE_TYPE) == "PROJECT"
+    entrypoint = tags.get("mlflow.project.entryPoint") if is_project else None
+    entrypoint = entrypoint or tags.get(env.ENTRYPOINT_TAG)
+    reproducible = commit is not None and entrypoint is not None
+    return EnvironmentView(
+        python=python,
+        platform=tags.get(env.PLATFORM_TAG),
+        packages=packages,
+        commit=commit,
+        branch=tags.get(env.GIT_BRANCH_TAG),
+        repo_url=tags.get(env.GIT_REPO_URL_TAG),
+        dirty=tags.get(env.GIT_DIRTY_TAG),
+        entrypoint=entrypoint,
+        reproduce=f"trackflow runs reproduce {run.info.run_id}" if reproducible else None,
+    )

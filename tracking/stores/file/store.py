@@ -9,9 +9,10 @@ import random
 import shutil
 import time
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
-from tracking import search, validation
+from tracking import search, system_tags, validation
 from tracking.entities import (
     Experiment,
     LifecycleStage,
@@ -29,13 +30,21 @@ from tracking.errors import (
     InvalidParameterError,
     InvalidStateError,
     NotFoundError,
+    StorageError,
 )
+from tracking.stores import local_path
 from tracking.stores.base import (
+    DURATION_ORDER,
     SEARCH_MAX_RESULTS_DEFAULT,
+    ExperimentRuns,
     PagedList,
+    RunStats,
     TrackingStore,
+    duration_order,
     new_run_info,
     paginate,
+    run_duration,
+    walk_descendants,
 )
 from tracking.stores.file.disk import (
     DamagedFileError,
@@ -54,6 +63,9 @@ from tracking.stores.file.disk import (
     write_yaml,
 )
 from tracking.stores.file.logged_models import LoggedModelFiles
+
+if TYPE_CHECKING:
+    from tracking.registry.base import RegistryStore
 
 TRASH = ".trash"
 DEFAULT_EXPERIMENT_ID = "0"
@@ -118,6 +130,8 @@ def _parse_text(path: str, text: bytes) -> str:
 @translating_os_errors
 class FileStore(LoggedModelFiles, TrackingStore):
     """Experiments and runs as folders of YAML and text files (MLflow-readable)."""
+
+    mlflow_store_type = "FileStore"
 
     def __init__(self, root: str, artifact_root: str | None = None) -> None:
         self.root = os.path.abspath(root)
@@ -679,6 +693,8 @@ class FileStore(LoggedModelFiles, TrackingStore):
             append_line(os.path.join(run_dir, "metrics", key), "".join(key_lines))
         for path, model_line in model_lines:
             append_line(path, model_line)
+        if checked_tags.get(system_tags.RUN_NAME):  # the run is renamed, as by set_tag
+            self.update_run_info(run_id, run_name=checked_tags[system_tags.RUN_NAME])
 
     def delete_tag(self, run_id: str, key: str) -> None:
         validation.validate_key(key, "Tag key")
@@ -728,6 +744,102 @@ class FileStore(LoggedModelFiles, TrackingStore):
         page = paginate(search.sort_runs(views, ordering), max_results, page_token)
         return PagedList((self.get_run(os.path.basename(v.run_dir)) for v in page), page.token)
 
+    # --- capabilities (tracking.stores.base) ----------------------------------------------------
+    @classmethod
+    def check_holds_store(cls, uri: str) -> None:
+        """A folder with at least one experiment folder (active or in .trash)."""
+        path = local_path(uri)
+        if not os.path.isdir(path):
+            raise NotFoundError(f"{uri!r} does not exist ({path} is not a folder)")
+        folders = [path, os.path.join(path, TRASH)]
+        if not any(
+            os.path.isfile(cls._meta_path(base, name))
+            for base in folders
+            if os.path.isdir(base)
+            for name in os.listdir(base)
+        ):
+            raise NotFoundError(
+                f"{uri!r} is not a tracking store (no experiment folders in {path})"
+            )
+
+    @property
+    def local_root(self) -> str:
+        return self.root
+
+    def run_stats(
+        self, experiment_ids: Sequence[str], view_type: ViewType = ViewType.ACTIVE_ONLY
+    ) -> dict[str, RunStats]:
+        """Counted from the runs' meta.yaml files (cached while unchanged)."""
+        stats = {}
+        for experiment_id in experiment_ids:
+            try:
+                runs = self._run_dirs(self._experiment_dir(experiment_id))
+            except (NotFoundError, InvalidParameterError):
+                runs = []
+            starts = []
+            for run_dir in runs:
+                try:
+                    meta = self._run_meta(run_dir)
+                except NotFoundError:
+                    continue
+                if view_type.matches(meta.get("lifecycle_stage", LifecycleStage.ACTIVE)):
+                    starts.append(meta.get("start_time"))
+            stats[experiment_id] = RunStats.of(starts)
+        return stats
+
+    def experiment_runs(self, experiment_id: str) -> ExperimentRuns:
+        return _ExperimentFolder(self, experiment_id)
+
+    def deleted_time(self, run_id: str) -> int | None:
+        try:
+            value = self._locate_run(run_id)[1].get("deleted_time")
+        except NotFoundError:
+            return None
+        return int(value) if value is not None else None
+
+    @property
+    def can_hard_delete(self) -> bool:
+        return True
+
+    def _remove(self, path: str) -> None:
+        """Remove a run or experiment folder: first renamed to a hidden name (atomic; readers
+        skip names starting with a dot), so no reader ever sees half of it."""
+        root = os.path.realpath(self.root)
+        if not os.path.realpath(path).startswith(root + os.sep):  # never outside the store
+            raise StorageError(f"Refusing to remove {path}: it is outside {self.root}")
+        hidden = os.path.join(os.path.dirname(path), f".gc-{uuid.uuid4().hex}")
+        os.replace(path, hidden)
+        shutil.rmtree(hidden)
+
+    def hard_delete_run(self, run_id: str) -> bool:
+        try:
+            run_dir, meta = self._locate_run(run_id)
+        except NotFoundError:
+            return False
+        if meta.get("lifecycle_stage") != LifecycleStage.DELETED:
+            return False
+        self._remove(run_dir)
+        self._run_experiment.pop(run_id, None)
+        return True
+
+    def hard_delete_experiment(self, experiment_id: str) -> bool:
+        try:
+            path = self._experiment_dir(experiment_id)
+        except NotFoundError:
+            return False
+        if os.path.dirname(path) != self._trash or self._run_dirs(path):
+            return False
+        self._remove(path)
+        self._names = {}
+        self._run_experiment.clear()
+        return True
+
+    def open_registry(self) -> RegistryStore:
+        """The registry in MLflow's layout under `<root>/models/`."""
+        from tracking.registry.file import FileRegistryStore
+
+        return FileRegistryStore(self.root)
+
 
 class _RunView:
     """Lazy access to one run's values, so a search reads only the files its filter needs."""
@@ -737,13 +849,7 @@ class _RunView:
         self.run_dir = run_dir
 
     def attribute(self, key: str) -> str | int | None:
-        meta = self.store._run_meta(self.run_dir)
-        if key == "status":
-            return RunStatus(int(meta["status"])).name
-        if key == "run_id":
-            return str(meta["run_id"])
-        value = meta.get(key)
-        return value if value is None or isinstance(value, int) else str(value)
+        return _meta_attribute(self.store._run_meta(self.run_dir), key)
 
     def metric(self, key: str) -> float | None:
         return self.store._latest_metric(os.path.join(self.run_dir, "metrics", key))
@@ -759,3 +865,139 @@ class _RunView:
 
     def tag(self, key: str) -> str | None:
         return self._text("tags", key)
+
+
+class _Entry(NamedTuple):
+    """One active run of an experiment folder, as _ExperimentFolder lists it."""
+
+    run_id: str
+    parent: str | None
+    meta: dict
+    run_dir: str
+
+
+class _SnapshotView(_RunView):
+    """A _RunView whose meta.yaml was read already."""
+
+    def __init__(self, store: FileStore, entry: _Entry) -> None:
+        super().__init__(store, entry.run_dir)
+        self.meta = entry.meta
+
+    def attribute(self, key: str) -> str | int | None:
+        return _meta_attribute(self.meta, key)
+
+
+@translating_os_errors
+class _ExperimentFolder(ExperimentRuns):
+    """One pass over an experiment folder (each active run's meta.yaml and parent, through the
+    store's stat-validated cache: two stats per run after the first pass) answers every
+    question; a page reads other run files only for the filter and order it needs."""
+
+    def __init__(self, store: FileStore, experiment_id: str) -> None:
+        super().__init__(store, experiment_id)
+        self.files = store
+        self.root = store.root
+        self._entries: list[_Entry] | None = None
+        self._children: dict[str, list[tuple[bool, int, str]]] | None = None
+
+    def _active_runs(self) -> list[_Entry]:
+        """The active runs (read on first use)."""
+        if self._entries is None:
+            self._entries = self._scan()
+        return self._entries
+
+    def _scan(self) -> list[_Entry]:
+        try:
+            path = self.files._experiment_dir(self.experiment_id)
+        except (NotFoundError, InvalidParameterError):
+            return []
+        with os.scandir(path) as scan:
+            names = [e.name for e in scan if not e.name.startswith(".")]
+        found = []
+        for name in names:
+            if name in RESERVED_EXPERIMENT_FOLDERS:
+                continue
+            run_dir = f"{path}/{name}"
+            try:
+                meta = self.files._read_meta(run_dir)
+            except (FileNotFoundError, NotADirectoryError, DamagedFileError):
+                continue
+            if meta.get("lifecycle_stage", LifecycleStage.ACTIVE) != LifecycleStage.ACTIVE:
+                continue
+            try:
+                parent = self.files._cache.get(f"{run_dir}/tags/{_PARENT_TAG}", _parse_text)
+            except (FileNotFoundError, NotADirectoryError):
+                parent = None
+            found.append(_Entry(str(meta.get("run_id", name)), parent or None, meta, run_dir))
+        return found
+
+    def stats(self) -> RunStats:
+        return RunStats.of(entry.meta.get("start_time") for entry in self._active_runs())
+
+    def page(
+        self, filter_string: str, order_by: str, offset: int, size: int, top_level_only: bool
+    ) -> tuple[list[Run], bool]:
+        comparisons = search.parse_run_filter(filter_string)
+        descending = duration_order(order_by)
+        (order,) = (
+            search.parse_run_order_by([order_by])
+            if descending is None
+            else (search.OrderBy(search.ATTRIBUTE, DURATION_ORDER, not descending),)
+        )
+        reads_files = bool(comparisons) or order.entity != search.ATTRIBUTE
+        chosen: list[tuple[_Entry, object]] = []
+        for entry in self._active_runs():
+            if top_level_only and entry.parent:
+                continue
+            try:
+                view = _SnapshotView(self.files, entry) if reads_files else None
+                if view is not None and not search.run_matches(comparisons, view):
+                    continue
+                if view is None or order.entity == search.ATTRIBUTE:
+                    value = _meta_value(entry.meta, order.key)  # the meta.yaml read already
+                else:
+                    value = search.run_value(view, order.entity, order.key)
+            except (NotFoundError, KeyError, ValueError):
+                continue
+            chosen.append((entry, value))
+        chosen.sort(key=lambda c: search.run_tie_break(c[0].meta.get("start_time"), c[0].run_id))
+        ordered = search.sort_by_values(chosen, [value for _, value in chosen], order)
+        page = [entry.run_id for entry, _ in ordered[offset : offset + size]]
+        return self.files.get_runs(page), len(ordered) > offset + size
+
+    def descendants(
+        self, run_ids: Sequence[str], max_depth: int, limit: int
+    ) -> tuple[list[Run], bool]:
+        if self._children is None:
+            self._children = {}
+            for entry in self._active_runs():
+                if entry.parent:
+                    start = _int(entry.meta.get("start_time"))
+                    link = (start is None, start or 0, entry.run_id)
+                    self._children.setdefault(entry.parent, []).append(link)
+        found, truncated = walk_descendants(run_ids, self._children, max_depth, limit)
+        return self.files.get_runs(found), truncated
+
+
+_PARENT_TAG = system_tags.PARENT_RUN_ID
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _meta_attribute(meta: dict, key: str) -> str | int | None:
+    """A run attribute as search reads it, from the run's meta.yaml."""
+    if key == "status":
+        return RunStatus(int(meta["status"])).name
+    if key == "run_id":
+        return str(meta["run_id"])
+    value = meta.get(key)
+    return value if value is None or isinstance(value, int) else str(value)
+
+
+def _meta_value(meta: dict, key: str) -> str | int | None:
+    """A run attribute, or its duration (DURATION_ORDER), from its meta.yaml."""
+    if key != DURATION_ORDER:
+        return _meta_attribute(meta, key)
+    return run_duration(_int(meta.get("start_time")), _int(meta.get("end_time")))

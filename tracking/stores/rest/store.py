@@ -850,7 +850,10 @@ class RestStore(TrackingStore):
     def log_batch(
         self, run_id: str, metrics: list[Metric], params: list[Param], tags: list[RunTag]
     ) -> None:
-        """Validate everything, then send one request per chunk within MLflow's limits."""
+        """Validate everything (within MLflow's per-batch limits, as every store: log_all
+        splits bigger ones), then send it, in more than one request only when the JSON body
+        would outgrow the server's request limit."""
+        validation.batch_sizes(len(metrics), len(params), len(tags))
         metric_items = [_metric_json(_checked_metric(m)) for m in metrics]
         new_params: dict[str, str] = {}
         for p in params:  # MLflow rejects repeated keys even with equal values: send each once

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tracking import logged_models, validation
+from tracking.config import redact_uri
 from tracking.entities import (
     DatasetInput,
     DatasetSummary,
@@ -48,7 +49,22 @@ def _not_found(model_id: str) -> NotFoundError:
 
 
 class LoggedModelTables:
-    """LoggedModels, dataset inputs and model outputs for `SqlStore` (a mixin)."""
+    """LoggedModels, dataset inputs and model outputs for `SqlStore` (a mixin).
+
+    A database MLflow 2 made has no LoggedModel tables (and `inputs` no `step`): its runs are
+    read without model inputs and outputs, searches find no models, and writing one is refused
+    with what to do."""
+
+    def _has_logged_models(self: SqlStore) -> bool:
+        return self.shape.has("logged_models")
+
+    def _require_logged_models(self: SqlStore) -> None:
+        if not self._has_logged_models():
+            raise InvalidStateError(
+                f"The database of {redact_uri(self.uri)} is at an MLflow 2 schema, which has no "
+                "logged_models table: upgrade it with `mlflow db upgrade <uri>` to keep MLflow 3 "
+                "LoggedModels in it"
+            )
 
     def _upsert(self: SqlStore, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> Any:
         """INSERT ... ON CONFLICT (keys) DO UPDATE of the other columns (DO NOTHING if none)."""
@@ -61,7 +77,11 @@ class LoggedModelTables:
 
     # --- logged models ------------------------------------------------------------------------
     def _model_row(self: SqlStore, conn: Connection, model_id: str, allow_deleted: bool) -> Any:
-        if not isinstance(model_id, str) or not validation.is_text(model_id):
+        if (
+            not isinstance(model_id, str)
+            or not validation.is_text(model_id)
+            or not self._has_logged_models()
+        ):
             raise _not_found(model_id)
         m = schema.logged_models
         row = conn.execute(select(m).where(m.c.model_id == model_id)).first()
@@ -130,6 +150,7 @@ class LoggedModelTables:
     ) -> LoggedModel:
         from tracking.system_tags import random_run_name
 
+        self._require_logged_models()
         name = logged_models.model_name(name) or random_run_name()
         checked_tags = logged_models.checked_tags(tags)
         checked_params = logged_models.checked_params(params)
@@ -161,7 +182,7 @@ class LoggedModelTables:
             )
             self._write_model_values(conn, model_id, key, checked_params, checked_tags)
 
-        self._write(work)
+        self.transaction(work)
         return self.get_logged_model(model_id)
 
     def _write_model_values(
@@ -184,7 +205,7 @@ class LoggedModelTables:
                 conn.execute(self._upsert(table, rows, ["model_id", key]))
 
     def get_logged_model(self: SqlStore, model_id: str, allow_deleted: bool = False) -> LoggedModel:
-        with self._read() as conn:
+        with self.connection() as conn:
             row = self._model_row(conn, model_id, allow_deleted)
             return self._models_from_rows(conn, [row])[0]
 
@@ -199,7 +220,7 @@ class LoggedModelTables:
                 .values(**values, last_updated_timestamp_ms=_now_ms())
             )
 
-        self._write(work)
+        self.transaction(work)
 
     def finalize_logged_model(
         self: SqlStore, model_id: str, status: LoggedModelStatus
@@ -221,7 +242,7 @@ class LoggedModelTables:
             row = self._model_row(conn, model_id, allow_deleted=False)
             self._write_model_values(conn, model_id, row.experiment_id, params, tags)
 
-        self._write(work)
+        self.transaction(work)
 
     def set_logged_model_tags(self: SqlStore, model_id: str, tags: dict[str, str]) -> None:
         self._set_model_values(model_id, {}, logged_models.checked_tags(tags))
@@ -239,7 +260,7 @@ class LoggedModelTables:
                 delete(t).where(t.c.model_id == model_id, t.c.tag_key == key)
             ).rowcount
 
-        if not self._write(work):
+        if not self.transaction(work):
             raise NotFoundError(f"No tag with key {key!r} found for model with ID {model_id!r}.")
 
     def search_logged_models(
@@ -258,13 +279,19 @@ class LoggedModelTables:
             except (NotFoundError, InvalidParameterError):
                 continue
         m = schema.logged_models
-        with self._read() as conn:
-            rows = conn.execute(
-                select(m).where(
-                    m.c.experiment_id.in_(keys),
-                    m.c.lifecycle_stage != LifecycleStage.DELETED,
-                )
-            ).all()
+        if not self._has_logged_models():
+            keys = []
+        with self.connection() as conn:
+            rows = (
+                []
+                if not keys
+                else conn.execute(
+                    select(m).where(
+                        m.c.experiment_id.in_(keys),
+                        m.c.lifecycle_stage != LifecycleStage.DELETED,
+                    )
+                ).all()
+            )
             models = self._models_from_rows(conn, rows)
         return logged_models.search_models(
             models, filter_string, datasets, order_by, max_results, page_token
@@ -312,6 +339,8 @@ class LoggedModelTables:
     ) -> None:
         checked = logged_models.checked_dataset_inputs(datasets)
         validation.run_id(run_id)
+        if models:
+            self._require_logged_models()
         d, t = schema.datasets, schema.input_tags
 
         def work(conn: Connection) -> None:
@@ -351,7 +380,7 @@ class LoggedModelTables:
             for model_id in models or []:
                 self._add_edge(conn, RUN_INPUT, run_id, MODEL_INPUT, model_id)
 
-        self._write(work)
+        self.transaction(work)
 
     def _add_edge(
         self: SqlStore,
@@ -375,21 +404,23 @@ class LoggedModelTables:
         if exists is not None:
             return None
         input_uuid = uuid.uuid4().hex
-        conn.execute(
-            insert(i).values(
-                input_uuid=input_uuid,
-                source_type=source_type,
-                source_id=source_id,
-                destination_type=destination_type,
-                destination_id=destination_id,
-                step=step,
-            )
-        )
+        values = {
+            "input_uuid": input_uuid,
+            "source_type": source_type,
+            "source_id": source_id,
+            "destination_type": destination_type,
+            "destination_id": destination_id,
+        }
+        if self.shape.has("inputs", "step"):  # MLflow 3's column (edges to models)
+            values["step"] = step
+        conn.execute(insert(i).values(**values))
         return input_uuid
 
     def log_outputs(self: SqlStore, run_id: str, models: list[LoggedModelOutput]) -> None:
         validation.run_id(run_id)
         steps = [(o.model_id, validation.metric_step("step", o.step)) for o in models]
+        if steps:
+            self._require_logged_models()
 
         def work(conn: Connection) -> None:
             self._check_active(conn, run_id)
@@ -397,7 +428,7 @@ class LoggedModelTables:
                 self._model_row(conn, model_id, allow_deleted=True)
                 self._add_edge(conn, RUN_OUTPUT, run_id, MODEL_OUTPUT, model_id, step)
 
-        self._write(work)
+        self.transaction(work)
 
     def _attach_inputs_outputs(self: SqlStore, conn: Connection, runs: list[Run]) -> None:
         """Fill each run's `inputs` and `outputs` (three queries for all of them)."""
@@ -437,6 +468,8 @@ class LoggedModelTables:
                 )
                 item = DatasetInput(dataset, tags.get(row.input_uuid, {}))
                 by_id[row.destination_id].inputs.dataset_inputs.append(item)
+            if not self._has_logged_models():
+                continue
             edges = conn.execute(
                 select(i).where(
                     i.c.source_type.in_((RUN_INPUT, RUN_OUTPUT)), i.c.source_id.in_(chunk)
@@ -466,6 +499,6 @@ class LoggedModelTables:
             .distinct()
             .limit(1000)
         )
-        with self._read() as conn:
+        with self.connection() as conn:
             rows = conn.execute(query).all()
         return [DatasetSummary(str(r.experiment_id), r.name, r.digest, r.context) for r in rows]

@@ -15,9 +15,9 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import (
@@ -29,13 +29,14 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    inspect,
     select,
     text,
     update,
 )
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from tracking import search, validation
+from tracking import search, system_tags, validation
 from tracking.config import redact_uri
 from tracking.entities import (
     Experiment,
@@ -56,10 +57,12 @@ from tracking.errors import (
     NotFoundError,
     StorageError,
 )
-from tracking.stores import sqlite_path
+from tracking.stores import sqlite_path, uri_scheme
 from tracking.stores.base import (
     SEARCH_MAX_RESULTS_DEFAULT,
+    ExperimentRuns,
     PagedList,
+    RunStats,
     TrackingStore,
     check_max_results,
     decode_page_token,
@@ -67,9 +70,14 @@ from tracking.stores.base import (
     new_run_info,
     paginate,
 )
+from tracking.stores.sql import hard_delete
 from tracking.stores.sql import schema as schema
+from tracking.stores.sql.experiment_runs import SqlExperimentRuns, count_runs
 from tracking.stores.sql.logged_models import LoggedModelTables
 from tracking.stores.sql.search import search_source
+
+if TYPE_CHECKING:
+    from tracking.registry.base import RegistryStore
 
 T = TypeVar("T")
 Cursor = Any  # a DB-API cursor of the driver (sqlite3 or psycopg)
@@ -115,8 +123,8 @@ def _configure_sqlite(engine: Engine, read_only: bool) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         for pragma in (
+            "busy_timeout=60000",  # first: switching to WAL waits for other openers' locks
             *writer_pragmas,
-            "busy_timeout=60000",
             "foreign_keys=ON",
             "case_sensitive_like=ON",
             "cache_size=-65536",  # 64 MiB of page cache (default 2 MiB): searches re-read less
@@ -133,53 +141,71 @@ def _configure_sqlite(engine: Engine, read_only: bool) -> None:
 class SqlStore(LoggedModelTables, TrackingStore):
     """Experiments and runs in a relational database (sqlite:///..., postgresql://...)."""
 
-    def __init__(self, uri: str, artifact_root: str | None = None) -> None:
+    mlflow_store_type = "SqlStore"
+
+    def __init__(
+        self, uri: str, artifact_root: str | None = None, for_reading: bool = False
+    ) -> None:
         self.uri = uri
         self.artifact_root = (artifact_root or "file://" + os.path.abspath("mlruns")).rstrip("/")
         url = engine_url(uri)
         self.is_sqlite = url.startswith("sqlite")
-        #: A SQLite file this process may read but not write: reads work, writes say why not.
-        self.read_only = False
+        #: Opened to be read only (for_reading), or a SQLite file this process may read but not
+        #: write: reads work, writes say why not, and the schema is never changed.
+        self.read_only = for_reading
         path = sqlite_path(uri) if self.is_sqlite else None
         if path is not None:
+            if for_reading and not os.path.exists(path):
+                raise StorageError(f"SQLite database {path} does not exist")
             if os.path.exists(path) and not _writable(path):
                 self.read_only = True
                 url = _read_only_url(path)
+            elif for_reading:
+                url = f"sqlite:///file:{quote(os.path.abspath(path))}?mode=ro&uri=true"
             else:
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        read_only_sessions = {"options": "-c default_transaction_read_only=on"}
         try:
-            self.engine = create_engine(url, pool_pre_ping=not self.is_sqlite)
+            self.engine = create_engine(
+                url,
+                pool_pre_ping=not self.is_sqlite,
+                connect_args=read_only_sessions if for_reading and not self.is_sqlite else {},
+            )
         except Exception as e:
             raise StorageError(f"Cannot use tracking URI {redact_uri(uri)!r}: {e}") from e
         if self.is_sqlite:
             _configure_sqlite(self.engine, self.read_only)
-        from tracking.stores.sql.migrations import HEAD, current_revision, upgrade
+        from tracking.stores.sql.migrations import prepare
 
         try:
-            if not self.read_only:
-                upgrade(self.engine)
-            elif current_revision(self.engine) != HEAD:
-                raise StorageError(
-                    f"SQLite database {path} is read-only for this process and its schema "
-                    "needs an upgrade: open it once with write access"
-                )
+            #: The database's columns and their sizes (MLflow's schemas differ by version).
+            self.shape = prepare(self.engine, uri, self.read_only, any_revision=for_reading)
             self._ensure_default_experiment()
         except OperationalError as e:
             raise StorageError(
                 f"Cannot reach the database of tracking URI {redact_uri(uri)!r}: {e.orig}"
             ) from e
 
+    @classmethod
+    def open_for_reading(cls, uri: str) -> SqlStore:
+        """Read-only (SQLite: mode=ro; PostgreSQL: read-only transactions), and a database at a
+        revision Trackflow does not know is read if its tracking tables are as expected."""
+        return cls(uri, for_reading=True)
+
     # --- transactions -------------------------------------------------------------------------
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def connection(self) -> Iterator[Connection]:
+        """A connection for reading (the registry's and this store's reads)."""
         try:
             with self.engine.connect() as conn:
                 yield conn
         except DataError as e:
             raise _refused_value(e) from e
 
-    def _write(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in one writing transaction; retry briefly if the database is busy."""
+    def transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one writing transaction and return its result; retried briefly while
+        the database is busy, so `work` must only touch the database. SQLite takes the write
+        lock at its start; PostgreSQL rows are locked as `work` asks (FOR UPDATE)."""
 
         def attempt() -> T:
             with self.engine.connect() as conn:
@@ -190,9 +216,9 @@ class SqlStore(LoggedModelTables, TrackingStore):
         return self._retry_busy(attempt)
 
     def _driver_write(self, work: Callable[[Cursor], T]) -> T:
-        """`_write` for the hot one-row writes: `work` gets a cursor of the driver's own
+        """`transaction` for the hot one-row writes: `work` gets a cursor of the driver's own
         connection, past SQLAlchemy's statement and transaction layers (a quarter of the CPU
-        time). Its statements are `_Sql`s; errors are SQLAlchemy's, as from `_write`."""
+        time). Its statements are `_Sql`s; errors are SQLAlchemy's, as from `transaction`."""
         dbapi = self.engine.dialect.dbapi
 
         def attempt() -> T:
@@ -245,7 +271,7 @@ class SqlStore(LoggedModelTables, TrackingStore):
 
     def _ensure_default_experiment(self) -> None:
         e = schema.experiments
-        with self._read() as conn:
+        with self.connection() as conn:
             query = select(e.c.experiment_id).where(e.c.experiment_id == 0)
             if conn.execute(query).first() is not None or self.read_only:
                 return
@@ -260,7 +286,7 @@ class SqlStore(LoggedModelTables, TrackingStore):
                 self._insert_experiment(conn, "Default", None, {}, experiment_id=0)
 
         with contextlib.suppress(IntegrityError):  # another process created it first
-            self._write(create)
+            self.transaction(create)
 
     # --- experiments --------------------------------------------------------------------------
     def _insert_experiment(
@@ -287,10 +313,12 @@ class SqlStore(LoggedModelTables, TrackingStore):
             .returning(schema.experiments.c.experiment_id)
         ).scalar_one()
         if not artifact_location:
+            location = f"{self.artifact_root}/{new_id}"
+            self.shape.check("experiments", "artifact_location", location, "Artifact location")
             conn.execute(
                 update(schema.experiments)
                 .where(schema.experiments.c.experiment_id == new_id)
-                .values(artifact_location=f"{self.artifact_root}/{new_id}")
+                .values(artifact_location=location)
             )
         if tags:
             conn.execute(
@@ -303,14 +331,18 @@ class SqlStore(LoggedModelTables, TrackingStore):
         self, name: str, artifact_location: str | None = None, tags: dict[str, str] | None = None
     ) -> str:
         validation.experiment_name(name)
+        self.shape.check("experiments", "name", name, "Experiment name")
         if artifact_location is not None:
             artifact_location = validation.absolute_location(
                 validation.artifact_location(artifact_location)
             )
+            self.shape.check("experiments", "artifact_location", artifact_location, "Location")
         checked = {k: validation.experiment_tag_value(k, v) for k, v in (tags or {}).items()}
         validation.no_key_clash("Experiment tag", checked)
+        for key, value in checked.items():
+            self.shape.check("experiment_tags", "value", value, f"Experiment tag {key!r} value")
         try:
-            return self._write(
+            return self.transaction(
                 lambda conn: self._insert_experiment(conn, name, artifact_location, checked)
             )
         except IntegrityError:
@@ -332,9 +364,9 @@ class SqlStore(LoggedModelTables, TrackingStore):
         return key
 
     def _experiments(self, where: Any = None) -> list[Experiment]:
-        e, t = schema.experiments, schema.experiment_tags
-        with self._read() as conn:
-            query = select(e)
+        t = schema.experiment_tags
+        with self.connection() as conn:
+            query = select(*_EXPERIMENT_COLUMNS)
             if where is not None:
                 query = query.where(where)
             rows = conn.execute(query).all()
@@ -349,7 +381,7 @@ class SqlStore(LoggedModelTables, TrackingStore):
             Experiment(
                 experiment_id=str(row.experiment_id),
                 name=row.name,
-                artifact_location=row.artifact_location,
+                artifact_location=row.artifact_location or "",
                 lifecycle_stage=row.lifecycle_stage,
                 tags=tags.get(row.experiment_id, {}),
                 creation_time=row.creation_time,
@@ -416,7 +448,7 @@ class SqlStore(LoggedModelTables, TrackingStore):
                     .values(lifecycle_stage=LifecycleStage.ACTIVE, deleted_time=None)
                 )
 
-        self._write(work)
+        self.transaction(work)
 
     def delete_experiment(self, experiment_id: str) -> None:
         if str(experiment_id) == DEFAULT_EXPERIMENT_ID:
@@ -428,12 +460,13 @@ class SqlStore(LoggedModelTables, TrackingStore):
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         validation.experiment_name(new_name)
+        self.shape.check("experiments", "name", new_name, "Experiment name")
         experiment = self.get_experiment(experiment_id)
         if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
             raise InvalidStateError(f"Cannot rename deleted experiment {experiment_id!r}")
         e = schema.experiments
         try:
-            self._write(
+            self.transaction(
                 lambda conn: conn.execute(
                     update(e)
                     .where(e.c.experiment_id == int(experiment.experiment_id))
@@ -445,6 +478,7 @@ class SqlStore(LoggedModelTables, TrackingStore):
 
     def set_experiment_tag(self, experiment_id: str, tag: RunTag) -> None:
         value = validation.experiment_tag_value(tag.key, tag.value)
+        self.shape.check("experiment_tags", "value", value, f"Experiment tag {tag.key!r} value")
         key = int(self.get_experiment(experiment_id).experiment_id)
 
         def work(conn: Connection) -> None:
@@ -453,13 +487,13 @@ class SqlStore(LoggedModelTables, TrackingStore):
                 _UPSERT_EXPERIMENT_TAG, {"experiment_id": key, "key": tag.key, "value": value}
             )
 
-        self._write(work)
+        self.transaction(work)
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
         validation.validate_key(key, "Experiment tag key")
         exp = int(self.get_experiment(experiment_id).experiment_id)
         t = schema.experiment_tags
-        deleted = self._write(
+        deleted = self.transaction(
             lambda conn: (
                 conn.execute(delete(t).where(t.c.experiment_id == exp, t.c.key == key)).rowcount
             )
@@ -478,7 +512,9 @@ class SqlStore(LoggedModelTables, TrackingStore):
         run_id: str | None = None,
     ) -> Run:
         checked = validation.new_run_tags(user_id, start_time, run_name, tags)
+        self._check_tag_values(checked)
         new_id = validation.run_id(run_id) if run_id else uuid.uuid4().hex
+        self.shape.check("runs", "run_uuid", new_id, "Run id")
         experiment_id = str(experiment_id)
         key = self._experiment_key(experiment_id)
         duplicate = self.engine.dialect.dbapi.IntegrityError
@@ -493,7 +529,9 @@ class SqlStore(LoggedModelTables, TrackingStore):
                     f"Cannot create a run in deleted experiment {experiment_id!r}; restore it first"
                 )
             info = new_run_info(new_id, str(key), run_name, user_id, start_time, location)
+            self.shape.check("runs", "artifact_uri", info.artifact_uri, "The run's artifact URI")
             row = {
+                **_NEW_RUN_SOURCE,
                 "run_uuid": new_id,
                 "name": run_name,
                 "experiment_id": key,
@@ -516,6 +554,11 @@ class SqlStore(LoggedModelTables, TrackingStore):
 
         return self._driver_write(work)
 
+    def _check_tag_values(self, tags: dict[str, str]) -> None:
+        """Tag values must fit the database's column (5000 characters before MLflow 2.17)."""
+        for key, value in tags.items():
+            self.shape.check("tags", "value", value, f"Tag {key!r} value")
+
     def _run_infos(self, conn: Connection, run_ids: list[str]) -> dict[str, RunInfo]:
         r = schema.runs
         rows = conn.execute(select(r).where(r.c.run_uuid.in_(run_ids))).all()
@@ -534,14 +577,14 @@ class SqlStore(LoggedModelTables, TrackingStore):
             for row in rows
         }
 
-    def _load_runs(self, run_ids: list[str]) -> list[Run]:
+    def get_runs(self, run_ids: Sequence[str]) -> list[Run]:
         """Full runs for ids (kept in the given order), in two bulk queries."""
         if not run_ids:
             return []
-        with self._read() as conn:
+        with self.connection() as conn:
             rows = conn.execute(
                 _RUNS_BY_IDS_SQLITE if self.is_sqlite else _RUNS_BY_IDS_POSTGRES,
-                {"ids": self._ids_parameter(run_ids)},
+                {"ids": self._ids_parameter(list(run_ids))},
             ).all()
             by_id = {row.run_uuid: row for row in rows}
             return self._runs_from_rows(conn, [by_id[i] for i in run_ids if i in by_id])
@@ -588,7 +631,7 @@ class SqlStore(LoggedModelTables, TrackingStore):
 
     def get_run(self, run_id: str) -> Run:
         validation.run_id(run_id)
-        found = self._load_runs([run_id])
+        found = self.get_runs([run_id])
         if not found:
             raise NotFoundError(f"Run {run_id!r} not found")
         return found[0]
@@ -637,7 +680,7 @@ class SqlStore(LoggedModelTables, TrackingStore):
     def _set_run_stage(self, run_id: str, stage: str, deleted_time: int | None) -> None:
         validation.run_id(run_id)
         r = schema.runs
-        changed = self._write(
+        changed = self.transaction(
             lambda conn: (
                 conn.execute(
                     update(r)
@@ -727,6 +770,7 @@ class SqlStore(LoggedModelTables, TrackingStore):
             if new_params.setdefault(p.key, value) != value:
                 raise validation.param_conflict(run_id, p.key, new_params[p.key], value)
         checked_tags = {t.key: validation.tag_value(t.key, t.value) for t in tags}
+        self._check_tag_values(checked_tags)
         if "mlflow.runName" in checked_tags:
             validation.run_name(checked_tags["mlflow.runName"])
         metric_keys = {row["key"] for row in metric_rows}
@@ -745,11 +789,17 @@ class SqlStore(LoggedModelTables, TrackingStore):
                     _UPSERT_TAG,
                     [{"run_uuid": run_id, "key": k, "value": v} for k, v in checked_tags.items()],
                 )
+            if checked_tags.get(system_tags.RUN_NAME):  # the run is renamed, as by set_tag
+                conn.execute(
+                    update(schema.runs)
+                    .where(schema.runs.c.run_uuid == run_id)
+                    .values(name=checked_tags[system_tags.RUN_NAME])
+                )
             if metric_rows:
                 self._write_metrics(conn, metric_rows)
                 self._write_model_metrics(conn, run_id, metrics)
 
-        self._write(work)
+        self.transaction(work)
 
     def _write_params(self, conn: Connection, run_id: str, new: dict[str, str]) -> None:
         p = schema.params
@@ -807,19 +857,19 @@ class SqlStore(LoggedModelTables, TrackingStore):
             self._check_active(conn, run_id)
             return conn.execute(delete(t).where(t.c.run_uuid == run_id, t.c.key == key)).rowcount
 
-        if not self._write(work):
+        if not self.transaction(work):
             raise NotFoundError(f"No tag with name: {key} in run with id {run_id}")
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         validation.validate_key(key, "Metric key")
         m = schema.metrics
-        with self._read() as conn:
+        with self.connection() as conn:
             if not self._run_infos(conn, [run_id]):
                 raise NotFoundError(f"Run {run_id!r} not found")
             rows = conn.execute(
                 select(m.c.value, m.c.is_nan, m.c.timestamp, m.c.step)
                 .where(m.c.run_uuid == run_id, m.c.key == key)
-                .order_by(m.c.id)
+                .order_by(m.c.timestamp, m.c.step, m.c.value)
             ).all()
         return [
             Metric(key, math.nan if is_nan else value, timestamp, step)
@@ -830,7 +880,7 @@ class SqlStore(LoggedModelTables, TrackingStore):
         lm = schema.latest_metrics
         found: dict[str, dict[str, Metric]] = {run_id: {} for run_id in run_ids}
         columns = (lm.c.run_uuid, lm.c.key, lm.c.value, lm.c.is_nan, lm.c.timestamp, lm.c.step)
-        with self._read() as conn:
+        with self.connection() as conn:
             for start in range(0, len(run_ids), 500):
                 chunk = run_ids[start : start + 500]
                 rows = conn.execute(select(*columns).where(lm.c.run_uuid.in_(chunk)))
@@ -877,10 +927,79 @@ class SqlStore(LoggedModelTables, TrackingStore):
             .offset(offset)
             .limit(max_results + 1)
         )
-        with self._read() as conn:
+        with self.connection() as conn:
             rows = conn.execute(query).all()
             token = encode_page_token(offset + max_results) if len(rows) > max_results else None
             return PagedList(self._runs_from_rows(conn, rows[:max_results]), token)
+
+    # --- capabilities (tracking.stores.base) ----------------------------------------------------
+    @classmethod
+    def check_holds_store(cls, uri: str) -> None:
+        """A SQLite file or a database with the tracking tables (one connection to look)."""
+        if uri_scheme(uri) == "sqlite":
+            path = sqlite_path(uri)
+            if path is None:
+                raise NotFoundError(f"{uri!r} is an in-memory database: it holds nothing")
+            if not os.path.isfile(path):
+                raise NotFoundError(f"{uri!r} does not exist (no file {path})")
+        try:
+            engine = create_engine(engine_url(uri))
+            try:
+                with engine.connect() as conn:
+                    found = inspect(conn).has_table("experiments")
+            finally:
+                engine.dispose()
+        except Exception as e:
+            reason = getattr(e, "orig", None) or e
+            raise StorageError(f"Cannot read {redact_uri(uri)!r}: {reason}") from e
+        if not found:
+            raise NotFoundError(f"{redact_uri(uri)!r} has no tracking tables")
+
+    @property
+    def quick_writes(self) -> bool:
+        return self.is_sqlite
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def run_stats(
+        self, experiment_ids: Sequence[str], view_type: ViewType = ViewType.ACTIVE_ONLY
+    ) -> dict[str, RunStats]:
+        """One GROUP BY query."""
+        keys: dict[str, int] = {}
+        for experiment_id in experiment_ids:
+            with contextlib.suppress(NotFoundError, InvalidParameterError):
+                keys[experiment_id] = self._experiment_key(str(experiment_id))
+        with self.connection() as conn:
+            found = count_runs(conn, list(keys.values()), ViewType.parse(view_type))
+        return {i: found.get(keys.get(i, -1), RunStats(0, None)) for i in experiment_ids}
+
+    def experiment_runs(self, experiment_id: str) -> ExperimentRuns:
+        return SqlExperimentRuns(self, experiment_id, self.connection)
+
+    def deleted_time(self, run_id: str) -> int | None:
+        with self.connection() as conn:
+            return hard_delete.deleted_time(conn, run_id)
+
+    @property
+    def can_hard_delete(self) -> bool:
+        return True
+
+    def hard_delete_run(self, run_id: str) -> bool:
+        return self.transaction(lambda conn: hard_delete.run(conn, run_id, self.shape))
+
+    def hard_delete_experiment(self, experiment_id: str) -> bool:
+        try:
+            key = self._experiment_key(str(experiment_id))
+        except NotFoundError:
+            return False
+        return self.transaction(lambda conn: hard_delete.experiment(conn, key, self.shape))
+
+    def open_registry(self) -> RegistryStore:
+        """The registry's tables in this database, written in this store's transactions."""
+        from tracking.registry.sql import SqlRegistryStore
+
+        return SqlRegistryStore(self)
 
 
 class _Sql(NamedTuple):
@@ -906,6 +1025,11 @@ def _folders(key: str) -> list[str]:
 # array or an array), or a stored key below a new key. SQLite compares keys bytewise, so the
 # keys below "k/" are those in ["k/", "k0"); PostgreSQL may sort by a locale: starts_with.
 _BELOW_SQLITE = "key > :below AND key < :below_end"
+# In SQLite a unary + keeps a column's index out of the plan: the run's (or experiment's) rows
+# are then found through the (key, owner) primary key and the key range, instead of through
+# MLflow's index on the owner alone, which scans every key of the run for each key asked about.
+_OF_RUN_SQLITE = "+run_uuid = :run_uuid"
+_OF_RUN_POSTGRES = "run_uuid = :run_uuid"
 _BELOW_POSTGRES = "starts_with(key, CAST(:below AS TEXT))"
 _IN_FOLDERS_SQLITE = "key IN (SELECT value FROM json_each(:folders))"
 _IN_FOLDERS_POSTGRES = "key = ANY(CAST(:folders AS TEXT[]))"
@@ -918,7 +1042,7 @@ def _stored_clash_sql(table: str) -> _Sql:
     sqlite = (
         f"SELECT key, NULL FROM {table} WHERE {owner} = :owner AND {_IN_FOLDERS_SQLITE} "
         f"UNION ALL SELECT k.value, t.key FROM json_each(:keys) AS k CROSS JOIN {table} AS t "
-        f"ON t.{owner} = :owner AND t.key > k.value || '/' AND t.key < k.value || '0' LIMIT 1"
+        f"ON +t.{owner} = :owner AND t.key > k.value || '/' AND t.key < k.value || '0' LIMIT 1"
     )
     postgres = (
         f"SELECT key, NULL FROM {table} WHERE {owner} = :owner AND {_IN_FOLDERS_POSTGRES} "
@@ -935,15 +1059,19 @@ _INSERT_METRIC = (
     "CAST(:value AS DOUBLE PRECISION), CAST(:is_nan AS BOOLEAN), CAST(:timestamp AS BIGINT), "
     "CAST(:step AS BIGINT) WHERE EXISTS "
     "(SELECT 1 FROM runs WHERE run_uuid = :run_uuid AND lifecycle_stage = 'active') "
-    "AND NOT EXISTS (SELECT 1 FROM latest_metrics WHERE run_uuid = :run_uuid AND ({}))"
+    "AND NOT EXISTS (SELECT 1 FROM latest_metrics WHERE {} AND ({})) "
+    "ON CONFLICT DO NOTHING"
 )
 # A key without '/' has no folder to clash with: the statement skips that test.
 _INSERT_FLAT_METRIC = _Sql(
-    _INSERT_METRIC.format(_BELOW_SQLITE), _sql(_INSERT_METRIC.format(_BELOW_POSTGRES)).postgres
+    _INSERT_METRIC.format(_OF_RUN_SQLITE, _BELOW_SQLITE),
+    _sql(_INSERT_METRIC.format(_OF_RUN_POSTGRES, _BELOW_POSTGRES)).postgres,
 )
 _INSERT_NESTED_METRIC = _Sql(
-    _INSERT_METRIC.format(f"{_IN_FOLDERS_SQLITE} OR {_BELOW_SQLITE}"),
-    _sql(_INSERT_METRIC.format(f"{_IN_FOLDERS_POSTGRES} OR {_BELOW_POSTGRES}")).postgres,
+    _INSERT_METRIC.format(_OF_RUN_SQLITE, f"{_IN_FOLDERS_SQLITE} OR {_BELOW_SQLITE}"),
+    _sql(
+        _INSERT_METRIC.format(_OF_RUN_POSTGRES, f"{_IN_FOLDERS_POSTGRES} OR {_BELOW_POSTGRES}")
+    ).postgres,
 )
 _UPSERT_LATEST_METRIC = _sql(
     "INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) "
@@ -965,9 +1093,29 @@ _EXPERIMENT_FOR_RUN = _sql(
     "SELECT artifact_location, lifecycle_stage FROM experiments WHERE experiment_id = :id"
 )
 _INSERT_RUN = _sql(
-    "INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, "
-    "artifact_uri, lifecycle_stage) VALUES (:run_uuid, :name, :experiment_id, :user_id, "
-    ":status, :start_time, :artifact_uri, :lifecycle_stage)"
+    "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, "
+    "status, start_time, source_version, lifecycle_stage, artifact_uri, experiment_id) VALUES "
+    "(:run_uuid, :name, :source_type, :source_name, :entry_point_name, :user_id, :status, "
+    ":start_time, :source_version, :lifecycle_stage, :artifact_uri, :experiment_id)"
+)
+#: What MLflow writes into the run columns of its old project tracking, which runs keep as tags.
+_NEW_RUN_SOURCE = {
+    "source_type": "UNKNOWN",
+    "source_name": "",
+    "entry_point_name": "",
+    "source_version": "",
+}
+#: The experiment columns every supported MLflow schema has (MLflow 3 added `workspace`).
+_EXPERIMENT_COLUMNS = tuple(
+    schema.experiments.c[name]
+    for name in (
+        "experiment_id",
+        "name",
+        "artifact_location",
+        "lifecycle_stage",
+        "creation_time",
+        "last_update_time",
+    )
 )
 #: What `_run_info` reads, in its order.
 _RUN_INFO_COLUMNS = (
@@ -1062,9 +1210,11 @@ _UNNEST = (
     "SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::float8[], %s::boolean[], "
     "%s::bigint[], %s::bigint[])"
 )
-_INSERT_METRICS_SQLITE = _INSERT_METRICS_INTO + _QMARKS
+# A point logged twice (same key, value, timestamp and step) is stored once, as MLflow does.
+_SKIP_DUPLICATE = " ON CONFLICT DO NOTHING"
+_INSERT_METRICS_SQLITE = _INSERT_METRICS_INTO + _QMARKS + _SKIP_DUPLICATE
 _UPSERT_LATEST_SQLITE = _UPSERT_LATEST_INTO + _QMARKS + _UPSERT_LATEST_CONFLICT
-_INSERT_METRICS_POSTGRES = _INSERT_METRICS_INTO + _UNNEST
+_INSERT_METRICS_POSTGRES = _INSERT_METRICS_INTO + _UNNEST + _SKIP_DUPLICATE
 _UPSERT_LATEST_POSTGRES = _UPSERT_LATEST_INTO + _UNNEST + _UPSERT_LATEST_CONFLICT
 
 

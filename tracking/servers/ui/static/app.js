@@ -443,7 +443,20 @@
       });
   }
 
+  /** The run page's package list: show the packages whose text contains the filter. */
+  function initPackageFilter() {
+    const input = $("#package-filter");
+    if (!input) return;
+    input.addEventListener("input", () => {
+      const needle = input.value.trim().toLowerCase();
+      $$("#package-list li").forEach((item) => {
+        item.hidden = needle !== "" && !item.textContent.toLowerCase().includes(needle);
+      });
+    });
+  }
+
   function init() {
+    initPackageFilter();
     initRunsTable();
     initRunCharts();
     initArtifacts();
