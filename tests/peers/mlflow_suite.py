@@ -27,18 +27,14 @@ one is none of those.
 from __future__ import annotations
 
 import argparse
-import ast
-import hashlib
 import os
 import re
 import subprocess
 import sys
-import tomllib
-import venv
-import xml.etree.ElementTree as ET
 from collections import Counter
-from importlib import metadata
 from pathlib import Path
+
+from suite_tools import environment, extract, git, outcomes
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -70,14 +66,6 @@ DELIBERATE = {
 BACKENDS = {"file": "file", "sqlalchemy": "SQLite"}
 
 
-def git(*args: str, git_dir: Path | None = None) -> str:
-    prefix = ["git", f"--git-dir={git_dir}"] if git_dir else ["git"]
-    done = subprocess.run([*prefix, *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"git {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
-
-
 def repository(source: str, ref: str, cache: Path) -> Path:
     """The git dir holding `ref`: a local repository as it is, a URL cloned into the cache
     (depth 1, no blobs until `git show` needs them)."""
@@ -88,79 +76,6 @@ def repository(source: str, ref: str, cache: Path) -> Path:
         git("clone", "--bare", "--depth", "1", "--filter=blob:none", "--branch", ref, source,
             str(git_dir))  # fmt: skip
     return git_dir
-
-
-def imported_modules(path: str, source: str) -> set[str]:
-    """Every module a file imports, anywhere in it, relative imports resolved; for
-    `from a import b` both `a` and `a.b` (b may be a module)."""
-    package = path.removesuffix(".py").replace("/", ".").rsplit(".", 1)[0]
-    if path.endswith("__init__.py"):
-        package = path.removesuffix("/__init__.py").replace("/", ".")
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                parts = parts[: len(parts) - node.level + 1]
-                base = ".".join([*parts, base] if base else parts)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
-    return found
-
-
-def extract(git_dir: Path, ref: str, dest: Path) -> None:
-    """Write the test modules and what they import (transitively) from MLflow's tests/ under
-    `dest`, with MLflow's pyproject.toml (its pytest settings)."""
-    marker = dest / ".extracted"
-    if marker.exists():
-        return
-    tree = set(git("ls-tree", "-r", "--name-only", ref, "--", "tests", git_dir=git_dir).split())
-    wanted: set[str] = set()
-    queue = [root for root in ROOTS if root in tree]
-    while queue:
-        path = queue.pop()
-        if path in wanted:
-            continue
-        wanted.add(path)
-        text = git("show", f"{ref}:{path}", git_dir=git_dir)
-        for module in imported_modules(path, text):
-            stem = module.replace(".", "/")
-            for candidate in (f"{stem}.py", f"{stem}/__init__.py"):
-                if candidate in tree:
-                    queue.append(candidate)
-                    parents = Path(candidate).parents
-                    queue += [f"{p}/__init__.py" for p in parents if f"{p}/__init__.py" in tree]
-    for path in sorted(wanted | {"pyproject.toml"}):
-        target = dest / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(git("show", f"{ref}:{path}", git_dir=git_dir))
-    marker.write_text("\n".join(sorted(wanted)) + "\n")
-    print(f"extracted {len(wanted)} files into {dest}")
-
-
-def environment(cache: Path) -> Path:
-    """A virtual environment with this interpreter's packages (pinned) plus `peers-mlflow`."""
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    requirements = extras["optional-dependencies"]["peers-mlflow"]
-    env_dir = cache / "venv"
-    python = env_dir / "bin" / "python"
-    marker = env_dir / ".peers"
-    stamp = hashlib.sha256("\n".join([sys.version, *requirements]).encode()).hexdigest()
-    if marker.exists() and marker.read_text() == stamp:
-        return python
-    venv.create(env_dir, system_site_packages=True, with_pip=True, clear=True)
-    pins = cache / "constraints.txt"
-    pins.write_text(
-        "".join(f"{d.metadata['Name']}=={d.version}\n" for d in metadata.distributions())
-    )
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "-c", str(pins), *requirements], check=True
-    )
-    marker.write_text(stamp)
-    return python
 
 
 def run_pytest(
@@ -182,22 +97,6 @@ def run_pytest(
     with log.open("w") as out:
         subprocess.run(command, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
     return outcomes(junit)
-
-
-def outcomes(junit: Path) -> dict[str, str]:
-    results = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        test = f"{case.get('classname')}::{case.get('name')}"
-        kinds = {child.tag for child in case}
-        if "error" in kinds:
-            results[test] = "error"
-        elif "failure" in kinds:
-            results[test] = "failed"
-        elif "skipped" in kinds:
-            results[test] = "skipped"
-        else:
-            results[test] = "passed"
-    return results
 
 
 def backend_of(test: str) -> str | None:
@@ -273,8 +172,8 @@ def main() -> int:
         commit = git("rev-parse", f"{ref}^{{commit}}", git_dir=git_dir).strip()
         print(f"MLflow's tests: {args.source} at {ref}, commit {commit[:12]}")
         workdir = args.cache / "tests" / ref.replace("/", "_")
-        extract(git_dir, ref, workdir)
-    python = environment(args.cache)
+        extract(git_dir, ref, workdir, ROOTS)
+    python = environment(args.cache, "peers-mlflow")
     results = {}
     for swapped in (False, True):
         label = "trackflow" if swapped else "mlflow"
