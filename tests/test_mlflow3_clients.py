@@ -339,3 +339,36 @@ def test_bulk_metric_histories_for_charts(server: Server) -> None:
         )
         assert refused.status_code == 400
         assert "both must be specified" in refused.json()["message"]
+
+
+def test_upload_artifact_and_runs_rooted_at_the_proxy_url(server: Server) -> None:
+    """MLflow's UI uploads a file with upload-artifact, and reads it with /get-artifact; a run
+    whose artifact URI is the proxy's http(s) URL (the root MLflow's own server hands out when
+    started with one) is kept under the proxy's destination."""
+    assert server.destination is not None
+    store = server.store()
+    try:
+        name = f"http-root-{uuid.uuid4().hex[:8]}"
+        location = f"{server.url}/api/2.0/mlflow-artifacts/artifacts/{name}"
+        experiment_id = store.create_experiment(name, artifact_location=location)
+    finally:
+        store.close()
+    client = TrackingClient(server.url)
+    run_id = client.create_run(experiment_id).info.run_id
+    upload = f"{server.url}/ajax-api/2.0/mlflow/upload-artifact"
+    answer = httpx.post(upload, params={"run_uuid": run_id, "path": "notes/a.txt"}, content=b"hi")
+    assert answer.status_code == 200, answer.text
+    stored = list((server.destination / name).rglob("a.txt"))
+    assert [path.read_bytes() for path in stored] == [b"hi"]
+    got = httpx.get(f"{server.url}/get-artifact", params={"run_id": run_id, "path": "notes/a.txt"})
+    assert (got.status_code, got.content) == (200, b"hi")
+    assert [f.path for f in client.list_artifacts(run_id, "notes")] == ["notes/a.txt"]
+
+    for params, message in (
+        ({"run_uuid": run_id, "path": "../escape.txt"}, "Invalid path"),
+        ({"path": "a.txt"}, "Request must specify run_uuid."),
+        ({"run_uuid": run_id}, "Request must specify path."),
+    ):
+        bad = httpx.post(upload, params=params, content=b"x")
+        assert (bad.status_code, bad.json()["message"]) == (400, message)
+    assert not list(server.destination.rglob("escape.txt"))

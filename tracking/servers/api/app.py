@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 
 import tracking
-from tracking.artifacts import ArtifactRepository, resolve_uri
+from tracking.artifacts import ArtifactRepository, is_proxy_uri, resolve_uri
 from tracking.errors import InvalidParameterError, TrackingError
 from tracking.servers.api import (
     artifact_downloads,
@@ -31,7 +31,6 @@ from tracking.servers.api import (
 from tracking.servers.api.artifacts_proxy import (
     PROXY_SCHEME,
     ArtifactDestination,
-    is_proxied,
     proxied_path,
 )
 from tracking.servers.api.dispatch import ApiDispatcher, Handler, api_routes
@@ -122,7 +121,7 @@ class ServerContext:
     def run_artifacts(self, root: str) -> ArtifactRepository:
         """Where the server reads the artifacts of a run whose artifact URI is `root`, for the
         UI: under the proxy's destination, else under the served roots (as REST reads them)."""
-        if not is_proxied(root):
+        if not is_proxy_uri(root):
             return self.server_side_repository(root)
         destination, rel = self.proxied_location(root)
         if destination.local_root is not None:

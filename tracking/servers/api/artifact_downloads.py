@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tracking.errors import BAD_REQUEST, InvalidParameterError, TrackingError
 from tracking.servers.api.artifacts_proxy import download_headers, media_type
-from tracking.servers.api.security import request_path
+from tracking.servers.api.security import contained, request_path
 from tracking.servers.ui.artifacts_view import RunArtifacts
 
 if TYPE_CHECKING:
@@ -101,7 +101,9 @@ def build_router(api_prefixes: tuple[str, ...]) -> APIRouter:
             raise InvalidParameterError("Request must specify data.")
         run = await run_in_threadpool(ctx.store.get_run, run_id)
         repo = await run_in_threadpool(ctx.run_artifacts, run.info.artifact_uri)
-        await run_in_threadpool(RunArtifacts(repo).write, rel, bytes(data))
+        if repo.protocol == "file":  # no symlink in the run's folder leads out of it
+            contained(ctx.real_local_root(repo), rel)
+        await run_in_threadpool(repo.write_bytes, rel, bytes(data))
         return Response(b"{}", media_type="application/json")
 
     for prefix in api_prefixes:

@@ -16,14 +16,14 @@ import posixpath
 import unicodedata
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from tracking.artifacts import ArtifactRepository, LocalFileWriter, resolve_uri
+from tracking.artifacts import ArtifactRepository, LocalFileWriter, proxy_path, resolve_uri
 from tracking.entities import FileInfo
 from tracking.errors import InvalidParameterError, NotFoundError, StorageError
 from tracking.servers.api.messages import dumps, file_info_json
@@ -33,13 +33,11 @@ PROXY_SCHEME = "mlflow-artifacts"
 CHUNK_SIZE = 1024 * 1024  # bytes per write / read on the destination
 
 
-def is_proxied(uri: str) -> bool:
-    return urlsplit(uri).scheme == PROXY_SCHEME
-
-
 def proxied_path(uri: str) -> str:
-    """Path under the destination named by ``mlflow-artifacts:[//host]/<path>``."""
-    return safe_relative_path(urlsplit(uri).path.lstrip("/"), "artifact URI path")
+    """Path under the destination named by a proxy URI (tracking.artifacts.is_proxy_uri:
+    ``mlflow-artifacts:/...`` or the proxy's http(s) URL, a root MLflow's server was started
+    with)."""
+    return safe_relative_path(proxy_path(uri), "artifact URI path")
 
 
 class _RemoteWriter:

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tracking import system_tags, validation
+from tracking.artifacts import is_proxy_uri
 from tracking.entities import Metric, Param, Run, RunTag
 from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.servers.api import messages
-from tracking.servers.api.artifacts_proxy import is_proxied
 from tracking.servers.api.messages import Fields, entry, to_float, to_int, to_status
 from tracking.servers.api.security import contained, request_path
 from tracking.stores.base import SEARCH_MAX_RESULTS_DEFAULT, decode_page_token, encode_page_token
@@ -300,7 +300,7 @@ def list_under(ctx: ServerContext, root: str, path: str | None) -> list[dict[str
     """The entries of folder `path` under an artifact root (a run's or a model's), read by the
     served-roots rule."""
     rel = request_path(path or None)
-    if is_proxied(root):
+    if is_proxy_uri(root):
         destination, prefix = ctx.proxied_location(root)
         full = f"{prefix}/{rel}" if rel else prefix
         infos = destination.list(full)

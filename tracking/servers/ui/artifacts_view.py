@@ -70,8 +70,7 @@ def clean_path(path: str | None) -> str:
 
 
 class RunArtifacts:
-    """The artifacts of one run (in `repo`, rooted at the run's artifact folder); paths are
-    checked to stay under it."""
+    """The artifacts of one run (in `repo`, rooted at the run's artifact folder), read-only."""
 
     def __init__(self, repo: ArtifactRepository) -> None:
         self.repo = repo
@@ -101,12 +100,6 @@ class RunArtifacts:
         with self.repo.open(rel) as f:
             data = f.read(limit + 1)
         return data[:limit], len(data) > limit
-
-    def write(self, path: str, data: bytes) -> None:
-        """Store `data` as the file `path` (checked to stay under the root)."""
-        rel = clean_path(path)
-        self._full(rel)
-        self.repo.write_bytes(rel, data)
 
     def stream(self, path: str) -> Iterator[bytes]:
         with self.repo.open(clean_path(path)) as f:
