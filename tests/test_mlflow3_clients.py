@@ -63,6 +63,10 @@ def mlflow_client(server: Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     import mlflow
 
     quiet_clients(monkeypatch)
+    # mlflow.set_experiment exports MLFLOW_EXPERIMENT_ID for subprocesses: recorded as unset
+    # (setenv, then delenv) so that the variable is removed again after the test
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "")
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID")
     mlflow.set_tracking_uri(server.url)
     yield mlflow
     while mlflow.active_run():
