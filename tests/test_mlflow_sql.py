@@ -156,7 +156,8 @@ def schema_of(uri: str) -> dict[str, Any]:
 def mlflow_mod(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The real mlflow package (3.17.2), its globals reset afterwards."""
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded as unset, so removed again after the test
+        monkeypatch.delenv(name)  # (mlflow.set_experiment exports MLFLOW_EXPERIMENT_ID)
     import mlflow
 
     yield mlflow
