@@ -50,7 +50,7 @@ CACHED_TAG = "trackflow.cached"
 CACHED_FROM_TAG = "trackflow.cached_from"
 CACHE_KEY_TAG = "prefect.cache_key"
 CACHE_HIT_HOOK = "trackflow_record_cache_hit"
-TRACKING_OPTIONS = (*CAPTURE_OPTIONS, "nested")
+TRACKING_OPTIONS = (*CAPTURE_OPTIONS, "nested", "log_inputs")
 
 # Prefect's own decorator, taken before anything (such as tests/peers/swap_plugin.py) can put
 # ours in its place.
@@ -66,7 +66,9 @@ class TaskDecorator:
     run_tags, nested (False: log into the enclosing run instead of a child run),
     on_tracking_error ("raise" or "warn"; default $TRACKFLOW_ON_ERROR or "raise"), autolog
     (scikit-learn autologging into this task's run, only while its body runs and only in its
-    context). `inspect.signature(task)` is Prefect's; the typed overloads add ours.
+    context), log_inputs (DataFrame, Series and ndarray arguments as dataset inputs of the run:
+    name, digest, schema and profile, no data). `inspect.signature(task)` is Prefect's; the
+    typed overloads add ours.
     """
 
     def __init__(self) -> None:
@@ -114,6 +116,7 @@ class TaskDecorator:
         nested: bool = True,
         on_tracking_error: str | None = None,
         autolog: bool = False,
+        log_inputs: bool = False,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def __call__(self, __fn: Any = None, /, **options: Any) -> Any:

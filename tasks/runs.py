@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from tasks.capture import metrics_from_result, params_from_arguments
-from tracking import config, fluent, journal, processes, system_tags, write_behind
+from tracking import config, data, fluent, journal, processes, system_tags, write_behind
 from tracking.client import TrackingClient
 from tracking.entities import Metric, Param, Run, RunData, RunStatus, RunTag, new_run_info, now_ms
 from tracking.errors import (
@@ -60,6 +60,7 @@ class CaptureOptions:
     run_tags: dict[str, str] = field(default_factory=dict)
     on_error: str | None = None
     autolog: bool = False  # sklearn autologging into this run while the body runs
+    log_inputs: bool = False  # DataFrame/ndarray arguments recorded as dataset inputs
 
     @classmethod
     def build(
@@ -71,6 +72,7 @@ class CaptureOptions:
         run_tags: Mapping[str, Any] | None = None,
         on_tracking_error: str | None = None,
         autolog: bool = False,
+        log_inputs: bool = False,
     ) -> CaptureOptions:
         if on_tracking_error is not None:
             on_error_mode(on_tracking_error)
@@ -83,7 +85,13 @@ class CaptureOptions:
             run_tags={str(k): str(v) for k, v in (run_tags or {}).items()},
             on_error=on_tracking_error,
             autolog=bool(autolog),
+            log_inputs=bool(log_inputs),
         )
+
+
+def _always(action: Callable[[], Any]) -> Callable[[], Any]:
+    """`action` as it is (the counterpart of TrackedRun._unless_over)."""
+    return action
 
 
 class TrackedRun:
@@ -177,7 +185,7 @@ class TrackedRun:
     def log_params(
         self,
         arguments: Mapping[str, Any],
-        wrap: Callable[[Callable[[], Any]], Callable[[], Any]] = lambda action: action,
+        wrap: Callable[[Callable[[], Any]], Callable[[], Any]] = _always,
     ) -> None:
         params = params_from_arguments(
             arguments, self.options.log_params, self.options.exclude_params
@@ -202,17 +210,22 @@ class TrackedRun:
         self.guard("logging params", wrap(log))
 
     def start(self, arguments: Mapping[str, Any]) -> None:
-        """Write the run's beginning: create it (a planned run) and log its params. A planned
-        run's start is queued; when the writer reaches it after the body has returned (the
-        record holds the end), it is left to the record, which writes the run in one step."""
-        if self.record is None or self.record.create is None:
-            self.log_params(arguments)
-            if self.record is not None:
-                self.guard("creating its run", self._mark_written)
-            return
-        self.guard("creating its run", self._unless_over(self._create_planned))
-        self.log_params(arguments, self._unless_over)
-        self.guard("creating its run", self._unless_over(self._mark_written))
+        """Write the run's beginning: create it (a planned run), log its params and, with
+        log_inputs, its dataset inputs. A planned run's start is queued; when the writer reaches
+        it after the body has returned (the record holds the end), it is left to the record,
+        which writes the run in one step (not with dataset inputs: they are not in the record)."""
+        inputs = data.inputs_of(arguments) if self.options.log_inputs else []
+        planned = self.record is not None and self.record.create is not None
+        when = self._unless_over if planned and not inputs else _always
+        if planned:
+            self.guard("creating its run", when(self._create_planned))
+        self.log_params(arguments, when)
+        if inputs:
+            self.guard(
+                "logging dataset inputs", lambda: self.client.log_inputs(self.run_id, inputs)
+            )
+        if self.record is not None:
+            self.guard("creating its run", when(self._mark_written))
 
     def _unless_over(self, action: Callable[[], Any]) -> Callable[[], Any]:
         """`action`, skipped once the run's record holds its end (the writer thread runs it)."""

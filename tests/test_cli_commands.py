@@ -195,7 +195,7 @@ def test_models_list_versions_transition(store_uri: str, capsys: Capsys) -> None
     _, err = run_cli(capsys, "models", "transition", "clf", "9", "Staging", code=1)
     assert "not found" in err
     _, err = run_cli(capsys, "models", "versions", "nope", code=1)
-    assert "'nope' not found" in err
+    assert "name=nope not found" in err
 
 
 # --- gc ----------------------------------------------------------------------------------------

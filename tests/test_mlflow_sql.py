@@ -29,8 +29,8 @@ import tracking
 import tracking.admin.migrate
 import tracking.stores
 from tracking import TrackingClient
-from tracking.entities import Metric, Param, RunTag, ViewType
-from tracking.errors import InvalidParameterError
+from tracking.entities import Dataset, DatasetInput, Metric, Param, RunTag, ViewType
+from tracking.errors import InvalidParameterError, InvalidStateError
 from tracking.stores.sql.migrations import HEAD, UnsupportedSchemaError
 from tracking.stores.sql.store import engine_url
 
@@ -156,7 +156,8 @@ def schema_of(uri: str) -> dict[str, Any]:
 def mlflow_mod(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The real mlflow package (3.17.2), its globals reset afterwards."""
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded as unset, so removed again after the test
+        monkeypatch.delenv(name)  # (mlflow.set_experiment exports MLFLOW_EXPERIMENT_ID)
     import mlflow
     import mlflow.tracking.fluent as mlflow_fluent
 
@@ -453,6 +454,31 @@ def test_mlflow_2_databases_are_used_as_they_are(
     assert _history(theirs.get_metric_history(run.info.run_id, "loss")) == _history(
         ours.get_metric_history(run.info.run_id, "loss")
     )
+
+
+def test_mlflow_2_databases_keep_dataset_inputs_and_refuse_logged_models(
+    mlflow2_uri: Callable[[str], str],
+) -> None:
+    """MLflow 2's schema has dataset inputs but no LoggedModel tables: a run's inputs are
+    stored and read back; a LoggedModel is refused with what to do; searches find none; the
+    schema stays MLflow 2's."""
+    uri = mlflow2_uri("2.9.2")
+    before = schema_of(uri)
+    ours = TrackingClient(uri)
+    experiment = ours.get_experiment_by_name("legacy")
+    assert experiment is not None
+    run_id = ours.create_run(experiment.experiment_id).info.run_id
+    dataset = Dataset("iris", "abcd1234", "s3", '{"uri": "s3://bucket/iris.csv"}')
+    ours.log_inputs(run_id, [DatasetInput(dataset, {"mlflow.data.context": "training"})])
+    inputs = ours.get_run(run_id).inputs
+    assert [(d.dataset.name, d.tags) for d in inputs.dataset_inputs] == [
+        ("iris", {"mlflow.data.context": "training"})
+    ]
+    assert inputs.model_inputs == [] and ours.get_run(run_id).outputs.model_outputs == []
+    with pytest.raises(InvalidStateError, match=r"no logged_models table.*mlflow db upgrade"):
+        ours.create_logged_model(experiment.experiment_id, name="model")
+    assert list(ours.search_logged_models([experiment.experiment_id])) == []
+    assert schema_of(uri) == before
 
 
 def test_trackflow_ui_on_a_database_mlflow_made(tmp_path: Path, mlflow_mod: Any) -> None:

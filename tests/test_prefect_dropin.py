@@ -43,7 +43,7 @@ def test_signatures_are_prefects() -> None:
     ("ours", "theirs", "extra"),
     [
         (flow, prefect.flows.FlowDecorator().__call__, {"experiment", "capture_environment"}),
-        (task, prefect.tasks.task, {"nested"}),
+        (task, prefect.tasks.task, {"nested", "log_inputs"}),
     ],
 )
 def test_typed_overloads_take_prefects_options_and_ours(ours, theirs, extra) -> None:

@@ -108,7 +108,9 @@ def test_full_lifecycle(client: TrackingClient, model_uri: str) -> None:
     assert client.get_model_version("iris", 1).tags == {}
 
     client.delete_model_version("iris", 2)
-    with pytest.raises(NotFoundError, match=r"Model version 2 of registered model 'iris'.*: 1"):
+    with pytest.raises(
+        NotFoundError, match=r"Model Version \(name=iris, version=2\) not found.*: 1"
+    ):
         client.get_model_version("iris", 2)
     # Deleting is soft: the number is not given out again.
     assert client.register_model(model_uri, "iris").version == 3
@@ -123,12 +125,12 @@ def test_full_lifecycle(client: TrackingClient, model_uri: str) -> None:
     assert {v.name for v in renamed.latest_versions} == {"iris-clf"}
     assert client.get_model_version("iris-clf", 3).tags == {}
     assert client.get_model_version("iris-clf", 1).description == "v1 notes"
-    with pytest.raises(NotFoundError, match="'iris'"):
+    with pytest.raises(NotFoundError, match="name=iris "):
         client.get_registered_model("iris")
 
     client.delete_registered_model("iris-clf")
     assert client.search_registered_models() == []
-    with pytest.raises(NotFoundError, match="Registered model 'iris-clf' not found"):
+    with pytest.raises(NotFoundError, match="Registered Model with name=iris-clf not found"):
         client.get_model_version("iris-clf", 1)
     # Deleting a registered model is a hard delete: the name starts over at version 1.
     assert client.register_model(model_uri, "iris-clf").version == 1
@@ -221,7 +223,7 @@ def test_stage_transitions(client: TrackingClient, model_uri: str) -> None:
         client.transition_model_version_stage("iris", 1, "Archived", archive_existing_versions=True)
     with pytest.raises(InvalidParameterError, match="Staging, Production"):
         client.get_latest_versions("iris", ["Live"])
-    with pytest.raises(NotFoundError, match=r"Model version 9 .*: 1, 2, 3"):
+    with pytest.raises(NotFoundError, match=r"Model Version \(name=iris, version=9\) .*: 1, 2, 3"):
         client.transition_model_version_stage("iris", 9, "Production")
 
 
@@ -261,9 +263,9 @@ def test_aliases(client: TrackingClient, model_uri: str) -> None:
     with pytest.raises(InvalidParameterError, match="at most 255"):
         client.set_registered_model_alias("iris", "a" * 256, 1)
     client.set_registered_model_alias("iris", "a-b_C9" + "x" * 249, 1)  # 255 is fine
-    with pytest.raises(NotFoundError, match=r"Model version 2 .*not found"):
+    with pytest.raises(NotFoundError, match=r"Model Version \(name=iris, version=2\) not found"):
         client.set_registered_model_alias("iris", "prod", 2)
-    with pytest.raises(NotFoundError, match="Registered model 'nope' not found"):
+    with pytest.raises(NotFoundError, match="Registered Model with name=nope not found"):
         client.set_registered_model_alias("nope", "prod", 1)
 
 
@@ -341,13 +343,13 @@ def test_search(client: TrackingClient, model_uri: str) -> None:
 # --- validation ----------------------------------------------------------------------------------
 def test_errors_name_what_is_wrong(client: TrackingClient, model_uri: str) -> None:
     client.create_registered_model("iris")
-    with pytest.raises(AlreadyExistsError, match="'iris' already exists"):
+    with pytest.raises(AlreadyExistsError, match=r"Registered Model \(name=iris\) already exists"):
         client.create_registered_model("iris")
-    with pytest.raises(NotFoundError, match="Registered model 'nope' not found"):
+    with pytest.raises(NotFoundError, match="Registered Model with name=nope not found"):
         client.get_registered_model("nope")
-    with pytest.raises(NotFoundError, match="Registered model 'nope' not found"):
+    with pytest.raises(NotFoundError, match="Registered Model with name=nope not found"):
         client.get_latest_versions("nope")
-    with pytest.raises(NotFoundError, match=r"Model version 1 of registered model 'iris' not f"):
+    with pytest.raises(NotFoundError, match=r"Model Version \(name=iris, version=1\) not f"):
         client.get_model_version("iris", 1)
     for bad_version in ("abc", 0, -1, "1.5", None, True):
         with pytest.raises(InvalidParameterError, match="Invalid model version"):
@@ -361,11 +363,11 @@ def test_errors_name_what_is_wrong(client: TrackingClient, model_uri: str) -> No
         client.set_registered_model_tag("iris", "big", "x" * 100_001)
 
     client.create_registered_model("other")
-    with pytest.raises(AlreadyExistsError, match="'other' already exists"):
+    with pytest.raises(AlreadyExistsError, match=r"Registered Model \(name=other\) already exists"):
         client.rename_registered_model("iris", "other")
-    with pytest.raises(NotFoundError, match="'nope'"):
+    with pytest.raises(NotFoundError, match="name=nope "):
         client.rename_registered_model("nope", "fresh")
-    with pytest.raises(NotFoundError, match="'nope'"):
+    with pytest.raises(NotFoundError, match="name=nope "):
         client.delete_registered_model("nope")
 
     run_id = model_uri.split("/")[1]
@@ -440,9 +442,9 @@ def test_model_uris_load_real_models(
     client.transition_model_version_stage("iris", 2, "Archived")
     with pytest.raises(NotFoundError, match=r"no version in stage 'Staging'.*1 \(Production\)"):
         tracking.pyfunc.load_model("models:/iris/Staging")
-    with pytest.raises(NotFoundError, match="Registered model 'nope' not found"):
+    with pytest.raises(NotFoundError, match="Registered Model with name=nope not found"):
         tracking.sklearn.load_model("models:/nope/1")
-    with pytest.raises(NotFoundError, match="Model version 7 of registered model 'iris'"):
+    with pytest.raises(NotFoundError, match=r"Model Version \(name=iris, version=7\)"):
         tracking.pyfunc.load_model("models:/iris/7")
     with pytest.raises(NotFoundError, match="no alias 'gone'"):
         tracking.pyfunc.load_model("models:/iris@gone")

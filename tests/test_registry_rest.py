@@ -605,6 +605,7 @@ def test_errors_carry_mlflow_codes(http: httpx.Client) -> None:
         {"source": "models:/m-0123456789abcdef"},
         {"source": inside, "run_id": run["run_id"], "model_id": "m-123"},
         {"source": inside, "run_id": "0" * 32},
+        {"source": f"runs:/{run['run_id']}/model"},  # MLflow: a runs:/ source names its run_id
     ]
     for extra in bad_sources:
         response = post(http, "model-versions/create", {"name": name, **extra})
@@ -614,9 +615,8 @@ def test_errors_carry_mlflow_codes(http: httpx.Client) -> None:
     )
     assert error_of(missing_model) == (404, "RESOURCE_DOES_NOT_EXIST")
     # runs:/ and models:/ sources are accepted (lineage checked)
-    via_runs = post(
-        http, "model-versions/create", {"name": name, "source": f"runs:/{run['run_id']}/model"}
-    ).json()["model_version"]
+    runs_source = {"name": name, "source": f"runs:/{run['run_id']}/model", "run_id": run["run_id"]}
+    via_runs = post(http, "model-versions/create", runs_source).json()["model_version"]
     assert via_runs["run_id"] == run["run_id"]
     via_models = post(
         http, "model-versions/create", {"name": name, "source": f"models:/{name}/1"}
@@ -708,7 +708,7 @@ def test_local_sources_on_a_server_without_the_proxy(
         assert mlflow.register_model(info.model_uri, "direct").source == source
         loaded = mlflow.pyfunc.load_model("models:/direct/2")
         np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
-        with pytest.raises(InvalidParameterError, match="inside the artifact folder"):
+        with pytest.raises(InvalidParameterError, match="contained within the artifact directory"):
             client.create_model_version("direct", str(workdir / "mlruns"), run_id=info.run_id)
     finally:
         stop_server(running)

@@ -243,7 +243,7 @@ def test_load_model_errors(tmp_path: Path, model: LogisticRegression) -> None:
     load = tracking.sklearn.load_model
     with pytest.raises(InvalidParameterError, match="Unsupported model URI scheme 'bogus'"):
         load("bogus://somewhere/model")
-    with pytest.raises(NotFoundError, match="Registered model 'iris' not found"):
+    with pytest.raises(NotFoundError, match="Registered Model with name=iris not found"):
         load("models:/iris/1")
     with pytest.raises(InvalidParameterError, match="runs:/<run_id>"):
         load("runs:/")

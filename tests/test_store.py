@@ -341,7 +341,7 @@ def test_tags_overwrite_and_delete(store: TrackingStore) -> None:
     assert store.get_run(run_id).data.tags["k"] == "2"
     store.delete_tag(run_id, "k")
     assert "k" not in store.get_run(run_id).data.tags
-    with pytest.raises(NotFoundError, match="'k'"):
+    with pytest.raises(NotFoundError, match="No tag with name: k in run"):
         store.delete_tag(run_id, "k")
 
 

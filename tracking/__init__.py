@@ -9,9 +9,14 @@ from tracking import mlflow_names
 from tracking.client import MlflowClient, TrackingClient
 from tracking.config import get_tracking_uri, is_tracking_uri_set, set_tracking_uri
 from tracking.entities import (
+    Dataset,
+    DatasetInput,
     Experiment,
     FileInfo,
     LifecycleStage,
+    LoggedModel,
+    LoggedModelOutput,
+    LoggedModelStatus,
     Metric,
     Param,
     Run,
@@ -40,6 +45,7 @@ from tracking.fluent import (
     get_experiment,
     get_experiment_by_name,
     get_latest_versions,
+    get_logged_model,
     get_model_version,
     get_model_version_by_alias,
     get_parent_run,
@@ -52,6 +58,8 @@ from tracking.fluent import (
     log_dict,
     log_figure,
     log_image,
+    log_input,
+    log_inputs,
     log_metric,
     log_metrics,
     log_param,
@@ -62,6 +70,7 @@ from tracking.fluent import (
     restore_experiment,
     restore_run,
     search_experiments,
+    search_logged_models,
     search_model_versions,
     search_registered_models,
     search_runs,
@@ -86,15 +95,20 @@ mlflow_names.install()
 
 
 def __getattr__(name: str) -> ModuleType:
-    """`tracking.sklearn`, `tracking.pyfunc`, `tracking.models`, ... on first use (PEP 562)."""
+    """`tracking.sklearn`, `tracking.pyfunc`, `tracking.data`, ... on first use (PEP 562)."""
     return mlflow_names.submodule(name)
 
 
 __all__ = [
     "ActiveRun",
+    "Dataset",
+    "DatasetInput",
     "Experiment",
     "FileInfo",
     "LifecycleStage",
+    "LoggedModel",
+    "LoggedModelOutput",
+    "LoggedModelStatus",
     "Metric",
     "MlflowClient",
     "MlflowException",
@@ -126,6 +140,7 @@ __all__ = [
     "get_experiment",
     "get_experiment_by_name",
     "get_latest_versions",
+    "get_logged_model",
     "get_model_version",
     "get_model_version_by_alias",
     "get_parent_run",
@@ -140,6 +155,8 @@ __all__ = [
     "log_dict",
     "log_figure",
     "log_image",
+    "log_input",
+    "log_inputs",
     "log_metric",
     "log_metrics",
     "log_param",
@@ -150,6 +167,7 @@ __all__ = [
     "restore_experiment",
     "restore_run",
     "search_experiments",
+    "search_logged_models",
     "search_model_versions",
     "search_registered_models",
     "search_runs",

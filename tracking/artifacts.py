@@ -110,12 +110,22 @@ def resolve_uri(path_or_uri: str) -> str:
     return _path_to_uri(os.path.abspath(os.path.expanduser(text)))
 
 
-def _is_proxy_uri(uri: str) -> bool:
+def is_proxy_uri(uri: str) -> bool:
     """An MLflow tracking server's artifact proxy: mlflow-artifacts:/... or its http(s) URL."""
     scheme = uri.split(":", 1)[0].lower()
     if scheme == "mlflow-artifacts":
         return True
     return scheme in ("http", "https") and _PROXY_PATH in urlsplit(uri).path
+
+
+def proxy_path(uri: str) -> str:
+    """The path under the proxy's destination that a proxy URI names (see `is_proxy_uri`):
+    `mlflow-artifacts:[//host]/<path>` or `http(s)://host/.../api/2.0/mlflow-artifacts/
+    artifacts/<path>`, whatever the host (as MLflow's server reads them)."""
+    path = urlsplit(uri).path
+    if uri.split(":", 1)[0].lower() != "mlflow-artifacts":
+        path = path.split(_PROXY_PATH, 1)[1]
+    return path.lstrip("/")
 
 
 def _path_to_uri(path: str) -> str:
@@ -269,7 +279,7 @@ class ArtifactRepository:
         if self._is_s3:
             options = _s3_options(options)
         with self._errors("open", self.artifact_uri):
-            if _is_proxy_uri(uri):  # a tracking server's artifact proxy, over its REST API
+            if is_proxy_uri(uri):  # a tracking server's artifact proxy, over its REST API
                 from tracking.stores.rest.store import proxy_filesystem
 
                 self.fs, root = proxy_filesystem(uri, options.get("tracking_uri"))

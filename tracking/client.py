@@ -11,8 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from tracking import config, system_tags, write_behind
 from tracking.entities import (
+    DatasetInput,
     Experiment,
     FileInfo,
+    LoggedModel,
+    LoggedModelOutput,
+    LoggedModelStatus,
     Metric,
     Param,
     Run,
@@ -173,9 +177,16 @@ class TrackingClient:
         value: float,
         timestamp: int | None = None,
         step: int | None = None,
+        *,
+        model_id: str | None = None,
+        dataset_name: str | None = None,
+        dataset_digest: str | None = None,
     ) -> None:
+        """Append a point to a metric's history; `model_id` also records it as a metric of
+        that LoggedModel, computed on the dataset named by `dataset_name`/`dataset_digest`."""
         ts = timestamp if timestamp is not None else now_ms()
-        self.synced_store().log_metric(run_id, Metric(key, value, ts, step or 0))
+        metric = Metric(key, value, ts, step or 0, model_id, dataset_name, dataset_digest)
+        self.synced_store().log_metric(run_id, metric)
 
     def log_param(self, run_id: str, key: str, value: Any) -> Any:
         self.synced_store().log_param(run_id, Param(key, str(value)))
@@ -205,6 +216,85 @@ class TrackingClient:
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every logged value of a metric, in logging order."""
         return self.synced_store().get_metric_history(run_id, key)
+
+    # --- dataset inputs, logged models (MLflow 3) ---------------------------------------------
+    def log_inputs(
+        self,
+        run_id: str,
+        datasets: Sequence[DatasetInput] | None = None,
+        models: Sequence[Any] | None = None,
+    ) -> None:
+        """Record datasets (and LoggedModels: ids or objects with `model_id`) a run used."""
+        model_ids = [m if isinstance(m, str) else m.model_id for m in models or []]
+        self.synced_store().log_inputs(run_id, list(datasets or []), model_ids)
+
+    def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None:
+        """Record LoggedModels a run produced."""
+        self.synced_store().log_outputs(run_id, list(models))
+
+    def create_logged_model(
+        self,
+        experiment_id: str,
+        name: str | None = None,
+        source_run_id: str | None = None,
+        tags: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        model_type: str | None = None,
+    ) -> LoggedModel:
+        return self.synced_store().create_logged_model(
+            experiment_id,
+            name,
+            source_run_id,
+            {k: str(v) for k, v in (tags or {}).items()},
+            {k: str(v) for k, v in (params or {}).items()},
+            model_type,
+        )
+
+    def get_logged_model(self, model_id: str) -> LoggedModel:
+        """A LoggedModel, as MLflow 3 clients log them (models:/<model_id>)."""
+        return self.synced_store().get_logged_model(model_id)
+
+    def finalize_logged_model(
+        self, model_id: str, status: LoggedModelStatus | str | int
+    ) -> LoggedModel:
+        try:
+            checked = LoggedModelStatus.parse(status)
+        except ValueError as e:
+            raise InvalidParameterError(str(e)) from None
+        return self.synced_store().finalize_logged_model(model_id, checked)
+
+    def delete_logged_model(self, model_id: str) -> None:
+        self.synced_store().delete_logged_model(model_id)
+
+    def set_logged_model_tags(self, model_id: str, tags: dict[str, Any]) -> None:
+        self.synced_store().set_logged_model_tags(model_id, {k: str(v) for k, v in tags.items()})
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        self.synced_store().delete_logged_model_tag(model_id, key)
+
+    def log_model_params(self, model_id: str, params: dict[str, Any]) -> None:
+        self.synced_store().log_logged_model_params(
+            model_id, {k: str(v) for k, v in params.items()}
+        )
+
+    def search_logged_models(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None = None,
+        datasets: list[dict[str, str]] | None = None,
+        max_results: int | None = None,
+        order_by: list[dict[str, Any]] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[LoggedModel]:
+        """One page of LoggedModels (see TrackingStore.search_logged_models)."""
+        return self.synced_store().search_logged_models(
+            [str(e) for e in experiment_ids],
+            filter_string,
+            datasets,
+            max_results,
+            order_by,
+            page_token,
+        )
 
     # --- artifacts ----------------------------------------------------------------------------
     def get_artifact_uri(self, run_id: str) -> str:

@@ -19,8 +19,10 @@ from typing import Any
 from tracking import config, state, system_tags, write_behind
 from tracking.client import TrackingClient
 from tracking.entities import (
+    DatasetInput,
     Experiment,
     LifecycleStage,
+    LoggedModel,
     Metric,
     Param,
     Run,
@@ -30,6 +32,7 @@ from tracking.entities import (
     now_ms,
 )
 from tracking.errors import InvalidParameterError, InvalidStateError, TrackingError
+from tracking.logged_models import DATASET_CONTEXT_TAG
 from tracking.state import STATE
 from tracking.stores.base import SEARCH_MAX_RESULTS_THRESHOLD, PagedList
 
@@ -410,11 +413,91 @@ def log_metric(
     step: int | None = None,
     timestamp: int | None = None,
     run_id: str | None = None,
+    model_id: str | None = None,
+    dataset: Any = None,
 ) -> None:
-    """Append a value to a metric's history (timestamp in ms, step defaults to 0)."""
+    """Append a value to a metric's history (timestamp in ms, step defaults to 0); with
+    `model_id` it is also a metric of that LoggedModel, computed on `dataset` if given."""
     ts = now_ms() if timestamp is None else timestamp
-    current_client().synced_store().log_metric(
-        run_id or current_run_id(), Metric(key, value, ts, step or 0)
+    name = digest = None
+    if dataset is not None:
+        from tracking.data import record_of
+
+        record = record_of(dataset)
+        name, digest = record.name, record.digest
+    metric = Metric(key, value, ts, step or 0, model_id, name, digest)
+    current_client().synced_store().log_metric(run_id or current_run_id(), metric)
+
+
+def log_input(
+    dataset: Any,
+    context: str | None = None,
+    tags: dict[str, Any] | None = None,
+    run_id: str | None = None,
+) -> None:
+    """Record that the active run used `dataset` (`tracking.data.from_pandas`/`from_numpy`, or
+    an `mlflow.data` dataset): its name, digest, source, schema and profile, never its data.
+    `context` ("training", "evaluation", ...) is kept as the input tag mlflow.data.context."""
+    log_inputs([dataset], [context], [tags], run_id=run_id)
+
+
+def log_inputs(
+    datasets: Sequence[Any],
+    contexts: Sequence[str | None] | None = None,
+    tags_list: Sequence[dict[str, Any] | None] | None = None,
+    run_id: str | None = None,
+) -> None:
+    """`log_input` for several datasets in one call (contexts and tags per dataset)."""
+    contexts = list(contexts or [None] * len(datasets))
+    tags_list = list(tags_list or [None] * len(datasets))
+    if not len(datasets) == len(contexts) == len(tags_list):
+        raise InvalidParameterError(
+            f"log_inputs needs one context and one tags entry per dataset: got {len(datasets)} "
+            f"datasets, {len(contexts)} contexts and {len(tags_list)} tags"
+        )
+    from tracking.data import record_of
+
+    inputs = []
+    for dataset, context, tags in zip(datasets, contexts, tags_list, strict=True):
+        input_tags = {k: str(v) for k, v in (tags or {}).items()}
+        if context is not None:
+            input_tags[DATASET_CONTEXT_TAG] = context
+        inputs.append(DatasetInput(record_of(dataset), input_tags))
+    current_client().log_inputs(run_id or current_run_id(), inputs)
+
+
+def get_logged_model(model_id: str) -> LoggedModel:
+    """A LoggedModel (MLflow 3: what `mlflow.<flavor>.log_model` creates, models:/<model_id>)."""
+    return current_client().get_logged_model(model_id)
+
+
+def search_logged_models(
+    experiment_ids: Sequence[str] | None = None,
+    filter_string: str | None = None,
+    datasets: list[dict[str, str]] | None = None,
+    max_results: int | None = None,
+    order_by: list[dict[str, Any]] | None = None,
+    output_format: str = "list",
+) -> Any:
+    """LoggedModels of the experiments (default: the active one), newest first: a list, or a
+    DataFrame with output_format="pandas". Filters use MLflow's grammar (name, model_id,
+    status, source_run_id, creation_timestamp, metrics.*, params.*, tags.*)."""
+    client = current_client()
+    ids = [str(e) for e in experiment_ids] if experiment_ids else [resolve_experiment_id()]
+    models = _collect(
+        lambda limit, token: client.search_logged_models(
+            ids, filter_string, datasets, limit, order_by, token
+        ),
+        max_results,
+    )
+    if output_format == "list":
+        return models
+    if output_format == "pandas":
+        import pandas as pd
+
+        return pd.DataFrame([{**vars(m), "status": m.status.name} for m in models])
+    raise InvalidParameterError(
+        f"Unsupported output_format {output_format!r}; use 'list' or 'pandas'"
     )
 
 

@@ -22,7 +22,7 @@ ALIASES = {
     "xgboost": "tracking.models.xgboost",
 }
 #: subpackages reachable as attributes of `tracking` without an import statement
-LAZY = {"models", "artifacts", "registry", "projects", *ALIASES}
+LAZY = {"models", "artifacts", "registry", "projects", "data", *ALIASES}
 
 
 class AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):

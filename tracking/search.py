@@ -90,7 +90,9 @@ class OrderBy:
 
 
 @dataclass(frozen=True)
-class _Schema:
+class QuerySchema:
+    """What one kind of search accepts: entities, attributes (string / numeric / orderable)."""
+
     what: str
     entities: tuple[str, ...]
     string_attrs: tuple[str, ...]
@@ -101,7 +103,7 @@ class _Schema:
 
 
 _SCHEMAS = {
-    "run": _Schema(
+    "run": QuerySchema(
         what="run",
         entities=(METRIC, PARAM, TAG, ATTRIBUTE),
         string_attrs=("run_id", "run_name", "status", "user_id", "artifact_uri", "lifecycle_stage"),
@@ -118,13 +120,33 @@ _SCHEMAS = {
         aliases=(("created", "start_time"), ("run name", "run_name"), ("run_uuid", "run_id")),
         bare_attributes=False,
     ),
-    "experiment": _Schema(
+    "experiment": QuerySchema(
         what="experiment",
         entities=(TAG, ATTRIBUTE),
         string_attrs=("name", "experiment_id"),
         numeric_attrs=("creation_time", "last_update_time"),
         orderable=("name", "experiment_id", "creation_time", "last_update_time"),
         aliases=(),
+        bare_attributes=True,
+    ),
+    "logged_model": QuerySchema(
+        what="logged model",
+        entities=(METRIC, PARAM, TAG, ATTRIBUTE),
+        string_attrs=("name", "model_id", "model_type", "status", "source_run_id"),
+        numeric_attrs=("creation_timestamp", "last_updated_timestamp"),
+        orderable=(
+            "name",
+            "model_id",
+            "model_type",
+            "status",
+            "source_run_id",
+            "creation_timestamp",
+            "last_updated_timestamp",
+        ),
+        aliases=(
+            ("creation_time", "creation_timestamp"),
+            ("last_updated_time", "last_updated_timestamp"),
+        ),
         bare_attributes=True,
     ),
 }
@@ -151,7 +173,7 @@ _NO_PARENS = "parentheses are not supported; only AND is supported"
 _RUN_PREFIXES = "metrics., params., tags. or attributes."
 
 
-class _Source:
+class QueryText:
     """The text being parsed, and how to report an error in it."""
 
     def __init__(self, text: str, label: str) -> None:
@@ -171,7 +193,7 @@ class _Source:
         return repr(tok.text if len(tok.text) <= 40 else tok.text[:37] + "...")
 
 
-def _scan_quoted(src: _Source, start: int) -> tuple[str, int]:
+def _scan_quoted(src: QueryText, start: int) -> tuple[str, int]:
     """Decode the quoted text at `start`; return it and the index after the closing quote."""
     text, quote = src.text, src.text[start]
     out: list[str] = []
@@ -194,7 +216,7 @@ def _scan_quoted(src: _Source, start: int) -> tuple[str, int]:
     raise src.error(start, f"unterminated {what} starting with {quote}")
 
 
-def _tokenize(src: _Source) -> list[_Token]:
+def _tokenize(src: QueryText) -> list[_Token]:
     text, i, tokens = src.text, 0, []
     while i < len(text):
         c = text[i]
@@ -246,8 +268,10 @@ def _is_keyword(tok: _Token, *words: str) -> bool:
 # --------------------------------------------------------------------------- parser
 
 
-class _Parser:
-    def __init__(self, src: _Source, schema: _Schema) -> None:
+class Parser:
+    """A recursive-descent parser of one filter or order_by text against a QuerySchema."""
+
+    def __init__(self, src: QueryText, schema: QuerySchema) -> None:
         self.src, self.schema = src, schema
         self.tokens = _tokenize(src)
         self.i = 0
@@ -416,12 +440,12 @@ class _Parser:
 def _parse_filter(text: str, schema: str) -> tuple[Comparison, ...]:
     if not text.strip():
         return ()
-    return _Parser(_Source(text, "filter"), _SCHEMAS[schema]).filter()
+    return Parser(QueryText(text, "filter"), _SCHEMAS[schema]).filter()
 
 
 @lru_cache(maxsize=1024)
 def _parse_order_entry(text: str, schema: str) -> OrderBy:
-    return _Parser(_Source(text, "order_by entry"), _SCHEMAS[schema]).order_by()
+    return Parser(QueryText(text, "order_by entry"), _SCHEMAS[schema]).order_by()
 
 
 def checked_text(what: str, text: str) -> str:
@@ -463,6 +487,17 @@ def parse_run_filter(filter_string: str | None) -> tuple[Comparison, ...]:
 def parse_experiment_filter(filter_string: str | None) -> tuple[Comparison, ...]:
     """Parse a search_experiments filter; bare `name`, `creation_time`, ... are accepted."""
     return _filter(filter_string, "experiment")
+
+
+def parse_logged_model_filter(filter_string: str | None) -> tuple[Comparison, ...]:
+    """Parse a search_logged_models filter (bare `name`, `creation_timestamp`, ... accepted)."""
+    return _filter(filter_string, "logged_model")
+
+
+def parse_logged_model_order_field(field_name: str) -> OrderBy:
+    """The field of one search_logged_models order_by entry: an attribute or metrics.<key>."""
+    checked_text("order_by field_name", field_name)
+    return _parse_order_entry(field_name, "logged_model")
 
 
 def parse_run_order_by(order_by: Sequence[str] | None) -> tuple[OrderBy, ...]:
@@ -639,7 +674,8 @@ def sort_by_values(items: Sequence[T], values: Iterable[Any], order: OrderBy) ->
     return [item for _, item in present] + missing
 
 
-def _sort(items: list[T], order: Sequence[OrderBy], view: Callable[[T], RunView]) -> list[T]:
+def sort_items(items: list[T], order: Sequence[OrderBy], view: Callable[[T], RunView]) -> list[T]:
+    """`items` stably sorted by `order`, each seen through `view`; None and NaN last."""
     result = list(items)
     for ob in reversed(order):  # stable sorts from the least significant key up
         values = [run_value(view(item), ob.entity, ob.key) for item in result]
@@ -659,11 +695,11 @@ def sort_runs(runs: list[V], order_by: tuple[OrderBy, ...]) -> list[V]:
     tied = sorted(
         runs, key=lambda run: run_tie_break(run.attribute("start_time"), run.attribute("run_id"))
     )
-    return _sort(tied, order_by, lambda run: run)
+    return sort_items(tied, order_by, lambda run: run)
 
 
 def sort_experiments(
     experiments: list[Experiment], order_by: tuple[OrderBy, ...]
 ) -> list[Experiment]:
     """Sort by `order_by`, then creation_time DESC, experiment_id ASC; None sorts last."""
-    return _sort(experiments, (*order_by, *_EXPERIMENT_TIE_BREAK), _ExperimentView)
+    return sort_items(experiments, (*order_by, *_EXPERIMENT_TIE_BREAK), _ExperimentView)

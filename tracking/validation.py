@@ -290,6 +290,15 @@ def artifact_location(location: object) -> str:
     return text("Artifact location", location)
 
 
+def absolute_location(location: str) -> str:
+    """`location` with a relative local path made absolute (from the current directory), as
+    MLflow stores it; URIs and absolute paths unchanged."""
+    scheme = location.partition(":")[0] if ":" in location else ""
+    if len(scheme) > 1 and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+        return location
+    return location if os.path.isabs(location) else os.path.abspath(location)
+
+
 def param_conflict(run_id: str, key: str, old: str, new: str) -> InvalidParameterError:
     """The error for re-logging a param with another value (params are immutable)."""
     return InvalidParameterError(

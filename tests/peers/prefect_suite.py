@@ -21,21 +21,16 @@ on any of those.
 from __future__ import annotations
 
 import argparse
-import ast
-import hashlib
 import os
 import subprocess
 import sys
 import tempfile
-import tomllib
 import uuid
-import venv
-import xml.etree.ElementTree as ET
 from collections import Counter
-from importlib import metadata
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
+from suite_tools import environment, extract, git, outcomes
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -43,14 +38,6 @@ DEFAULT_SOURCE = "https://github.com/PrefectHQ/prefect.git"
 TEST_FILES = ("tests/test_flows.py", "tests/test_tasks.py")
 ROOTS = ("tests/__init__.py", "tests/conftest.py", *TEST_FILES)
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
-
-
-def git(*args: str, git_dir: Path | None = None) -> str:
-    prefix = ["git", f"--git-dir={git_dir}"] if git_dir else ["git"]
-    done = subprocess.run([*prefix, *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"git {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
 
 
 def version_tags(names: list[str]) -> list[tuple[Version, str]]:
@@ -103,79 +90,6 @@ def repository(
     return git_dir, ref, revision
 
 
-def imported_modules(path: str, source: str) -> set[str]:
-    """Every module a file imports, anywhere in it, relative imports resolved; for
-    `from a import b` both `a` and `a.b` (b may be a module)."""
-    package = path.removesuffix(".py").replace("/", ".").rsplit(".", 1)[0]
-    if path.endswith("__init__.py"):
-        package = path.removesuffix("/__init__.py").replace("/", ".")
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                parts = parts[: len(parts) - node.level + 1]
-                base = ".".join([*parts, base] if base else parts)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
-    return found
-
-
-def extract(git_dir: Path, revision: str, dest: Path) -> None:
-    """Write the files the two test modules need (transitively) under `dest`."""
-    marker = dest / ".extracted"
-    if marker.exists():
-        return
-    listing = git("ls-tree", "-r", "--name-only", revision, "--", "tests", git_dir=git_dir)
-    tree = set(listing.split())
-    wanted, queue = set(), list(ROOTS)
-    while queue:
-        path = queue.pop()
-        if path in wanted:
-            continue
-        wanted.add(path)
-        text = git("show", f"{revision}:{path}", git_dir=git_dir)
-        for module in imported_modules(path, text):
-            stem = module.replace(".", "/")
-            for candidate in (f"{stem}.py", f"{stem}/__init__.py"):
-                if candidate in tree:
-                    queue.append(candidate)
-                    parents = Path(candidate).parents
-                    queue += [f"{p}/__init__.py" for p in parents if f"{p}/__init__.py" in tree]
-    for path in sorted(wanted | {"pyproject.toml"}):
-        target = dest / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(git("show", f"{revision}:{path}", git_dir=git_dir))
-    marker.write_text("\n".join(sorted(wanted)) + "\n")
-    print(f"extracted {len(wanted)} files into {dest}")
-
-
-def environment(cache: Path) -> Path:
-    """A virtual environment with this interpreter's packages (pinned) plus the `peers` extra."""
-    requirements = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"
-    ]["peers"]
-    env_dir = cache / "venv"
-    python = env_dir / "bin" / "python"
-    marker = env_dir / ".peers"
-    stamp = hashlib.sha256("\n".join([sys.version, *requirements]).encode()).hexdigest()
-    if marker.exists() and marker.read_text() == stamp:
-        return python
-    venv.create(env_dir, system_site_packages=True, with_pip=True, clear=True)
-    pins = cache / "constraints.txt"
-    pins.write_text(
-        "".join(f"{d.metadata['Name']}=={d.version}\n" for d in metadata.distributions())
-    )
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "-c", str(pins), *requirements], check=True
-    )
-    marker.write_text(stamp)
-    return python
-
-
 def run_pytest(
     python: Path, workdir: Path, junit: Path, swapped: bool, store: Path, keyword: str | None
 ) -> dict[str, str]:
@@ -195,22 +109,6 @@ def run_pytest(
     with log.open("w") as out:
         subprocess.run(command, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
     return outcomes(junit)
-
-
-def outcomes(junit: Path) -> dict[str, str]:
-    results = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        test = f"{case.get('classname')}::{case.get('name')}"
-        kinds = {child.tag for child in case}
-        if "error" in kinds:
-            results[test] = "error"
-        elif "failure" in kinds:
-            results[test] = "failed"
-        elif "skipped" in kinds:
-            results[test] = "skipped"
-        else:
-            results[test] = "passed"
-    return results
 
 
 def tracked_run_problems(store: Path) -> tuple[int, list[str]]:
@@ -275,8 +173,8 @@ def main() -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     git_dir, ref, revision = repository(args.source, args.ref, args.cache, installed)
     workdir = args.cache / "tests" / ref
-    extract(git_dir, revision, workdir)
-    python = environment(args.cache)
+    extract(git_dir, revision, workdir, ROOTS)
+    python = environment(args.cache, "peers")
     with tempfile.TemporaryDirectory(prefix="prefect-suite-") as tmp:
         results = {}
         for swapped in (False, True):

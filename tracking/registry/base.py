@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from tracking.errors import InvalidParameterError, NotFoundError
+from tracking.errors import AlreadyExistsError, InvalidParameterError, NotFoundError
 from tracking.registry import search
 from tracking.registry import validation as check
 from tracking.registry.entities import (
@@ -17,12 +17,17 @@ from tracking.stores.base import PagedList, page_of
 
 
 def model_not_found(name: str) -> NotFoundError:
-    return NotFoundError(f"Registered model {name!r} not found")
+    return NotFoundError(f"Registered Model with name={name} not found")
+
+
+def model_exists(name: str) -> AlreadyExistsError:
+    """MLflow's error for a registered model name in use."""
+    return AlreadyExistsError(f"Registered Model (name={name}) already exists.")
 
 
 def version_not_found(name: str, version: int, existing: Sequence[int] = ()) -> NotFoundError:
     hint = f"; its versions: {', '.join(map(str, sorted(existing)))}" if existing else ""
-    return NotFoundError(f"Model version {version} of registered model {name!r} not found{hint}")
+    return NotFoundError(f"Model Version (name={name}, version={version}) not found{hint}")
 
 
 class RegistryStore(ABC):

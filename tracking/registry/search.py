@@ -28,7 +28,7 @@ SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT = 10_000
 SEARCH_MODEL_VERSION_MAX_RESULTS_THRESHOLD = 200_000
 
 _SCHEMAS = {
-    "registered model": _search._Schema(
+    "registered model": _search.QuerySchema(
         what="registered model",
         entities=(TAG, ATTRIBUTE),
         string_attrs=("name",),
@@ -37,7 +37,7 @@ _SCHEMAS = {
         aliases=(("timestamp", "creation_timestamp"),),
         bare_attributes=True,
     ),
-    "model version": _search._Schema(
+    "model version": _search.QuerySchema(
         what="model version",
         entities=(TAG, ATTRIBUTE),
         string_attrs=("name", "run_id", "source_path"),
@@ -52,23 +52,21 @@ _SCHEMAS = {
     ),
 }
 _RM_TIE_BREAK = (OrderBy(ATTRIBUTE, "name", True),)
-_MV_DEFAULT_ORDER = (
-    OrderBy(ATTRIBUTE, "last_updated_timestamp", False),
-    OrderBy(ATTRIBUTE, "name", True),
-    OrderBy(ATTRIBUTE, "version_number", False),
-)
+#: MLflow's order when none is given; name ASC, version DESC always break ties.
+_MV_DEFAULT_ORDER = (OrderBy(ATTRIBUTE, "last_updated_timestamp", False),)
+_MV_TIE_BREAK = (OrderBy(ATTRIBUTE, "name", True), OrderBy(ATTRIBUTE, "version_number", False))
 
 
 @lru_cache(maxsize=512)
 def _parse_filter(text: str, what: str) -> tuple[Comparison, ...]:
     if not text.strip():
         return ()
-    return _search._Parser(_search._Source(text, "filter"), _SCHEMAS[what]).filter()
+    return _search.Parser(_search.QueryText(text, "filter"), _SCHEMAS[what]).filter()
 
 
 @lru_cache(maxsize=512)
 def _parse_order(text: str, what: str) -> OrderBy:
-    return _search._Parser(_search._Source(text, "order_by entry"), _SCHEMAS[what]).order_by()
+    return _search.Parser(_search.QueryText(text, "order_by entry"), _SCHEMAS[what]).order_by()
 
 
 def parse_filter(filter_string: str | None, what: str) -> tuple[Comparison, ...]:
@@ -165,11 +163,11 @@ def filter_models(
     models: list[RegisteredModel], comparisons: tuple[Comparison, ...], order: tuple[OrderBy, ...]
 ) -> list[RegisteredModel]:
     found = [m for m in models if _matches(comparisons, _ModelView(m))]
-    return _search._sort(found, (*order, *_RM_TIE_BREAK), _ModelView)
+    return _search.sort_items(found, (*order, *_RM_TIE_BREAK), _ModelView)
 
 
 def filter_versions(
     versions: list[ModelVersion], comparisons: tuple[Comparison, ...], order: tuple[OrderBy, ...]
 ) -> list[ModelVersion]:
     found = [v for v in versions if _matches(comparisons, _VersionView(v))]
-    return _search._sort(found, (*order, *_MV_DEFAULT_ORDER), _VersionView)
+    return _search.sort_items(found, (*(order or _MV_DEFAULT_ORDER), *_MV_TIE_BREAK), _VersionView)

@@ -5,6 +5,7 @@
     models:/<name>/<stage>       the newest version in None, Staging, Production or Archived
     models:/<name>/latest        the newest version
     models:/<name>@<alias>       the version an alias points at (@latest: the newest)
+    models:/<model_id>           an MLflow 3 LoggedModel (m-<32 hex>), at its artifact location
     a path, file://, s3://, ...  the model folder itself
 
 `resolve_model_uri` gives the artifact location; `download_model` a local folder holding the
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tracking.errors import InvalidParameterError, NotFoundError
+from tracking.logged_models import is_model_id
 from tracking.registry.entities import ALL_STAGES, ModelVersion, canonical_stage
 from tracking.uris import local_path, uri_scheme
 
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
 
 _MODELS_FORMS = (
     "models:/<name>/<version>, models:/<name>/<stage> (one of "
-    f"{', '.join(ALL_STAGES)}), models:/<name>/latest or models:/<name>@<alias>"
+    f"{', '.join(ALL_STAGES)}), models:/<name>/latest, models:/<name>@<alias> or "
+    "models:/<model_id> (a LoggedModel id, m-<32 hex digits>)"
 )
 MAX_REDIRECTS = 5
 
@@ -44,6 +47,8 @@ class ModelUri:
     stage: str | None = None
     alias: str | None = None
     latest: bool = False
+    #: a LoggedModel's id (models:/m-...)
+    model_id: str | None = None
 
 
 def parse_model_uri(model_uri: str | os.PathLike[str]) -> ModelUri:
@@ -88,12 +93,8 @@ def _parse_models_uri(uri: str) -> ModelUri:
         if not name or not alias:
             raise InvalidParameterError(f"Invalid model URI {uri!r}: expected {_MODELS_FORMS}")
         return ModelUri(uri, "models", name=name, alias=alias)
-    if body.startswith("m-"):
-        raise InvalidParameterError(
-            f"Unsupported model URI {uri!r}: MLflow 3 LoggedModel ids (models:/m-...) are not "
-            "used by Trackflow, which logs models into the run's artifacts; use "
-            f"runs:/<run_id>/<path> or {_MODELS_FORMS}"
-        )
+    if is_model_id(body):
+        return ModelUri(uri, "models", model_id=body)
     raise InvalidParameterError(f"Invalid model URI {uri!r}: expected {_MODELS_FORMS}")
 
 
@@ -101,7 +102,7 @@ def model_version_for(model_uri: str | ModelUri, client: TrackingClient) -> Mode
     """The registered version a models:/ URI names."""
     parsed = model_uri if isinstance(model_uri, ModelUri) else parse_model_uri(model_uri)
     if parsed.scheme != "models" or parsed.name is None:
-        raise InvalidParameterError(f"{parsed.uri!r} is not a models:/ URI")
+        raise InvalidParameterError(f"{parsed.uri!r} does not name a registered model version")
     name = parsed.name
     if parsed.version is not None:
         return client.get_model_version(name, parsed.version)
@@ -138,6 +139,8 @@ def resolve_model_uri(model_uri: str | os.PathLike[str], client: TrackingClient)
         assert parsed.run_id is not None
         root = client.get_artifact_uri(parsed.run_id).rstrip("/")
         return f"{root}/{parsed.path}" if parsed.path else root
+    if parsed.model_id is not None:
+        return client.get_logged_model(parsed.model_id).artifact_location
     if parsed.scheme == "models":
         version = model_version_for(parsed, client)
         return client.get_model_version_download_uri(version.name, version.version)
@@ -151,6 +154,8 @@ def registration_source(
     parsed = parse_model_uri(model_uri)
     if parsed.scheme == "runs":
         return resolve_model_uri(parsed.uri, client), parsed.run_id
+    if parsed.model_id is not None:  # MLflow records the models:/<model_id> URI itself
+        return parsed.uri, client.get_logged_model(parsed.model_id).source_run_id
     if parsed.scheme == "models":
         version = model_version_for(parsed, client)
         source = client.get_model_version_download_uri(version.name, version.version)

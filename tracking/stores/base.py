@@ -12,7 +12,20 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from tracking import search, system_tags
-from tracking.entities import Experiment, Metric, Param, Run, RunInfo, RunTag, ViewType
+from tracking.entities import (
+    DatasetInput,
+    DatasetSummary,
+    Experiment,
+    LoggedModel,
+    LoggedModelOutput,
+    LoggedModelStatus,
+    Metric,
+    Param,
+    Run,
+    RunInfo,
+    RunTag,
+    ViewType,
+)
 from tracking.errors import (
     BAD_REQUEST,
     InvalidParameterError,
@@ -79,8 +92,8 @@ def metric_order(metric: Metric) -> tuple[int, int, float]:
 def check_max_results(max_results: int) -> int:
     if not isinstance(max_results, int) or not 0 < max_results <= SEARCH_MAX_RESULTS_THRESHOLD:
         raise InvalidParameterError(
-            f"max_results must be an integer in 1..{SEARCH_MAX_RESULTS_THRESHOLD}, "
-            f"got {max_results!r}"
+            f"Invalid value {max_results!r} for parameter 'max_results' supplied: it must be "
+            f"an integer in 1..{SEARCH_MAX_RESULTS_THRESHOLD}"
         )
     return max_results
 
@@ -346,6 +359,102 @@ class TrackingStore(ABC):
         order_by: list[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Run]: ...
+
+    # --- metric histories of many runs (charts) ----------------------------------------------
+    def get_metric_history_bulk(
+        self, run_ids: list[str], key: str, max_results: int
+    ) -> list[Metric]:
+        """Every point of metric `key` in each run (`run_id` set on each), runs in id order,
+        at most `max_results` points in all."""
+        from tracking import metric_history
+
+        return metric_history.bulk(
+            run_ids, lambda run_id: self.get_metric_history(run_id, key), max_results
+        )
+
+    def get_metric_history_bulk_interval(
+        self,
+        run_ids: list[str],
+        key: str,
+        max_results: int,
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> list[Metric]:
+        """Metric `key` of each run sampled at about `max_results` steps of [start, end] (both
+        or neither given), as MLflow's charts ask for it; `run_id` is set on each point."""
+        from tracking import metric_history
+
+        return metric_history.bulk_interval(
+            run_ids,
+            lambda run_id: self.get_metric_history(run_id, key),
+            max_results,
+            start_step,
+            end_step,
+        )
+
+    # --- dataset inputs and model outputs (MLflow 3) -----------------------------------------
+    @abstractmethod
+    def log_inputs(
+        self, run_id: str, datasets: list[DatasetInput], models: list[str] | None = None
+    ) -> None:
+        """Record datasets (and LoggedModels, by id) a run used; a dataset already recorded
+        for the run (same name and digest) is kept as it is."""
+
+    @abstractmethod
+    def log_outputs(self, run_id: str, models: list[LoggedModelOutput]) -> None:
+        """Record LoggedModels a run produced."""
+
+    @abstractmethod
+    def search_datasets(self, experiment_ids: list[str]) -> list[DatasetSummary]:
+        """The (dataset, context) pairs the runs of these experiments used."""
+
+    # --- logged models (MLflow 3) ------------------------------------------------------------
+    @abstractmethod
+    def create_logged_model(
+        self,
+        experiment_id: str,
+        name: str | None = None,
+        source_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        model_type: str | None = None,
+    ) -> LoggedModel:
+        """A new PENDING model in an active experiment; a random name when none is given."""
+
+    @abstractmethod
+    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel: ...
+
+    @abstractmethod
+    def finalize_logged_model(self, model_id: str, status: LoggedModelStatus) -> LoggedModel: ...
+
+    @abstractmethod
+    def delete_logged_model(self, model_id: str) -> None:
+        """Mark the model deleted (its files stay until `trackflow gc`)."""
+
+    @abstractmethod
+    def set_logged_model_tags(self, model_id: str, tags: dict[str, str]) -> None: ...
+
+    @abstractmethod
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None: ...
+
+    @abstractmethod
+    def log_logged_model_params(self, model_id: str, params: dict[str, str]) -> None: ...
+
+    @abstractmethod
+    def search_logged_models(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None = None,
+        datasets: list[dict[str, str]] | None = None,
+        max_results: int | None = None,
+        order_by: list[dict[str, object]] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[LoggedModel]:
+        """Active models of the experiments: MLflow's filter grammar on attributes (name,
+        model_id, status, source_run_id, creation_timestamp, ...), metrics.*, params.* and
+        tags.*; `datasets` ({"dataset_name", "dataset_digest"}) narrows metric comparisons;
+        `order_by` entries are {"field_name", "ascending", "dataset_name", "dataset_digest"}.
+        Newest first by default."""
 
     # --- optional capabilities: generic defaults, overridden by stores with a fast path -------
     @classmethod

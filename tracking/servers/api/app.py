@@ -19,13 +19,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 
 import tracking
-from tracking.artifacts import ArtifactRepository, resolve_uri
+from tracking.artifacts import ArtifactRepository, is_proxy_uri, resolve_uri
 from tracking.errors import InvalidParameterError, TrackingError
-from tracking.servers.api import artifacts_proxy, registry_api, rest_api
+from tracking.servers.api import (
+    artifact_downloads,
+    artifacts_proxy,
+    logged_models_api,
+    registry_api,
+    rest_api,
+)
 from tracking.servers.api.artifacts_proxy import (
     PROXY_SCHEME,
     ArtifactDestination,
-    is_proxied,
     proxied_path,
 )
 from tracking.servers.api.dispatch import ApiDispatcher, Handler, api_routes
@@ -37,6 +42,7 @@ from tracking.servers.api.security import (
     BodyLimitMiddleware,
     CatchAllMiddleware,
     Credentials,
+    MergeSlashesMiddleware,
     RequestGuardMiddleware,
     SecurityHeadersMiddleware,
     contained,
@@ -115,7 +121,7 @@ class ServerContext:
     def run_artifacts(self, root: str) -> ArtifactRepository:
         """Where the server reads the artifacts of a run whose artifact URI is `root`, for the
         UI: under the proxy's destination, else under the served roots (as REST reads them)."""
-        if not is_proxied(root):
+        if not is_proxy_uri(root):
             return self.server_side_repository(root)
         destination, rel = self.proxied_location(root)
         if destination.local_root is not None:
@@ -212,7 +218,9 @@ def create_app(
 
     hosts = tuple(allowed_hosts) if allowed_hosts else ("*",)
     context = ServerContext(store, destination, served_roots, allow_any_artifact_location)
-    routes = api_routes(API_PREFIXES, [rest_api.ROUTES, registry_api.ROUTES])
+    routes = api_routes(
+        API_PREFIXES, [rest_api.ROUTES, logged_models_api.ROUTES, registry_api.ROUTES]
+    )
     app = FastAPI(
         title="Trackflow tracking server",
         version=tracking.__version__,
@@ -224,6 +232,7 @@ def create_app(
             Middleware(CatchAllMiddleware),
             Middleware(AuthMiddleware, credentials=credentials),
             Middleware(RequestGuardMiddleware, allowed_hosts=hosts),
+            Middleware(MergeSlashesMiddleware),
             Middleware(
                 BodyLimitMiddleware,
                 max_request_bytes=max_request_bytes,
@@ -262,6 +271,7 @@ def create_app(
 
     for path in SERVER_INFO_PATHS:
         app.add_api_route(path, server_info, methods=["GET"])
+    app.include_router(artifact_downloads.build_router(API_PREFIXES))
     if destination is not None:
         proxy = artifacts_proxy.build_router()
         for prefix in ARTIFACT_PREFIXES:

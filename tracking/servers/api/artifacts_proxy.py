@@ -13,16 +13,17 @@ import contextlib
 import mimetypes
 import os
 import posixpath
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from tracking.artifacts import ArtifactRepository, LocalFileWriter, resolve_uri
+from tracking.artifacts import ArtifactRepository, LocalFileWriter, proxy_path, resolve_uri
 from tracking.entities import FileInfo
 from tracking.errors import InvalidParameterError, NotFoundError, StorageError
 from tracking.servers.api.messages import dumps, file_info_json
@@ -32,13 +33,11 @@ PROXY_SCHEME = "mlflow-artifacts"
 CHUNK_SIZE = 1024 * 1024  # bytes per write / read on the destination
 
 
-def is_proxied(uri: str) -> bool:
-    return urlsplit(uri).scheme == PROXY_SCHEME
-
-
 def proxied_path(uri: str) -> str:
-    """Path under the destination named by ``mlflow-artifacts:[//host]/<path>``."""
-    return safe_relative_path(urlsplit(uri).path.lstrip("/"), "artifact URI path")
+    """Path under the destination named by a proxy URI (tracking.artifacts.is_proxy_uri:
+    ``mlflow-artifacts:/...`` or the proxy's http(s) URL, a root MLflow's server was started
+    with)."""
+    return safe_relative_path(proxy_path(uri), "artifact URI path")
 
 
 class _RemoteWriter:
@@ -145,17 +144,49 @@ class ArtifactDestination:
                 yield chunk
 
 
-def _download_headers(rel: str) -> dict[str, str]:
+#: Served as text/plain, as MLflow serves them (MLmodel and mlproject have no extension).
+_TEXT_EXTENSIONS = frozenset(
+    "txt log err cfg conf cnf cf ini properties prop hocon toml yaml yml xml json js py py3 csv "
+    "tsv md rst ipynb MLmodel mlproject".split()
+)
+_TOKEN_CHARACTERS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def _header_value(text: str) -> str:
+    """`text` as an HTTP header parameter: bare if it is a token, else quoted."""
+    if text and set(text) <= _TOKEN_CHARACTERS:
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def content_disposition(name: str) -> str:
+    """``attachment; filename=<name>`` as MLflow writes it; a name that is not ASCII gets an
+    ASCII ``filename`` and the exact one in ``filename*`` (RFC 6266)."""
+    if name.isascii():
+        return f"attachment; filename={_header_value(name)}"
+    fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode() or "download"
+    exact = quote(name, safe="!#$&+-.^_`|~")
+    return f"attachment; filename={_header_value(fallback)}; filename*=UTF-8''{exact}"
+
+
+def download_headers(rel: str) -> dict[str, str]:
     """Serve artifacts as attachments: never rendered as pages of this origin."""
-    name = posixpath.basename(rel) or "artifact"
     return {
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+        "Content-Disposition": content_disposition(posixpath.basename(rel) or "artifact"),
         "Content-Security-Policy": "default-src 'none'; sandbox",
+        "X-Content-Type-Options": "nosniff",
     }
 
 
-def _media_type(rel: str) -> str:
-    guessed = mimetypes.guess_type(rel)[0] or "application/octet-stream"
+def media_type(rel: str) -> str:
+    """MLflow's content type for a download; never one a browser would run (HTML, SVG, ...)."""
+    name = posixpath.basename(rel)
+    extension = posixpath.splitext(name)[1].lstrip(".") or name
+    if extension in _TEXT_EXTENSIONS:
+        return "text/plain"
+    guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if (
         guessed.startswith(("text/html", "image/svg"))
         or "javascript" in guessed
@@ -184,14 +215,13 @@ def build_router() -> APIRouter:
         rel = safe_relative_path(artifact_path)
         destination = _destination(request)
         path, size = await run_in_threadpool(destination.stat, rel)
-        headers = _download_headers(rel)
+        # the exact type in the header: a media_type argument would get "; charset=utf-8"
+        headers = {**download_headers(rel), "Content-Type": media_type(rel)}
         if destination.local_root is not None:
-            return FileResponse(path, media_type=_media_type(rel), headers=headers)
+            return FileResponse(path, headers=headers)
         if size is not None:
             headers["Content-Length"] = str(size)
-        return StreamingResponse(
-            destination.chunks(path), media_type=_media_type(rel), headers=headers
-        )
+        return StreamingResponse(destination.chunks(path), headers=headers)
 
     @router.put("/artifacts/{artifact_path:path}")
     async def upload_artifact(request: Request, artifact_path: str) -> Response:

@@ -13,6 +13,7 @@ them in about 0.1 ms, less than the hop to a thread and back costs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,20 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 Handler = Callable[["ServerContext", Fields], dict[str, Any]]
 RouteTable = Iterable[tuple[str, tuple[str, ...], Handler]]
-Routes = dict[str, dict[str, Handler]]  # full path -> HTTP method -> handler
+#: full path -> HTTP method -> handler. A path may name parts: "/logged-models/{model_id}" (one
+#: path segment) or "{tag_key:path}" (the rest of the path); they reach the handler as fields.
+Routes = dict[str, dict[str, Handler]]
+_PATH_PARAMETER = re.compile(r"\{(\w+)(:path)?\}")
+
+
+def _path_pattern(path: str) -> re.Pattern[str]:
+    """The regular expression of a route path with {name} / {name:path} parts."""
+    pattern, end = "", 0
+    for match in _PATH_PARAMETER.finditer(path):
+        pattern += re.escape(path[end : match.start()])
+        pattern += f"(?P<{match.group(1)}>{'.+' if match.group(2) else '[^/]+'})"
+        end = match.end()
+    return re.compile(pattern + re.escape(path[end:]) + "$")
 
 
 def api_routes(prefixes: Iterable[str], tables: Iterable[RouteTable]) -> Routes:
@@ -105,9 +119,27 @@ class ApiDispatcher:
         self.context = context
         self.routes = routes
         self.inline = inline
+        self.patterns = [
+            (_path_pattern(path), by_method)
+            for path, by_method in routes.items()
+            if _PATH_PARAMETER.search(path)
+        ]
+
+    def _find(self, path: str) -> tuple[dict[str, Handler] | None, dict[str, str]]:
+        """The handlers of `path` and the values of its named parts."""
+        by_method = self.routes.get(path)
+        if by_method is not None:
+            return by_method, {}
+        for pattern, handlers in self.patterns:
+            match = pattern.match(path)
+            if match:
+                return handlers, match.groupdict()
+        return None, {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        by_method = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        by_method, path_values = (
+            self._find(scope["path"]) if scope["type"] == "http" else (None, {})
+        )
         if by_method is None:
             await self.app(scope, receive, send)
             return
@@ -118,6 +150,8 @@ class ApiDispatcher:
             return
         try:
             fields = await request_fields(scope, receive)
+            if path_values:
+                fields = fields.with_values(path_values)
             if handler in self.inline:
                 result = handler(self.context, fields)
             else:

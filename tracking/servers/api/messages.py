@@ -16,24 +16,43 @@ from typing import Any
 
 import orjson
 
-from tracking.entities import Experiment, FileInfo, Metric, Run, RunInfo, RunStatus, ViewType
+from tracking.entities import (
+    DatasetInput,
+    Experiment,
+    FileInfo,
+    LoggedModel,
+    Metric,
+    Run,
+    RunInfo,
+    RunStatus,
+    ViewType,
+)
 from tracking.errors import InvalidParameterError
-from tracking.validation import INT64_MAX, INT64_MIN, shown
+from tracking.validation import INT64_MAX, INT64_MIN
 
 _SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _MISSING = object()
 
 
-def _missing_error(name: str) -> InvalidParameterError:
+def missing_error(name: str) -> InvalidParameterError:
     return InvalidParameterError(
         f"Missing value for required parameter '{name}'. "
         "See the API docs for more information about request parameters."
     )
 
 
-def _invalid(name: str, value: Any, expected: str) -> InvalidParameterError:
+def shown_json(value: Any, limit: int = 200) -> str:
+    """`value` as MLflow's server shows it in an error: compact JSON with sorted keys."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def invalid(name: str, value: Any, expected: str) -> InvalidParameterError:
     return InvalidParameterError(
-        f"Invalid value {shown(value, 200)} for parameter '{name}' supplied: expected {expected}"
+        f"Invalid value {shown_json(value)} for parameter '{name}' supplied: expected {expected}"
     )
 
 
@@ -69,6 +88,13 @@ class Fields:
     def raw(self, name: str) -> Any:
         return self._data.get(name, _MISSING)
 
+    def with_values(self, values: Mapping[str, str]) -> Fields:
+        """These fields with `values` (parts of the request path) set."""
+        multi = (
+            None if self._multi is None else {**self._multi, **{k: [v] for k, v in values.items()}}
+        )
+        return Fields({**self._data, **values}, multi)
+
     def as_dict(self) -> dict[str, Any]:
         return dict(self._data)
 
@@ -79,17 +105,17 @@ class Fields:
         value = self.raw(name)
         if value is _MISSING or value is None or (required and value == ""):
             if required:
-                raise _missing_error(name)
+                raise missing_error(name)
             return default
         if not isinstance(value, str):
-            raise _invalid(name, value, "a string")
+            raise invalid(name, value, "a string")
         return value
 
     def integer(self, name: str, *, required: bool = False, default: int | None = None) -> Any:
         value = self.raw(name)
         if value is _MISSING or value is None or value == "":
             if required:
-                raise _missing_error(name)
+                raise missing_error(name)
             return default
         return to_int(name, value)
 
@@ -100,7 +126,7 @@ class Fields:
         if value is _MISSING or value is None:
             return []
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise _invalid(name, value, "a list of strings")
+            raise invalid(name, value, "a list of strings")
         return value
 
     def objects(self, name: str) -> list[dict[str, Any]]:
@@ -108,14 +134,14 @@ class Fields:
         if value is _MISSING or value is None:
             return []
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise _invalid(name, value, "a list of objects")
+            raise invalid(name, value, "a list of objects")
         return value
 
     def run_id(self) -> str:
         """run_id, or its legacy alias run_uuid."""
         value = self.string("run_id") or self.string("run_uuid")
         if not value:
-            raise _missing_error("run_id")
+            raise missing_error("run_id")
         return value
 
     def view_type(self, name: str) -> ViewType:
@@ -129,7 +155,7 @@ class Fields:
                 raise KeyError(value)
             return ViewType.parse(value)
         except (KeyError, ValueError):
-            raise _invalid(name, value, "ACTIVE_ONLY, DELETED_ONLY or ALL") from None
+            raise invalid(name, value, "ACTIVE_ONLY, DELETED_ONLY or ALL") from None
 
 
 def to_int(name: str, value: Any) -> int:
@@ -145,16 +171,16 @@ def to_int(name: str, value: Any) -> int:
         with contextlib.suppress(ValueError):
             number = int(value.strip())
     if number is None:
-        raise _invalid(name, value, "an integer")
+        raise invalid(name, value, "an integer")
     if not INT64_MIN <= number <= INT64_MAX:
-        raise _invalid(name, value, f"a 64-bit integer ({INT64_MIN}..{INT64_MAX})")
+        raise invalid(name, value, f"a 64-bit integer ({INT64_MIN}..{INT64_MAX})")
     return number
 
 
 def to_float(name: str, value: Any) -> float:
     """A double as protobuf JSON writes it: a number or "NaN" / "Infinity" / "-Infinity"."""
     if isinstance(value, bool):
-        raise _invalid(name, value, "a number")
+        raise invalid(name, value, "a number")
     if isinstance(value, str) and value in _SPECIAL_FLOATS:
         return _SPECIAL_FLOATS[value]
     if isinstance(value, int | float | str):
@@ -163,8 +189,8 @@ def to_float(name: str, value: Any) -> float:
         except ValueError:
             pass
         except OverflowError:
-            raise _invalid(name, value, "a number within the range of a 64-bit float") from None
-    raise _invalid(name, value, "a number")
+            raise invalid(name, value, "a number within the range of a 64-bit float") from None
+    raise invalid(name, value, "a number")
 
 
 def to_status(name: str, value: Any) -> str:
@@ -176,14 +202,14 @@ def to_status(name: str, value: Any) -> str:
         return RunStatus.parse(value).name
     except ValueError:
         allowed = ", ".join(s.name for s in RunStatus)
-        raise _invalid(name, value, f"one of {allowed}") from None
+        raise invalid(name, value, f"one of {allowed}") from None
 
 
 def entry(where: str, item: Mapping[str, Any], key: str, *, required: bool) -> Any:
     """Field `key` of an object `where` names (e.g. "metrics[3]"; "" for the request)."""
     value = item.get(key)
     if required and (value is None or value == ""):
-        raise _missing_error(f"{where}.{key}" if where else key)
+        raise missing_error(f"{where}.{key}" if where else key)
     return value
 
 
@@ -197,6 +223,15 @@ def float_json(value: float) -> float | str:
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return value
+
+
+def key_value(name: str, index: int, item: dict[str, Any]) -> tuple[str, str]:
+    """(key, value) of the object `name[index]` of a request (a tag or a param)."""
+    key = entry(f"{name}[{index}]", item, "key", required=True)
+    value = item.get("value")
+    if not isinstance(key, str) or not isinstance(value, str | int | float | type(None)):
+        raise InvalidParameterError(f"Invalid key or value in parameter '{name}[{index}]'")
+    return key, "" if value is None else str(value)
 
 
 def key_values(items: Mapping[str, str]) -> list[dict[str, str]]:
@@ -238,12 +273,48 @@ def run_info_json(info: RunInfo) -> dict[str, Any]:
 
 
 def metric_json(metric: Metric) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "key": metric.key,
         "value": float_json(metric.value),
         "timestamp": metric.timestamp,
         "step": metric.step,
     }
+    for name in ("dataset_name", "dataset_digest", "model_id", "run_id"):
+        if getattr(metric, name) is not None:
+            out[name] = getattr(metric, name)
+    return out
+
+
+def dataset_input_json(item: DatasetInput) -> dict[str, Any]:
+    dataset = {k: v for k, v in vars(item.dataset).items() if v is not None}
+    out: dict[str, Any] = {"dataset": dataset}
+    if item.tags:
+        out["tags"] = key_values(item.tags)
+    return out
+
+
+def logged_model_json(model: LoggedModel) -> dict[str, Any]:
+    """A LoggedModel as MLflow's service.proto writes it: {"info", "data"}."""
+    info: dict[str, Any] = {
+        "model_id": model.model_id,
+        "experiment_id": model.experiment_id,
+        "name": model.name,
+        "creation_timestamp_ms": model.creation_timestamp,
+        "last_updated_timestamp_ms": model.last_updated_timestamp,
+        "artifact_uri": model.artifact_location,
+        "status": model.status.proto_name,
+    }
+    for name in ("model_type", "source_run_id", "status_message"):
+        if getattr(model, name):
+            info[name] = getattr(model, name)
+    if model.tags:
+        info["tags"] = key_values(model.tags)
+    data: dict[str, Any] = {}
+    if model.params:
+        data["params"] = key_values(model.params)
+    if model.metrics:
+        data["metrics"] = [metric_json(m) for m in model.metrics]
+    return {"info": info, "data": data}
 
 
 def run_json(run: Run, latest: Mapping[str, Metric]) -> dict[str, Any]:
@@ -259,7 +330,15 @@ def run_json(run: Run, latest: Mapping[str, Metric]) -> dict[str, Any]:
         data["params"] = key_values(run.data.params)
     if run.data.tags:
         data["tags"] = key_values(run.data.tags)
-    return {"info": run_info_json(run.info), "data": data, "inputs": {}, "outputs": {}}
+    inputs: dict[str, Any] = {}
+    if run.inputs.dataset_inputs:
+        inputs["dataset_inputs"] = [dataset_input_json(i) for i in run.inputs.dataset_inputs]
+    if run.inputs.model_inputs:
+        inputs["model_inputs"] = [{"model_id": m} for m in run.inputs.model_inputs]
+    outputs: dict[str, Any] = {}
+    if run.outputs.model_outputs:
+        outputs["model_outputs"] = [vars(o) for o in run.outputs.model_outputs]
+    return {"info": run_info_json(run.info), "data": data, "inputs": inputs, "outputs": outputs}
 
 
 def file_info_json(info: FileInfo, path: str | None = None) -> dict[str, Any]:

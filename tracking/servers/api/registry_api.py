@@ -12,18 +12,24 @@ API's: ``{"error_code", "message"}`` with MLflow's codes and HTTP statuses.
 The registry lives where the server's tracking data lives: ``<root>/models`` for a file store,
 the registry tables of a SQL store. New model versions must name a source the registering
 client may point at (MLflow's rules): a path or ``file://`` URI inside the artifact folder of
-the run named by ``run_id``, an ``mlflow-artifacts:`` URI under that run's artifact URI, a
-``runs:/<run_id>/...`` URI, a ``models:/<name>/<version|stage|latest>`` or
+the run named by ``run_id`` (or of the LoggedModel named by ``model_id``), an
+``mlflow-artifacts:`` URI under that artifact URI, ``runs:/<run_id>/...`` with that run_id,
+``models:/<model_id>`` with that model_id, a ``models:/<name>/<version|stage|latest>`` or
 ``models:/<name>@<alias>`` URI (stored as ``models:/<name>/<version>``), or a URI of another
-storage (s3://, gs://, ...); never one with ``..`` components.
+storage (s3://, gs://, dbfs:/, ...); never one with ``..`` components, nor an http(s), ftp, ...
+URI naming a host other than this server's proxy. The server reads a version's files
+(``/model-versions/get-artifact``) only under its artifact roots.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import posixpath
+import re
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from tracking.errors import (
@@ -33,11 +39,11 @@ from tracking.errors import (
     RegistryUnavailableError,
     TrackingError,
 )
+from tracking.logged_models import MODEL_VERSIONS_TAG
 from tracking.registry.base import RegistryStore
 from tracking.registry.entities import STATUS_READY, ModelVersion, RegisteredModel
 from tracking.registry.uris import ModelUri, parse_model_uri
-from tracking.servers.api import rest_api
-from tracking.servers.api.messages import Fields, key_values
+from tracking.servers.api.messages import Fields, key_value, key_values
 from tracking.servers.api.security import uri_without_traversal
 from tracking.uris import local_path, uri_scheme
 
@@ -113,7 +119,7 @@ def _version(f: Fields) -> str:
 
 
 def _tags(f: Fields) -> dict[str, str]:
-    return dict(rest_api._key_value("tags", i, t) for i, t in enumerate(f.objects("tags")))
+    return dict(key_value("tags", i, t) for i, t in enumerate(f.objects("tags")))
 
 
 def _flag(f: Fields, field: str) -> bool:
@@ -132,7 +138,7 @@ def _flag(f: Fields, field: str) -> bool:
 # --- responses ----------------------------------------------------------------------------------
 
 
-def model_version_json(mv: ModelVersion) -> dict[str, Any]:
+def model_version_json(mv: ModelVersion, model_id: str | None = None) -> dict[str, Any]:
     """A ModelVersion message, fields in proto order; unset fields and empty lists left out."""
     out: dict[str, Any] = {"name": mv.name, "version": str(mv.version)}
     if mv.creation_timestamp is not None:
@@ -157,6 +163,9 @@ def model_version_json(mv: ModelVersion) -> dict[str, Any]:
         out["run_link"] = mv.run_link
     if mv.aliases:
         out["aliases"] = list(mv.aliases)
+    model_id = model_id or _source_model_id(mv.source or "")
+    if model_id:
+        out["model_id"] = model_id
     return out
 
 
@@ -273,20 +282,25 @@ def get_model_version_by_alias(ctx: ServerContext, f: Fields) -> dict[str, Any]:
 # --- model versions ----------------------------------------------------------------------------
 
 
-def _invalid_source(source: str, reason: str) -> InvalidParameterError:
-    return InvalidParameterError(f"Invalid model version source {source!r}: {reason}")
+_ABSOLUTE_PATH_ONLY = (
+    "If supplying a source as an http, https, local file path, ftp, objectstore, or "
+    "mlflow-artifacts uri, an absolute path must be provided without relative path references "
+    "present. Please provide an absolute path."
+)
+#: Schemes whose storage connects to the host the URI names (MLflow's host policy): accepted
+#: only as this server's artifact proxy URLs.
+_HOST_ADDRESSED = frozenset({"ftp", "sftp", "hdfs", "viewfs", "http", "https", "r2", "b2", "abfss"})
 
 
-def _source_run_root(ctx: ServerContext, source: str, run_id: str | None) -> str:
-    """The artifact URI of the run that must hold `source`."""
-    if not run_id:
-        raise _invalid_source(
-            source, "a run_id is required, naming the run whose artifacts hold the model"
-        )
-    try:
-        return ctx.store.get_run(run_id).info.artifact_uri
-    except NotFoundError:
-        raise _invalid_source(source, f"run {run_id!r} does not exist") from None
+def _invalid_source(source: str, detail: str) -> InvalidParameterError:
+    return InvalidParameterError(f"Invalid model version source: '{source}'. {detail}")
+
+
+def _not_identifying(source: str, field: str) -> InvalidParameterError:
+    return _invalid_source(
+        source,
+        f"The {field} request parameter must identify the resource that contains the source.",
+    )
 
 
 def _real_path(uri: str) -> str:
@@ -312,10 +326,43 @@ def _within(source: str, root: str) -> bool:
     )
 
 
-def _is_proxy_url(uri: str) -> bool:
-    _, _, path = _uri_parts(uri)
+def _is_proxy_source(uri: str) -> bool:
+    scheme, _, path = _uri_parts(uri)
+    if scheme == "mlflow-artifacts":
+        return True
     width = len(PROXY_ROUTE)
-    return any(path[i : i + width] == PROXY_ROUTE for i in range(len(path) - width + 1))
+    return scheme in ("http", "https") and any(
+        path[i : i + width] == PROXY_ROUTE for i in range(len(path) - width + 1)
+    )
+
+
+def _check_local_host(source: str) -> None:
+    """A file:// URI naming a remote host is no local path (MLflow's wording)."""
+    host = (urlsplit(source).hostname or "").lower() if uri_scheme(source) == "file" else ""
+    if host and host != "." and not host.startswith(("localhost", "127.0.0.1")):
+        raise InvalidParameterError(
+            f"{source} is not a valid remote uri. For remote access on windows, please consider "
+            "using a different scheme such as SMB (e.g. smb://<hostname>/<path>)."
+        )
+
+
+def _local_within(source: str, root: str) -> bool:
+    """A local `source` lies in the local artifact folder `root` (symlinks resolved)."""
+    if uri_scheme(root) not in ("", "file"):
+        return False
+    root_path, path = _real_path(root), _real_path(source)
+    return os.path.commonpath([root_path, path]) == root_path
+
+
+def _no_traversal(source: str) -> None:
+    """MLflow's check for a non-local source: no '..', NUL or path that resolves elsewhere."""
+    try:
+        uri_without_traversal(source, "model version source")
+    except InvalidParameterError:
+        raise _invalid_source(source, _ABSOLUTE_PATH_ONLY) from None
+    path = re.sub(r"/+", "/", unquote(urlsplit(source).path).rstrip("/"))
+    if "\x00" in path or posixpath.normpath(path or "/") != (path or "/"):
+        raise _invalid_source(source, _ABSOLUTE_PATH_ONLY)
 
 
 def resolve_version(store: RegistryStore, parsed: ModelUri) -> ModelVersion:
@@ -333,69 +380,159 @@ def resolve_version(store: RegistryStore, parsed: ModelUri) -> ModelVersion:
     return found[0]
 
 
-def checked_source(
-    ctx: ServerContext, store: RegistryStore, source: str, run_id: str | None
-) -> tuple[str, str | None]:
-    """(source, run_id) to record for a new version, by MLflow's rules (module docstring)."""
-    if any(ord(ch) < 32 for ch in source):
-        raise _invalid_source(source, "control characters are not allowed")
+def _parsed_models_uri(source: str) -> ModelUri:
     try:
-        uri_without_traversal(source, "model version source")
+        return parse_model_uri(source)
     except InvalidParameterError:
-        raise _invalid_source(
-            source, "it must be an absolute location without '..' components, queries or fragments"
-        ) from None
+        raise _not_identifying(source, "model_id") from None
+
+
+def _source_model_id(source: str) -> str | None:
+    """The LoggedModel id of a models:/<model_id> source, else None."""
+    if uri_scheme(source) != "models" or urlsplit(source).netloc:
+        return None
+    try:
+        return parse_model_uri(source).model_id
+    except InvalidParameterError:
+        return None
+
+
+def _check_run_source(ctx: ServerContext, source: str, run_id: str | None) -> None:
+    """MLflow's rules for a version whose source lies in a run (no model_id given)."""
     scheme = uri_scheme(source)
     if scheme in ("", "file"):
-        root = _source_run_root(ctx, source, run_id)
-        if uri_scheme(root) in ("", "file"):
-            root_path, path = _real_path(root), _real_path(source)
-            if os.path.commonpath([root_path, path]) == root_path:
-                return source, run_id
+        _check_local_host(source)
+        if run_id:
+            root = _source_root(ctx, source, "run_id", lambda: ctx.store.get_run(run_id))
+            if _local_within(source, root.info.artifact_uri):
+                return
         raise _invalid_source(
-            source,
-            "a local path must lie inside the artifact folder of the run given as run_id",
+            _real_path(source),
+            "To use a local path as a model version source, the run_id request parameter has "
+            "to be specified and the local path has to be contained within the artifact "
+            "directory of the run specified by the run_id.",
         )
-    if scheme in ("runs", "models") and urlsplit(source).netloc:
-        raise _invalid_source(source, f"{scheme}: URIs name no host (use {scheme}:/...)")
+    _no_traversal(source)
     if scheme == "runs":
-        source_run = parse_model_uri(source).run_id
-        if run_id and run_id != source_run:
-            raise _invalid_source(source, f"it is not in run {run_id!r} given as run_id")
-        _source_run_root(ctx, source, source_run)
-        return source, source_run
+        if urlsplit(source).netloc or not run_id or parse_model_uri(source).run_id != run_id:
+            raise _not_identifying(source, "run_id")
+        return
     if scheme == "models":
-        parsed = parse_model_uri(source)  # models:/m-... (LoggedModels) are refused here
-        version = resolve_version(store, parsed)
-        if run_id and run_id != (version.run_id or ""):
-            raise _invalid_source(
-                source, f"run_id {run_id!r} is not the run of the version it names"
-            )
-        return f"models:/{version.name}/{version.version}", version.run_id
-    if scheme == "mlflow-artifacts" or (scheme in ("http", "https") and _is_proxy_url(source)):
-        root = _source_run_root(ctx, source, run_id)
-        if _within(source, root):
-            return source, run_id
-        raise _invalid_source(source, f"it is not under the artifact URI {root} of run {run_id!r}")
-    if scheme in ("http", "https"):
+        if urlsplit(source).netloc or _parsed_models_uri(source).model_id is not None:
+            raise _not_identifying(source, "model_id")
+        return
+    if _is_proxy_source(source):
+        if run_id:
+            run = _source_root(ctx, source, "run_id", lambda: ctx.store.get_run(run_id))
+            if _within(source, run.info.artifact_uri):
+                return
+        raise _not_identifying(source, "run_id")
+    _check_host(source)
+
+
+def _check_model_source(ctx: ServerContext, source: str, model_id: str) -> None:
+    """MLflow's rules for a version made from a LoggedModel (model_id given)."""
+    model = _source_root(ctx, source, "model_id", lambda: ctx.store.get_logged_model(model_id))
+    scheme = uri_scheme(source)
+    if scheme in ("", "file"):
+        _check_local_host(source)
+        if _local_within(source, model.artifact_location):
+            return
         raise _invalid_source(
-            source, "http(s) sources must be this server's artifact proxy URLs of a run"
+            _real_path(source),
+            "To use a local path as a model version source, the model_id request parameter has "
+            "to be specified and the local path has to be contained within the artifact "
+            "directory of the run specified by the model_id.",
         )
-    return source, run_id or None
+    _no_traversal(source)
+    if scheme == "models":
+        named = _parsed_models_uri(source).model_id
+        if urlsplit(source).netloc or (named is not None and named != model_id):
+            raise _not_identifying(source, "model_id")
+        return
+    if scheme == "runs":
+        raise _not_identifying(source, "model_id")
+    if _is_proxy_source(source):
+        if _within(source, model.artifact_location):
+            return
+        raise _not_identifying(source, "model_id")
+    _check_host(source)
+
+
+def _check_host(source: str) -> None:
+    scheme = uri_scheme(source)
+    if scheme in _HOST_ADDRESSED and urlsplit(source).netloc:
+        raise InvalidParameterError(
+            f"Invalid source {source!r}: the '{scheme}' scheme addresses a host other than the "
+            "tracking server's artifact storage; register the model from its run "
+            "(runs:/<run_id>/<path>), its LoggedModel (models:/<model_id>) or a proxied "
+            "mlflow-artifacts:/ URI"
+        )
+
+
+T = TypeVar("T")
+
+
+def _source_root(ctx: ServerContext, source: str, field: str, get: Callable[[], T]) -> T:
+    """The run or model that must hold `source`; its absence is a bad source."""
+    try:
+        return get()
+    except NotFoundError:
+        raise _not_identifying(source, field) from None
+
+
+def checked_source(
+    ctx: ServerContext,
+    store: RegistryStore,
+    source: str,
+    run_id: str | None,
+    model_id: str | None,
+) -> tuple[str, str | None, str | None]:
+    """(source, run_id, model_id) to record for a new version, by MLflow's rules: a models:/
+    version URI is pinned to that version (its run and model carried over), and the source must
+    lie in the run (`run_id`) or LoggedModel (`model_id`) that is given. Sources are read later
+    only under the server's artifact roots."""
+    if any(ord(ch) < 32 for ch in source):
+        raise _invalid_source(source, "Control characters are not allowed.")
+    if uri_scheme(source) == "models":
+        if urlsplit(source).netloc:
+            raise _invalid_source(
+                source, "Registered model sources must use the active model registry."
+            )
+        parsed = _parsed_models_uri(source)
+        if parsed.model_id is None:
+            version = resolve_version(store, parsed)
+            version_model = _source_model_id(version.source or "")
+            if (run_id is not None and run_id != (version.run_id or "")) or (
+                model_id is not None and model_id != (version_model or "")
+            ):
+                raise _invalid_source(
+                    source,
+                    "The run_id and model_id request parameters must match the referenced "
+                    "model version.",
+                )
+            source = f"models:/{version.name}/{version.version}"
+            run_id = version.run_id if run_id is None else run_id
+            model_id = version_model if model_id is None else model_id
+    if model_id:
+        _check_model_source(ctx, source, model_id)
+        run_id = run_id or ctx.store.get_logged_model(model_id).source_run_id
+    else:
+        _check_run_source(ctx, source, run_id)
+    return source, run_id or None, model_id or None
 
 
 @route("/model-versions/create", "POST")
 def create_model_version(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     store = registry_for(ctx)
     name = _name(f)
-    if f.string("model_id"):
-        raise InvalidParameterError(
-            "model_id is not supported: this server keeps no MLflow 3 LoggedModels; register the "
-            "model from its run (runs:/<run_id>/<path>) instead"
-        )
     store.get_registered_model(name)  # a missing model fails before the source checks
-    source, run_id = checked_source(
-        ctx, store, f.string("source", required=True), f.string("run_id") or None
+    source, run_id, model_id = checked_source(
+        ctx,
+        store,
+        f.string("source", required=True),
+        f.string("run_id") if f.has("run_id") else None,
+        f.string("model_id") if f.has("model_id") else None,
     )
     version = store.create_model_version(
         name,
@@ -405,7 +542,19 @@ def create_model_version(ctx: ServerContext, f: Fields) -> dict[str, Any]:
         run_link=f.string("run_link") or None,
         description=f.string("description"),
     )
-    return {"model_version": model_version_json(version)}
+    if model_id:
+        _link_model_version(ctx, model_id, version)
+    return {"model_version": model_version_json(version, model_id)}
+
+
+def _link_model_version(ctx: ServerContext, model_id: str, version: ModelVersion) -> None:
+    """Add the version to the LoggedModel's mlflow.modelVersions tag (as MLflow's server does)."""
+    model = ctx.store.get_logged_model(model_id)
+    entry = {"name": version.name, "version": version.version}
+    listed = json.loads(model.tags.get(MODEL_VERSIONS_TAG) or "[]")
+    if entry not in listed:
+        listed.append(entry)
+    ctx.store.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(listed)})
 
 
 @route("/model-versions/get", "GET")
@@ -454,21 +603,28 @@ def delete_model_version_tag(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     return {}
 
 
-@route("/model-versions/get-download-uri", "GET")
-def get_model_version_download_uri(ctx: ServerContext, f: Fields) -> dict[str, Any]:
-    """The version's artifact location; a models:/ source is followed to the version it names
-    (MLflow's storage_location)."""
+def download_uri(ctx: ServerContext, name: str, version: str) -> str:
+    """Where a version's files are: its source, with models:/ sources followed to the version
+    or LoggedModel they name (MLflow's storage_location)."""
     store = registry_for(ctx)
-    uri = store.get_model_version_download_uri(_name(f), _version(f))
+    uri = store.get_model_version_download_uri(name, version)
     for _ in range(MAX_SOURCE_HOPS):
         if uri_scheme(uri) != "models":
-            return {"artifact_uri": uri}
-        version = resolve_version(store, parse_model_uri(uri))
-        uri = store.get_model_version_download_uri(version.name, version.version)
+            return uri
+        parsed = parse_model_uri(uri)
+        if parsed.model_id is not None:
+            return ctx.store.get_logged_model(parsed.model_id).artifact_location
+        found = resolve_version(store, parsed)
+        uri = store.get_model_version_download_uri(found.name, found.version)
     raise InvalidParameterError(
-        f"The source of version {_version(f)} of {_name(f)!r} leads through more than "
+        f"The source of version {version} of {name!r} leads through more than "
         f"{MAX_SOURCE_HOPS} models:/ URIs"
     )
+
+
+@route("/model-versions/get-download-uri", "GET")
+def get_model_version_download_uri(ctx: ServerContext, f: Fields) -> dict[str, Any]:
+    return {"artifact_uri": download_uri(ctx, _name(f), _version(f))}
 
 
 @route("/model-versions/transition-stage", "POST")

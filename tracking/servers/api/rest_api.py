@@ -11,12 +11,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tracking import system_tags, validation
+from tracking.artifacts import is_proxy_uri
 from tracking.entities import Metric, Param, Run, RunTag, now_ms
 from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.servers.api import messages
-from tracking.servers.api.artifacts_proxy import is_proxied
-from tracking.servers.api.messages import Fields, entry, to_float, to_int, to_status
-from tracking.servers.api.security import contained, safe_relative_path
+from tracking.servers.api.messages import Fields, entry, key_value, to_float, to_int, to_status
+from tracking.servers.api.security import contained, request_path
 from tracking.stores.base import SEARCH_MAX_RESULTS_DEFAULT, decode_page_token, encode_page_token
 
 if TYPE_CHECKING:
@@ -48,8 +48,9 @@ def create_experiment(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     name = f.string("name", required=True)
     location = f.string("artifact_location") or None
     if location is not None:
-        ctx.check_artifact_location(validation.artifact_location(location))
-    tags = dict(_key_value("tags", i, t) for i, t in enumerate(f.objects("tags")))
+        location = validation.absolute_location(validation.artifact_location(location))
+        ctx.check_artifact_location(location)
+    tags = dict(key_value("tags", i, t) for i, t in enumerate(f.objects("tags")))
     experiment_id = ctx.store.create_experiment(name, location, tags)
     return {"experiment_id": experiment_id}
 
@@ -137,7 +138,7 @@ def _run_json(ctx: ServerContext, run: Run) -> dict[str, Any]:
 
 @route("/runs/create", "POST", quick=True)
 def create_run(ctx: ServerContext, f: Fields) -> dict[str, Any]:
-    tags = [RunTag(*_key_value("tags", i, t)) for i, t in enumerate(f.objects("tags"))]
+    tags = [RunTag(*key_value("tags", i, t)) for i, t in enumerate(f.objects("tags"))]
     tag_name = next((t.value for t in tags if t.key == system_tags.RUN_NAME), None)
     run_name = f.string("run_name") or tag_name or system_tags.random_run_name()
     run = ctx.store.create_run(
@@ -201,35 +202,46 @@ def _metric(item: dict[str, Any], where: str = "") -> Metric:
     prefix = f"{where}." if where else ""
     key = entry(where, item, "key", required=True)
     if not isinstance(key, str):
-        raise InvalidParameterError(f"Invalid value {key!r} for parameter '{prefix}key'")
+        raise messages.invalid(f"{prefix}key", key, "a string")
     value = entry(where, item, "value", required=True)
     timestamp = entry(where, item, "timestamp", required=True)
     step = item.get("step")
+    links = {}
+    for name in ("model_id", "dataset_name", "dataset_digest"):
+        link = item.get(name)
+        if link not in (None, ""):
+            if not isinstance(link, str):
+                raise messages.invalid(f"{prefix}{name}", link, "a string")
+            links[name] = link
     return Metric(
         key=key,
         value=to_float(f"{prefix}value", value),
         timestamp=to_int(f"{prefix}timestamp", timestamp),
         step=0 if step in (None, "") else to_int(f"{prefix}step", step),
+        **links,
     )
 
 
 @route("/runs/log-metric", "POST", quick=True)
 def log_metric(ctx: ServerContext, f: Fields) -> dict[str, Any]:
-    ctx.store.log_metric(f.run_id(), _metric(f.as_dict()))
+    run_id = f.run_id()
+    ctx.store.log_metric(run_id, _metric(f.as_dict()))
     return {}
 
 
 @route("/runs/log-parameter", "POST", quick=True)
 def log_param(ctx: ServerContext, f: Fields) -> dict[str, Any]:
+    run_id = f.run_id()
     param = Param(f.string("key", required=True), f.string("value", default=""))
-    ctx.store.log_param(f.run_id(), param)
+    ctx.store.log_param(run_id, param)
     return {}
 
 
 @route("/runs/set-tag", "POST", quick=True)
 def set_tag(ctx: ServerContext, f: Fields) -> dict[str, Any]:
+    run_id = f.run_id()
     tag = RunTag(f.string("key", required=True), f.string("value", default=""))
-    ctx.store.set_tag(f.run_id(), tag)
+    ctx.store.set_tag(run_id, tag)
     return {}
 
 
@@ -239,20 +251,12 @@ def delete_tag(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     return {}
 
 
-def _key_value(name: str, index: int, item: dict[str, Any]) -> tuple[str, str]:
-    key = entry(f"{name}[{index}]", item, "key", required=True)
-    value = item.get("value")
-    if not isinstance(key, str) or not isinstance(value, str | int | float | type(None)):
-        raise InvalidParameterError(f"Invalid key or value in parameter '{name}[{index}]'")
-    return key, "" if value is None else str(value)
-
-
 @route("/runs/log-batch", "POST")
 def log_batch(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     run_id = f.run_id()
     metrics = [_metric(m, f"metrics[{i}]") for i, m in enumerate(f.objects("metrics"))]
-    params = [Param(*_key_value("params", i, p)) for i, p in enumerate(f.objects("params"))]
-    tags = [RunTag(*_key_value("tags", i, t)) for i, t in enumerate(f.objects("tags"))]
+    params = [Param(*key_value("params", i, p)) for i, p in enumerate(f.objects("params"))]
+    tags = [RunTag(*key_value("tags", i, t)) for i, t in enumerate(f.objects("tags"))]
     ctx.store.log_batch(run_id, metrics, params, tags)
     return {}
 
@@ -276,33 +280,25 @@ def get_metric_history(ctx: ServerContext, f: Fields) -> dict[str, Any]:
     return out
 
 
-# --- logged models (MLflow 3) ----------------------------------------------------------------
-
-
-@route("/logged-models/search", "POST")
-def search_logged_models(ctx: ServerContext, f: Fields) -> dict[str, Any]:
-    """Trackflow stores no LoggedModels: always an empty page. MLflow 3's client asks for
-    them whenever it lists or downloads a run's artifact sub-folder."""
-    f.strings("experiment_ids")
-    return {"models": []}
-
-
 # --- artifacts (metadata) ---------------------------------------------------------------------
+
+
+def list_under(ctx: ServerContext, root: str, path: str | None) -> list[dict[str, Any]]:
+    """The entries of folder `path` under an artifact root (a run's or a model's), read by the
+    served-roots rule."""
+    rel = request_path(path or None)
+    if is_proxy_uri(root):
+        destination, prefix = ctx.proxied_location(root)
+        full = f"{prefix}/{rel}" if rel else prefix
+        infos = destination.list(full)
+        return [messages.file_info_json(i, i.path[len(prefix) :].lstrip("/")) for i in infos]
+    repo = ctx.server_side_repository(root)
+    if repo.protocol == "file":
+        contained(ctx.real_local_root(repo), rel)
+    return [messages.file_info_json(i) for i in repo.list_artifacts(rel or None)]
 
 
 @route("/artifacts/list", "GET")
 def list_artifacts(ctx: ServerContext, f: Fields) -> dict[str, Any]:
-    run = ctx.store.get_run(f.run_id())
-    rel = safe_relative_path(f.string("path") or None)
-    root = run.info.artifact_uri
-    if is_proxied(root):
-        destination, prefix = ctx.proxied_location(root)
-        full = f"{prefix}/{rel}" if rel else prefix
-        infos = destination.list(full)
-        files = [messages.file_info_json(i, i.path[len(prefix) :].lstrip("/")) for i in infos]
-    else:
-        repo = ctx.server_side_repository(root)
-        if repo.protocol == "file":
-            contained(ctx.real_local_root(repo), rel)
-        files = [messages.file_info_json(i) for i in repo.list_artifacts(rel or None)]
-    return {"root_uri": root, "files": files}
+    root = ctx.store.get_run(f.run_id()).info.artifact_uri
+    return {"root_uri": root, "files": list_under(ctx, root, f.string("path"))}

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from starlette.requests import ClientDisconnect
 
@@ -42,6 +42,8 @@ INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
 
 PUBLIC_PATHS = frozenset({"/health"})  # answered without credentials (load-balancer probes)
 ARTIFACTS_PREFIXES = ("/api/2.0/mlflow-artifacts/", "/ajax-api/2.0/mlflow-artifacts/")
+#: MLflow's UI uploads a file as a raw POST body here (not JSON).
+UPLOAD_ARTIFACT_PATH = "/ajax-api/2.0/mlflow/upload-artifact"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ALLOW_ANY_LOCATION_FLAG = "--allow-any-artifact-location"
 
@@ -76,6 +78,15 @@ def safe_relative_path(path: str | None, what: str = "artifact path") -> str:
     else:
         raise InvalidParameterError(f"Invalid {what} {path!r}: too many levels of URL encoding")
     return "/".join(part for part in path.split("/") if part not in ("", "."))
+
+
+def request_path(path: str | None) -> str:
+    """safe_relative_path for a path a REST request names, refused with MLflow's exact answer
+    ("Invalid path"), which MLflow's clients and tests compare."""
+    try:
+        return safe_relative_path(path)
+    except InvalidParameterError:
+        raise InvalidParameterError("Invalid path") from None
 
 
 def _check_layer(original: str, text: str, what: str) -> None:
@@ -337,7 +348,10 @@ class RequestGuardMiddleware:
                     send, 403, PERMISSION_DENIED, "Cross-origin requests are not allowed"
                 )
                 return
-            if method == "POST" and not scope["path"].startswith(ARTIFACTS_PREFIXES):
+            raw_body = scope["path"].startswith(ARTIFACTS_PREFIXES) or (
+                scope["path"] == UPLOAD_ARTIFACT_PATH
+            )
+            if method == "POST" and not raw_body:
                 content_type = headers.get(b"content-type", "").split(";")[0].strip()
                 length = headers.get(b"content-length")
                 has_body = length not in (None, "0") or headers.get(b"transfer-encoding")
@@ -350,6 +364,26 @@ class RequestGuardMiddleware:
                     )
                     return
         await self.app(scope, receive, send)
+
+
+class MergeSlashesMiddleware:
+    """A request for a path with repeated slashes (``//model-versions/get-artifact``) is
+    redirected (308) to the path with single slashes, as MLflow's routing answers it. Artifact
+    proxy paths are left as they are (an upload's body is not sent twice)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or "//" not in path or path.startswith(ARTIFACTS_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"")
+        location = quote(re.sub("/{2,}", "/", path)).encode() + (b"?" + query if query else b"")
+        headers = [(b"location", location), (b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": 308, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
 
 
 # --- request size -----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from tracking.client import TrackingClient
 from tracking.config import redact_uri
 from tracking.errors import InvalidParameterError, NotFoundError, TrackingError
 from tracking.servers.api.security import RequestGuardMiddleware
-from tracking.servers.ui import artifacts_view, data
+from tracking.servers.ui import artifacts_view, data, run_io
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATIC_DIR = os.path.join(HERE, "static")
@@ -372,6 +372,8 @@ def create_ui_router(
             request,
             "run.html",
             run=run,
+            datasets=run_io.dataset_rows(run),
+            logged_models=run_io.logged_models(client, run),
             experiment=exp,
             metrics=summaries,
             links=links,

@@ -21,10 +21,11 @@ import uuid
 from typing import Any
 
 from tracking.entities import now_ms
-from tracking.errors import AlreadyExistsError, InvalidParameterError, NotFoundError
+from tracking.errors import InvalidParameterError, NotFoundError
 from tracking.registry import validation as check
 from tracking.registry.base import (
     RegistryStore,
+    model_exists,
     model_not_found,
     version_not_found,
 )
@@ -223,7 +224,7 @@ class FileRegistryStore(RegistryStore):
         description = check.description(description)
         with self._locked():
             if os.path.isfile(os.path.join(model_dir, META)):
-                raise AlreadyExistsError(f"Registered model {name!r} already exists")
+                raise model_exists(name)
             if os.path.exists(model_dir):  # a leftover without meta.yaml (e.g. a crash)
                 shutil.rmtree(model_dir)
             os.makedirs(os.path.join(model_dir, TAGS))
@@ -269,7 +270,7 @@ class FileRegistryStore(RegistryStore):
                 return self.get_registered_model(name)
             if os.path.exists(target):
                 if os.path.isfile(os.path.join(target, META)):
-                    raise AlreadyExistsError(f"Registered model {new_name!r} already exists")
+                    raise model_exists(new_name)
                 shutil.rmtree(target)
             os.rename(source, target)
             now = now_ms()

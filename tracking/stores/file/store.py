@@ -61,6 +61,7 @@ from tracking.stores.file.disk import (
     write_new,
     write_yaml,
 )
+from tracking.stores.file.logged_models import LoggedModelFiles
 from tracking.uris import local_path
 
 if TYPE_CHECKING:
@@ -107,12 +108,19 @@ def _latest_point(points: list[MetricPoint]) -> MetricPoint | None:
     return max(points, key=lambda p: latest_order(p[2], p[0], p[1]))
 
 
+def _metric_line(metric: Metric, timestamp: int, value: float, step: int) -> str:
+    """A metric file line; MLflow 3 appends the dataset's name and digest when given."""
+    if metric.dataset_name is not None and metric.dataset_digest is not None:
+        return f"{timestamp} {value} {step} {metric.dataset_name} {metric.dataset_digest}\n"
+    return f"{timestamp} {value} {step}\n"
+
+
 def _parse_text(path: str, text: bytes) -> str:
     return text.decode("utf-8")
 
 
 @translating_os_errors
-class FileStore(TrackingStore):
+class FileStore(LoggedModelFiles, TrackingStore):
     """Experiments and runs as folders of YAML and text files (MLflow-readable)."""
 
     mlflow_store_type = "FileStore"
@@ -123,6 +131,7 @@ class FileStore(TrackingStore):
         self._trash = os.path.join(self.root, TRASH)
         self._cache = StatCache()
         self._run_experiment: dict[str, str] = {}
+        self._model_experiment: dict[str, str] = {}
         self._names: dict[str, str] = {}
         os.makedirs(self._trash, exist_ok=True)
         self._lock = FileLock(os.path.join(self.root, LOCK_FILE))
@@ -215,7 +224,9 @@ class FileStore(TrackingStore):
     ) -> str:
         validation.experiment_name(name)
         if artifact_location is not None:
-            validation.artifact_location(artifact_location)
+            artifact_location = validation.absolute_location(
+                validation.artifact_location(artifact_location)
+            )
         checked = {k: validation.experiment_tag_value(k, v) for k, v in (tags or {}).items()}
         validation.no_key_clash("Experiment tag", checked)
         with self._lock():
@@ -290,6 +301,7 @@ class FileStore(TrackingStore):
         self._update_experiment_meta(path, now, lifecycle_stage=LifecycleStage.DELETED)
         os.replace(path, os.path.join(self._trash, experiment_id))
         self._run_experiment.clear()
+        self._model_experiment.clear()
 
     def restore_experiment(self, experiment_id: str) -> None:
         experiment_id = str(experiment_id)
@@ -307,6 +319,7 @@ class FileStore(TrackingStore):
         self._update_experiment_meta(path, lifecycle_stage=LifecycleStage.ACTIVE)
         os.replace(path, target)
         self._run_experiment.clear()
+        self._model_experiment.clear()
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         validation.experiment_name(new_name)
@@ -401,7 +414,10 @@ class FileStore(TrackingStore):
     def _active_run_dir(self, run_id: str) -> str:
         run_dir, meta = self._locate_run(run_id)
         if meta.get("lifecycle_stage") != LifecycleStage.ACTIVE:
-            raise InvalidStateError(f"Run {run_id!r} is deleted; restore it before logging to it")
+            raise InvalidStateError(
+                f"The run {run_id} must be in the 'active' state. Current state is deleted: "
+                "restore it before logging to it"
+            )
         return run_dir
 
     # --- runs ---------------------------------------------------------------------------------
@@ -546,7 +562,12 @@ class FileStore(TrackingStore):
 
     def get_run(self, run_id: str) -> Run:
         run_dir = self._run_dir(run_id)
-        return Run(self._run_info(run_dir), self._run_data(run_dir))
+        return Run(
+            self._run_info(run_dir),
+            self._run_data(run_dir),
+            self._run_inputs(run_dir),
+            self._run_outputs(run_dir),
+        )
 
     def _run_data(self, run_dir: str) -> RunData:
         metrics = {}
@@ -659,12 +680,15 @@ class FileStore(TrackingStore):
         step = validation.metric_step(metric.key, metric.step)
         timestamp = validation.metric_timestamp(metric.key, metric.timestamp)
         folder = f"{self._active_run_dir(run_id)}/metrics"
-        line = f"{timestamp} {value} {step}\n"
+        model_lines = self._model_metric_lines(run_id, [metric])
+        line = _metric_line(metric, timestamp, value, step)
         try:
             append_line(f"{folder}/{metric.key}", line)
         except (NotADirectoryError, IsADirectoryError):
             self._settle_clash(folder, metric.key, "Metric")
             append_line(f"{folder}/{metric.key}", line)
+        for path, model_line in model_lines:
+            append_line(path, model_line)
 
     def log_param(self, run_id: str, param: Param) -> None:
         self.log_batch(run_id, [], [param], [])
@@ -697,7 +721,7 @@ class FileStore(TrackingStore):
             number = validation.metric_value(m.key, m.value)
             step = validation.metric_step(m.key, m.step)
             timestamp = validation.metric_timestamp(m.key, m.timestamp)
-            lines.setdefault(m.key, []).append(f"{timestamp} {number} {step}\n")
+            lines.setdefault(m.key, []).append(_metric_line(m, timestamp, number, step))
         new_params: dict[str, str] = {}
         for p in params:
             value = validation.param_value(p.key, p.value)
@@ -707,6 +731,7 @@ class FileStore(TrackingStore):
         if "mlflow.runName" in checked_tags:
             validation.run_name(checked_tags["mlflow.runName"])
         run_dir = self._active_run_dir(run_id)
+        model_lines = self._model_metric_lines(run_id, metrics)
         self._check_keys(f"{run_dir}/params", new_params, "Param")
         self._check_keys(f"{run_dir}/tags", checked_tags, "Tag")
         self._check_keys(f"{run_dir}/metrics", lines, "Metric")
@@ -722,6 +747,8 @@ class FileStore(TrackingStore):
             self._write_tag_file(os.path.join(run_dir, "tags"), key, value)
         for key, key_lines in lines.items():
             append_line(os.path.join(run_dir, "metrics", key), "".join(key_lines))
+        for path, model_line in model_lines:
+            append_line(path, model_line)
         if checked_tags.get(system_tags.RUN_NAME):  # the run is renamed, as by set_tag
             self.update_run_info(run_id, run_name=checked_tags[system_tags.RUN_NAME])
 
@@ -731,7 +758,7 @@ class FileStore(TrackingStore):
         try:
             os.unlink(path)
         except FileNotFoundError:
-            raise NotFoundError(f"No tag {key!r} on run {run_id!r}") from None
+            raise NotFoundError(f"No tag with name: {key} in run with id {run_id}") from None
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         validation.validate_key(key, "Metric key")

@@ -84,16 +84,23 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import httpx
 from fsspec import AbstractFileSystem
 
-from tracking import search, validation
+from tracking import logged_models, search, validation
 from tracking.config import redact_uri
 from tracking.entities import (
+    DatasetInput,
+    DatasetSummary,
     Experiment,
     LifecycleStage,
+    LoggedModel,
+    LoggedModelOutput,
+    LoggedModelStatus,
     Metric,
     Param,
     Run,
     RunData,
     RunInfo,
+    RunInputs,
+    RunOutputs,
     RunStatus,
     RunTag,
     ViewType,
@@ -128,6 +135,7 @@ __all__ = [
 T = TypeVar("T")
 
 API = "/api/2.0/mlflow"
+AJAX_API = "/ajax-api/2.0/mlflow"
 ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 REQUESTED_RUN_ID_TAG = "trackflow.requested_run_id"
 RUN_NAME_TAG = "mlflow.runName"
@@ -459,21 +467,84 @@ def _run_info(data: dict) -> RunInfo:
 def _run(data: dict) -> Run:
     values = data.get("data") or {}
     metrics = {m["key"]: float(m.get("value", 0.0)) for m in values.get("metrics", [])}
+    inputs, outputs = data.get("inputs") or {}, data.get("outputs") or {}
     return Run(
         _run_info(data["info"]),
         RunData(
             metrics=metrics, params=_pairs(values.get("params")), tags=_pairs(values.get("tags"))
         ),
+        RunInputs(
+            [
+                DatasetInput(logged_models.dataset_from_dict(i["dataset"]), _pairs(i.get("tags")))
+                for i in inputs.get("dataset_inputs", [])
+            ],
+            [str(m["model_id"]) for m in inputs.get("model_inputs", [])],
+        ),
+        RunOutputs(
+            [
+                LoggedModelOutput(str(m["model_id"]), int(m.get("step", 0)))
+                for m in outputs.get("model_outputs", [])
+            ]
+        ),
+    )
+
+
+def _metric(data: dict, key: str | None = None) -> Metric:
+    return Metric(
+        data.get("key", key or ""),
+        float(data.get("value", 0.0)),
+        int(data.get("timestamp", 0)),
+        int(data.get("step", 0)),
+        model_id=data.get("model_id") or None,
+        dataset_name=data.get("dataset_name") or None,
+        dataset_digest=data.get("dataset_digest") or None,
+        run_id=data.get("run_id") or None,
+    )
+
+
+def _logged_model(data: dict) -> LoggedModel:
+    info, values = data.get("info") or {}, data.get("data") or {}
+    return LoggedModel(
+        experiment_id=str(info.get("experiment_id", "")),
+        model_id=str(info["model_id"]),
+        name=info.get("name", ""),
+        artifact_location=info.get("artifact_uri", ""),
+        creation_timestamp=int(info.get("creation_timestamp_ms", 0)),
+        last_updated_timestamp=int(info.get("last_updated_timestamp_ms", 0)),
+        model_type=info.get("model_type") or None,
+        source_run_id=info.get("source_run_id") or None,
+        status=LoggedModelStatus.parse(info.get("status", "LOGGED_MODEL_STATUS_UNSPECIFIED")),
+        status_message=info.get("status_message") or None,
+        tags=_pairs(info.get("tags")),
+        params=_pairs(values.get("params")),
+        metrics=[_metric(m) for m in values.get("metrics", [])],
     )
 
 
 def _metric_json(metric: Metric) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "key": metric.key,
         "value": _json_float(metric.value),
         "timestamp": metric.timestamp,
         "step": metric.step,
     }
+    for name in ("model_id", "dataset_name", "dataset_digest"):
+        if getattr(metric, name) is not None:
+            out[name] = getattr(metric, name)
+    return out
+
+
+def _checked_metric(metric: Metric) -> Metric:
+    """`metric` with its value, timestamp and step checked (links to a model kept)."""
+    return Metric(
+        metric.key,
+        validation.metric_value(metric.key, metric.value),
+        validation.metric_timestamp(metric.key, metric.timestamp),
+        validation.metric_step(metric.key, metric.step),
+        model_id=metric.model_id,
+        dataset_name=metric.dataset_name,
+        dataset_digest=metric.dataset_digest,
+    )
 
 
 def _search_text(
@@ -750,14 +821,7 @@ class RestStore(TrackingStore):
         self._on_run(run_id, lambda rid: self._post("runs/restore", {"run_id": rid}))
 
     def log_metric(self, run_id: str, metric: Metric) -> None:
-        value = validation.metric_value(metric.key, metric.value)
-        checked = Metric(
-            metric.key,
-            value,
-            validation.metric_timestamp(metric.key, metric.timestamp),
-            validation.metric_step(metric.key, metric.step),
-        )
-        body = _metric_json(checked)
+        body = _metric_json(_checked_metric(metric))
         self._on_run(
             run_id,
             lambda rid: self._post("runs/log-metric", {"run_id": rid, "run_uuid": rid, **body}),
@@ -787,17 +851,7 @@ class RestStore(TrackingStore):
         splits bigger ones), then send it, in more than one request only when the JSON body
         would outgrow the server's request limit."""
         validation.batch_sizes(len(metrics), len(params), len(tags))
-        metric_items = [
-            _metric_json(
-                Metric(
-                    m.key,
-                    validation.metric_value(m.key, m.value),
-                    validation.metric_timestamp(m.key, m.timestamp),
-                    validation.metric_step(m.key, m.step),
-                )
-            )
-            for m in metrics
-        ]
+        metric_items = [_metric_json(_checked_metric(m)) for m in metrics]
         new_params: dict[str, str] = {}
         for p in params:  # MLflow rejects repeated keys even with equal values: send each once
             value = validation.param_value(p.key, p.value)
@@ -839,15 +893,7 @@ class RestStore(TrackingStore):
                 if token:
                     params["page_token"] = token
                 answer = self._get("metrics/get-history", params)
-                points.extend(
-                    Metric(
-                        m.get("key", key),
-                        float(m.get("value", 0.0)),
-                        int(m.get("timestamp", 0)),
-                        int(m.get("step", 0)),
-                    )
-                    for m in answer.get("metrics", [])
-                )
+                points.extend(_metric(m, key) for m in answer.get("metrics", []))
                 token = answer.get("next_page_token")
                 if not token:
                     return points
@@ -872,6 +918,133 @@ class RestStore(TrackingStore):
         answer = self._post("runs/search", body)
         runs = [_run(r) for r in answer.get("runs", [])]
         return PagedList(runs, answer.get("next_page_token") or None)
+
+    # --- dataset inputs and model outputs -----------------------------------------------------
+    def log_inputs(
+        self, run_id: str, datasets: list[DatasetInput], models: list[str] | None = None
+    ) -> None:
+        items = [
+            {
+                "tags": [{"key": k, "value": v} for k, v in item.tags.items()],
+                "dataset": {
+                    key: value for key, value in vars(item.dataset).items() if value is not None
+                },
+            }
+            for item in logged_models.checked_dataset_inputs(datasets)
+        ]
+        body = {"datasets": items, "models": [{"model_id": m} for m in models or []]}
+        self._on_run(run_id, lambda rid: self._post("runs/log-inputs", {"run_id": rid, **body}))
+
+    def log_outputs(self, run_id: str, models: list[LoggedModelOutput]) -> None:
+        items = [
+            {"model_id": m.model_id, "step": validation.metric_step("step", m.step)} for m in models
+        ]
+        self._on_run(
+            run_id, lambda rid: self._post("runs/outputs", {"run_id": rid, "models": items})
+        )
+
+    def search_datasets(self, experiment_ids: list[str]) -> list[DatasetSummary]:
+        body = {"experiment_ids": [str(i) for i in experiment_ids]}
+        answer = self._http.call("POST", f"{AJAX_API}/experiments/search-datasets", body)
+        return [
+            DatasetSummary(
+                str(d.get("experiment_id", "")),
+                d.get("name", ""),
+                d.get("digest", ""),
+                d.get("context"),
+            )
+            for d in answer.get("dataset_summaries", [])
+        ]
+
+    # --- logged models ------------------------------------------------------------------------
+    def _model_endpoint(self, model_id: str, suffix: str = "") -> str:
+        return f"{API}/logged-models/{quote(str(model_id), safe='')}{suffix}"
+
+    def create_logged_model(
+        self,
+        experiment_id: str,
+        name: str | None = None,
+        source_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        model_type: str | None = None,
+    ) -> LoggedModel:
+        body: dict[str, Any] = {
+            "experiment_id": str(experiment_id),
+            "tags": [{"key": k, "value": v} for k, v in logged_models.checked_tags(tags).items()],
+            "params": [
+                {"key": k, "value": v} for k, v in logged_models.checked_params(params).items()
+            ],
+        }
+        for field, value in (
+            ("name", logged_models.model_name(name)),
+            ("source_run_id", source_run_id),
+            ("model_type", model_type),
+        ):
+            if value:
+                body[field] = value
+        return _logged_model(self._post("logged-models", body)["model"])
+
+    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
+        params = {"allow_deleted": "true"} if allow_deleted else None
+        return _logged_model(
+            self._http.call("GET", self._model_endpoint(model_id), params)["model"]
+        )
+
+    def finalize_logged_model(self, model_id: str, status: LoggedModelStatus) -> LoggedModel:
+        try:
+            checked = LoggedModelStatus.parse(status)
+        except ValueError as e:
+            raise InvalidParameterError(str(e)) from None
+        body = {"model_id": model_id, "status": checked.proto_name}
+        return _logged_model(
+            self._http.call("PATCH", self._model_endpoint(model_id), body)["model"]
+        )
+
+    def delete_logged_model(self, model_id: str) -> None:
+        self._http.call("DELETE", self._model_endpoint(model_id))
+
+    def set_logged_model_tags(self, model_id: str, tags: dict[str, str]) -> None:
+        items = [{"key": k, "value": v} for k, v in logged_models.checked_tags(tags).items()]
+        self._http.call("PATCH", self._model_endpoint(model_id, "/tags"), {"tags": items})
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        validation.validate_key(key, "Tag key")
+        suffix = f"/tags/{quote(key, safe='')}"
+        self._http.call("DELETE", self._model_endpoint(model_id, suffix))
+
+    def log_logged_model_params(self, model_id: str, params: dict[str, str]) -> None:
+        items = [{"key": k, "value": v} for k, v in logged_models.checked_params(params).items()]
+        body = {"model_id": model_id, "params": items}
+        self._http.call("POST", self._model_endpoint(model_id, "/params"), body)
+
+    def search_logged_models(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None = None,
+        datasets: list[dict[str, str]] | None = None,
+        max_results: int | None = None,
+        order_by: list[dict[str, object]] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[LoggedModel]:
+        body: dict[str, Any] = {"experiment_ids": [str(i) for i in experiment_ids]}
+        if filter_string:
+            body["filter"] = search.checked_text("Filter", filter_string)
+        if datasets:
+            body["datasets"] = [
+                {k: v for k, v in vars(d).items() if v is not None}
+                for d in logged_models.dataset_filters(datasets)
+            ]
+        if max_results is not None:
+            body["max_results"] = check_max_results(max_results)
+        if order_by:
+            logged_models.model_orders(order_by)
+            body["order_by"] = [{k: v for k, v in o.items() if v is not None} for o in order_by]
+        if page_token:
+            body["page_token"] = page_token
+        answer = self._post("logged-models/search", body)
+        models = [_logged_model(m) for m in answer.get("models", [])]
+        return PagedList(models, answer.get("next_page_token") or None)
 
 
 # --- artifacts through the server's proxy --------------------------------------------------------

@@ -16,9 +16,14 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tracking.entities import now_ms
-from tracking.errors import AlreadyExistsError, InvalidParameterError
+from tracking.errors import InvalidParameterError
 from tracking.registry import validation as check
-from tracking.registry.base import RegistryStore, model_not_found, version_not_found
+from tracking.registry.base import (
+    RegistryStore,
+    model_exists,
+    model_not_found,
+    version_not_found,
+)
 from tracking.registry.entities import (
     ACTIVE_STAGES,
     STAGE_ARCHIVED,
@@ -198,7 +203,7 @@ class SqlRegistryStore(RegistryStore):
         try:
             self.database.transaction(work)
         except IntegrityError:
-            raise AlreadyExistsError(f"Registered model {name!r} already exists") from None
+            raise model_exists(name) from None
         return self.get_registered_model(name)
 
     def get_registered_model(self, name: str) -> RegisteredModel:
@@ -234,7 +239,7 @@ class SqlRegistryStore(RegistryStore):
             if new_name == name:
                 return
             if self._model_exists(conn, new_name):
-                raise AlreadyExistsError(f"Registered model {new_name!r} already exists")
+                raise model_exists(new_name)
             now = now_ms()
             # ON UPDATE CASCADE carries the new name to versions, tags and aliases.
             conn.execute(
@@ -245,7 +250,7 @@ class SqlRegistryStore(RegistryStore):
         try:
             self.database.transaction(work)
         except IntegrityError:
-            raise AlreadyExistsError(f"Registered model {new_name!r} already exists") from None
+            raise model_exists(new_name) from None
         return self.get_registered_model(new_name)
 
     def delete_registered_model(self, name: str) -> None:

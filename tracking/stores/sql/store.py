@@ -74,6 +74,7 @@ from tracking.stores.base import (
 from tracking.stores.sql import hard_delete
 from tracking.stores.sql import schema as schema
 from tracking.stores.sql.experiment_runs import SqlExperimentRuns, count_runs
+from tracking.stores.sql.logged_models import LoggedModelTables
 from tracking.stores.sql.search import search_source
 from tracking.uris import sqlite_path, uri_scheme
 
@@ -135,7 +136,7 @@ def _configure_sqlite(engine: Engine, read_only: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
-class SqlStore(TrackingStore):
+class SqlStore(LoggedModelTables, TrackingStore):
     """Experiments and runs in a relational database (sqlite:///..., postgresql://...)."""
 
     mlflow_store_type = "SqlStore"
@@ -330,7 +331,9 @@ class SqlStore(TrackingStore):
         validation.experiment_name(name)
         self.shape.check("experiments", "name", name, "Experiment name")
         if artifact_location is not None:
-            validation.artifact_location(artifact_location)
+            artifact_location = validation.absolute_location(
+                validation.artifact_location(artifact_location)
+            )
             self.shape.check("experiments", "artifact_location", artifact_location, "Location")
         checked = {k: validation.experiment_tag_value(k, v) for k, v in (tags or {}).items()}
         validation.no_key_clash("Experiment tag", checked)
@@ -604,7 +607,7 @@ class SqlStore(TrackingStore):
                 data[run_uuid].tags[key] = text_value
             else:
                 data[run_uuid].metrics[key] = math.nan if is_nan else number
-        return [
+        runs = [
             Run(
                 RunInfo(
                     run_id=row.run_uuid,
@@ -621,6 +624,8 @@ class SqlStore(TrackingStore):
             )
             for row in rows
         ]
+        self._attach_inputs_outputs(conn, runs)
+        return runs
 
     def get_run(self, run_id: str) -> Run:
         validation.run_id(run_id)
@@ -733,6 +738,9 @@ class SqlStore(TrackingStore):
             conn.exec_driver_sql(_UPSERT_LATEST_POSTGRES, _metric_arrays(newest))
 
     def log_metric(self, run_id: str, metric: Metric) -> None:
+        if metric.model_id is not None:  # the model's metrics too: the general path
+            self.log_batch(run_id, [metric], [], [])
+            return
         (row,) = self._metric_rows(run_id, [metric])
         parameters = {**row, **self._clash_parameters(metric.key)}
         insert = _INSERT_NESTED_METRIC if "/" in metric.key else _INSERT_FLAT_METRIC
@@ -787,6 +795,7 @@ class SqlStore(TrackingStore):
                 )
             if metric_rows:
                 self._write_metrics(conn, metric_rows)
+                self._write_model_metrics(conn, run_id, metrics)
 
         self.transaction(work)
 
@@ -849,7 +858,7 @@ class SqlStore(TrackingStore):
             return conn.execute(delete(t).where(t.c.run_uuid == run_id, t.c.key == key)).rowcount
 
         if not self.transaction(work):
-            raise NotFoundError(f"No tag {key!r} on run {run_id!r}")
+            raise NotFoundError(f"No tag with name: {key} in run with id {run_id}")
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         validation.validate_key(key, "Metric key")
@@ -1150,7 +1159,10 @@ def _raise_unless_active(run_id: str, stage: str | None) -> None:
     if stage is None:
         raise NotFoundError(f"Run {run_id!r} not found")
     if stage != LifecycleStage.ACTIVE:
-        raise InvalidStateError(f"Run {run_id!r} is deleted; restore it before logging to it")
+        raise InvalidStateError(
+            f"The run {run_id} must be in the 'active' state. Current state is deleted: "
+            "restore it before logging to it"
+        )
 
 
 _UPSERT_EXPERIMENT_TAG = text(
