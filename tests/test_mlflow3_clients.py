@@ -27,7 +27,7 @@ import tracking
 import tracking.pyfunc
 from flows import flow
 from tasks import task
-from tracking import TrackingClient, config
+from tracking import TrackingClient, state
 from tracking.entities import LoggedModelStatus
 from tracking.errors import InvalidParameterError, NotFoundError
 
@@ -142,7 +142,7 @@ def test_mlflow_client_logs_registers_and_loads_a_logged_model(
         loaded = tracking.pyfunc.load_model(f"models:/{info.model_id}")
         np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     finally:
-        config.reset_tracking_uri()
+        state.reset()
 
 
 def test_mlflow_client_logged_model_lifecycle(server: Server, mlflow_client: Any) -> None:
@@ -234,7 +234,7 @@ def test_decorated_flow_records_dataset_inputs(
     try:
         dataset_lineage()
     finally:
-        config.reset_tracking_uri()
+        state.reset()
     client = mlflow.MlflowClient(server.url)
     experiment = client.get_experiment_by_name("dataset-lineage")
     (task_run,) = client.search_runs(

@@ -375,6 +375,7 @@ def test_run_page(page: Any, ui_url: str, ui_store: UIStore) -> None:
     page.goto(f"{ui_url}/experiments/{ui_store.experiment_id}")
     page.click(f"tr[data-id='{run_id}'] td.name-col a")
     page.wait_for_selector("#run-info")
+    page.wait_for_load_state()  # the page's script ran: the package filter listens
     run = tracking.TrackingClient(ui_store.uri).get_run(run_id)
     assert page.locator("h1").inner_text() == run.info.run_name
     params = page.locator("table.kv", has=page.locator("caption", has_text="Parameters"))
