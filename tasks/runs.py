@@ -128,7 +128,9 @@ class TrackedRun:
         # A deferred run's writes from the end of its body: replayable from the journal.
         self.record = RunRecord(run.info.run_id, creation) if deferred else None
         self.written = False  # the queued start (creation, params) is in the store
-        self.coalesced = False  # the start found the run over already: the record creates it
+        # Decided by the first queued start step: True when the run was over by then (the
+        # record creates it whole), False when the start is written; None before.
+        self.coalesced: bool | None = None
 
     @property
     def run_id(self) -> str:
@@ -228,13 +230,13 @@ class TrackedRun:
             self.guard("creating its run", when(self._mark_written))
 
     def _unless_over(self, action: Callable[[], Any]) -> Callable[[], Any]:
-        """`action`, skipped once the run's record holds its end (the writer thread runs it)."""
+        """`action`, skipped when the run's record held its end as the first start step ran
+        (the writer thread runs them all, in order)."""
 
         def unless_over() -> Any:
-            if self.coalesced or (self.record is not None and self.record.status is not None):
-                self.coalesced = True
-                return None
-            return action()
+            if self.coalesced is None:  # the first start step decides for all of them
+                self.coalesced = self.record is not None and self.record.status is not None
+            return None if self.coalesced else action()
 
         return unless_over
 
