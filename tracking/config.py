@@ -7,6 +7,7 @@ from functools import lru_cache
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
 from tracking.state import STATE
+from tracking.uris import uri_scheme
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 DEFAULT_TRACKING_URI = "./mlruns"
@@ -15,8 +16,8 @@ DEFAULT_TRACKING_URI = "./mlruns"
 @lru_cache(maxsize=64)
 def _normalize(uri: str, cwd: str) -> str:
     """Local paths become absolute file:// URIs, so a later chdir cannot move the store."""
-    scheme = urlparse(uri).scheme
-    if len(scheme) <= 1:
+    scheme = uri_scheme(uri)
+    if not scheme:
         return "file://" + os.path.normpath(os.path.join(cwd, uri))
     if scheme == "file":
         return "file://" + os.path.normpath(os.path.join(cwd, urlparse(uri).path))

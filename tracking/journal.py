@@ -110,12 +110,10 @@ class RunRecord:
             store.update_run_info(self.run_id, self.status, self.end_time)
 
     def create_ended(self, store: TrackingStore) -> None:
-        """Write the whole run at once (it does not exist yet: nothing of it was written);
-        a record without its creation or its end is applied as usual."""
+        """Write the whole run at once: a planned run that has ended and of which nothing was
+        written yet."""
         c = self.create
-        if c is None or self.status is None:
-            self.apply(store, created=False)
-            return
+        assert c is not None and self.status is not None
         store.create_ended_run(
             c.experiment_id,
             c.user_id,

@@ -366,11 +366,8 @@ def _remove_empty_location(experiment: Experiment) -> None:
     nothing is left in it; custom locations may be shared, so they stay."""
     from tracking.uris import local_path
 
-    folder = local_path(experiment.artifact_location or "")
-    if (
-        experiment.artifact_location
-        and folder is not None
-        and os.path.basename(folder.rstrip("/")) == experiment.experiment_id
-    ):
+    location = experiment.artifact_location
+    folder = local_path(location) if location else None
+    if folder is not None and os.path.basename(folder.rstrip("/")) == experiment.experiment_id:
         with contextlib.suppress(OSError):
             os.rmdir(folder)

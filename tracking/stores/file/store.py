@@ -115,6 +115,25 @@ def _metric_line(metric: Metric, timestamp: int, value: float, step: int) -> str
     return f"{timestamp} {value} {step}\n"
 
 
+def _checked_values(
+    run_id: str, metrics: list[Metric], params: list[Param]
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Validated params ({key: value}; a key given twice must keep its value) and metric file
+    lines by key, as log_batch and create_ended_run write them."""
+    values: dict[str, str] = {}
+    for p in params:
+        value = validation.param_value(p.key, p.value)
+        if values.setdefault(p.key, value) != value:
+            raise validation.param_conflict(run_id, p.key, values[p.key], value)
+    lines: dict[str, list[str]] = {}
+    for m in metrics:
+        number = validation.metric_value(m.key, m.value)
+        step = validation.metric_step(m.key, m.step)
+        timestamp = validation.metric_timestamp(m.key, m.timestamp)
+        lines.setdefault(m.key, []).append(_metric_line(m, timestamp, number, step))
+    return values, lines
+
+
 def _parse_text(path: str, text: bytes) -> str:
     return text.decode("utf-8")
 
@@ -455,17 +474,7 @@ class FileStore(LoggedModelFiles, TrackingStore):
         status = RunStatus.parse(status).name
         if end_time is not None:
             validation.time_ms("Run end_time", end_time)
-        values: dict[str, str] = {}
-        for p in params:
-            value = validation.param_value(p.key, p.value)
-            if values.setdefault(p.key, value) != value:
-                raise validation.param_conflict(run_id, p.key, values[p.key], value)
-        lines: dict[str, list[str]] = {}
-        for m in metrics:
-            number = validation.metric_value(m.key, m.value)
-            step = validation.metric_step(m.key, m.step)
-            timestamp = validation.metric_timestamp(m.key, m.timestamp)
-            lines.setdefault(m.key, []).append(f"{timestamp} {number} {step}\n")
+        values, lines = _checked_values(run_id, metrics, params)
         validation.no_key_clash("Param", values)
         validation.no_key_clash("Metric", lines)
 
@@ -716,17 +725,7 @@ class FileStore(LoggedModelFiles, TrackingStore):
         self, run_id: str, metrics: list[Metric], params: list[Param], tags: list[RunTag]
     ) -> None:
         validation.batch_sizes(len(metrics), len(params), len(tags))
-        lines: dict[str, list[str]] = {}
-        for m in metrics:
-            number = validation.metric_value(m.key, m.value)
-            step = validation.metric_step(m.key, m.step)
-            timestamp = validation.metric_timestamp(m.key, m.timestamp)
-            lines.setdefault(m.key, []).append(_metric_line(m, timestamp, number, step))
-        new_params: dict[str, str] = {}
-        for p in params:
-            value = validation.param_value(p.key, p.value)
-            if new_params.setdefault(p.key, value) != value:
-                raise validation.param_conflict(run_id, p.key, new_params[p.key], value)
+        new_params, lines = _checked_values(run_id, metrics, params)
         checked_tags = {t.key: validation.tag_value(t.key, t.value) for t in tags}
         if "mlflow.runName" in checked_tags:
             validation.run_name(checked_tags["mlflow.runName"])
